@@ -1,0 +1,63 @@
+/* HTTP/1.1 request-head parser for the WebSocket upgrade (and the few plain GETs the server
+ * answers). Zero copy: every field is a slice into the caller's buffer. Incremental in the
+ * picohttpparser way: call again on the grown buffer, passing how many bytes the previous
+ * call saw, and the search for the end of the head resumes where it stopped. */
+#ifndef URINGWS_HTTP_H
+#define URINGWS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uringws/common.h"
+
+#define WS_HTTP_MAX_HEADER_BYTES_DEFAULT 8192
+#define WS_HTTP_MAX_HEADERS_DEFAULT 64
+#define WS_HTTP_HEADERS_CAP 128 /* hard cap on max_headers (size of the array below) */
+
+typedef struct ws_http_limits {
+    size_t max_header_bytes; /* request line + headers + final CRLF; over it: 431. 8 KiB */
+    size_t max_headers;      /* header lines; over it: 431. 64, at most WS_HTTP_HEADERS_CAP */
+} ws_http_limits_t;
+
+typedef struct ws_http_header {
+    ws_slice_t name;  /* as sent (compare case-insensitively) */
+    ws_slice_t value; /* leading and trailing spaces/tabs trimmed */
+} ws_http_header_t;
+
+typedef struct ws_http_request {
+    ws_slice_t method;
+    ws_slice_t target; /* request-target as sent, e.g. "/room?x=1" */
+    int minor_version; /* 1 for HTTP/1.1, 0 for HTTP/1.0 */
+    size_t num_headers;
+    ws_http_header_t headers[WS_HTTP_HEADERS_CAP];
+} ws_http_request_t;
+
+/* Parses the request head in buf[0..len). `prev_len` is the len of the previous call on the
+ * same request (0 the first time). Returns the head's length including the final CRLF CRLF
+ * (bytes after it belong to the WebSocket stream), WS_INCOMPLETE, -400 for a malformed head
+ * (bad request line, bare CR, NUL or other control bytes, header without colon, space
+ * before colon, obsolete line folding, HTTP version other than 1.x), or -431 when the head
+ * exceeds max_header_bytes or max_headers (also while still incomplete). `lim` may be NULL
+ * for the defaults. */
+int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
+                          const ws_http_limits_t *lim, ws_http_request_t *req);
+
+/* First header named `name` (case-insensitive), or NULL. */
+const ws_http_header_t *ws_http_find(const ws_http_request_t *req, const char *name);
+/* Number of headers named `name`. */
+size_t ws_http_count(const ws_http_request_t *req, const char *name);
+/* True when some `name` header holds `token` in its comma-separated list (case-insensitive,
+ * optional whitespace around commas), e.g. "Connection: keep-alive, Upgrade". */
+bool ws_http_has_token(const ws_http_request_t *req, const char *name, const char *token);
+/* Case-insensitive comparison of a slice with a NUL-terminated ASCII string. */
+bool ws_slice_eq_ci(ws_slice_t s, const char *lit);
+
+/* Reason phrase for the statuses the server sends ("Bad Request", ...), "Error" otherwise. */
+const char *ws_http_reason(int status);
+/* Writes a complete response with `Connection: close`, the given content type and body, and
+ * optional extra header lines (`extra` must end in CRLF, may be NULL). Returns the length, or
+ * 0 when it does not fit in cap. */
+size_t ws_http_write_response(char *out, size_t cap, int status, const char *content_type,
+                              const char *extra, const void *body, size_t body_len);
+
+#endif

@@ -1,0 +1,76 @@
+/* Incremental WebSocket message parser for the server side: frames in, messages out.
+ *
+ * Bytes are fed in chunks of any size (a chunk is typically one provided ring buffer).
+ * Payloads are unmasked in place in the caller's chunk. A data message that is one
+ * unfragmented frame lying wholly in the chunk is delivered as a slice of the chunk (zero
+ * copy); a message that spans chunks or frames is copied into the parser's reassembly
+ * buffer. Control frames may interleave with a fragmented message. Text is UTF-8 validated
+ * incrementally (fail fast). The parser owns its reassembly buffer and nothing else. */
+#ifndef URINGWS_PARSER_H
+#define URINGWS_PARSER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uringws/frame.h"
+#include "uringws/utf8.h"
+
+#define WS_MAX_MESSAGE_DEFAULT (16u << 20) /* 16 MiB */
+
+typedef struct ws_parser_config {
+    uint64_t max_message; /* bytes of one assembled message; over it: 1009. Default 16 MiB */
+    unsigned frame_flags; /* enum ws_frame_flags; the server uses WS_FRAME_REQUIRE_MASK */
+} ws_parser_config_t;
+
+/* Callbacks; each returns 0 to go on or a non-zero value that stops ws_parser_feed, which
+ * then returns that value. Slices are valid only during the call. */
+typedef struct ws_parser_callbacks {
+    /* A complete text (valid UTF-8) or binary message. */
+    int (*on_message)(void *ud, uint8_t opcode, const uint8_t *payload, size_t len);
+    /* A ping or pong with its (unmasked) payload, at most 125 bytes. */
+    int (*on_control)(void *ud, uint8_t opcode, const uint8_t *payload, size_t len);
+    /* A valid close frame: code is WS_CLOSE_NO_STATUS when the frame had no payload; the
+     * reason is valid UTF-8. After it the parser accepts no more input. */
+    int (*on_close)(void *ud, unsigned code, const uint8_t *reason, size_t len);
+} ws_parser_callbacks_t;
+
+typedef struct ws_parser {
+    ws_parser_config_t cfg;
+    /* Current frame. */
+    uint8_t hdr_buf[WS_FRAME_HEADER_MAX]; /* header bytes cut off at a chunk end */
+    uint8_t hdr_have;                     /* bytes held in hdr_buf */
+    bool in_frame;                        /* header parsed, payload not finished */
+    bool closed;                          /* a close frame was delivered */
+    ws_frame_header_t frame;
+    uint64_t frame_done; /* payload bytes of the current frame already consumed */
+    /* Data message being assembled (opcode 0 when none is open). */
+    uint8_t msg_opcode;
+    ws_utf8_state_t utf8;
+    uint8_t *msg_buf;
+    size_t msg_len, msg_cap;
+    /* Control frame payload cut across chunks. */
+    uint8_t ctl_buf[WS_CONTROL_MAX];
+    uint8_t ctl_len;
+} ws_parser_t;
+
+void ws_parser_init(ws_parser_t *ps, const ws_parser_config_t *cfg);
+/* Frees the reassembly buffer; the parser may be initialised again after. */
+void ws_parser_free(ws_parser_t *ps);
+
+/* Consumes p[0..n) (unmasking payload bytes in place) and calls back for each complete
+ * message, control frame and close frame. Returns:
+ *   0                      all n bytes consumed;
+ *   a callback's non-zero  parsing stopped right after that callback (*consumed says where);
+ *   -WS_CLOSE_PROTOCOL_ERROR (-1002), -WS_CLOSE_INVALID_PAYLOAD (-1007),
+ *   -WS_CLOSE_TOO_BIG (-1009)  the peer broke the protocol: send that close code;
+ *   -ENOMEM                reassembly buffer could not grow (answer with 1011).
+ * `consumed` may be NULL. After an error or a close, further calls return the same error. */
+int ws_parser_feed(ws_parser_t *ps, uint8_t *p, size_t n, size_t *consumed,
+                   const ws_parser_callbacks_t *cb, void *ud) WS_WARN_UNUSED;
+
+/* The close code a server sends back for a received close `code` (RFC 6455 5.5.1 echo):
+ * the same code when valid, 1000 for WS_CLOSE_NO_STATUS. */
+unsigned ws_close_reply_code(unsigned code);
+
+#endif
