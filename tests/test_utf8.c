@@ -405,16 +405,21 @@ static bool oracle_prefix_ok(const uint8_t *p, size_t from, size_t k)
     static const char *const endings[] = {
         "",         "\x80",     "\x90",         "\xa0",         "\x80\x80",
         "\x90\x80", "\xa0\x80", "\x80\x80\x80", "\x90\x80\x80", "\xa0\x80\x80"};
-    uint8_t tail[16];
-    /* An unfinished character has at most three bytes, so it starts at k - 3 or later. Back up
-     * from there to a byte that is not a continuation: any valid completion has a character
-     * boundary before it, so what precedes it must be valid on its own. */
-    size_t start = k - from > 3 ? k - 3 : from;
-    while (start > from && (p[start] & 0xc0) == 0x80)
+    /* Start from the last byte, among the last four, that is not a continuation: every valid
+     * completion has a character boundary before it, so what precedes it must be valid on its
+     * own, and what follows it is the unfinished character (at most four bytes). */
+    size_t lo = k - from > 4 ? k - 4 : from;
+    size_t start = k;
+    while (start > lo && (p[start - 1] & 0xc0) == 0x80)
         start--;
+    if (start > lo)
+        start--;
+    else if (lo > from)
+        return false; /* four continuation bytes in a row */
     if (!ws_utf8_valid_baseline(p + from, start - from))
         return false;
-    size_t m = k - start; /* at most 6 */
+    uint8_t tail[8];
+    size_t m = k - start;
     for (size_t e = 0; e < sizeof(endings) / sizeof(endings[0]); e++) {
         size_t el = strlen(endings[e]);
         memcpy(tail, p + start, m);
