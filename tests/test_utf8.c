@@ -604,7 +604,8 @@ static void test_alignments(guarded_t *g)
 {
     enum { MAXLEN = 300 };
     static uint8_t text[MAXLEN], bad[MAXLEN];
-    uint8_t *arena = aligned_alloc(64, 64 + MAXLEN + 64);
+    /* aligned_alloc wants a size that is a multiple of the alignment (C11 7.22.3.1). */
+    uint8_t *arena = aligned_alloc(64, (64 + MAXLEN + 63) / 64 * 64);
     CHECK(arena != NULL);
     for (size_t n = 0; n <= MAXLEN; n++) {
         enum text_kind kind = (enum text_kind)(n % 4);
