@@ -2,7 +2,8 @@
  * 64-byte zmm per step. Compiled for the baseline ISA with AVX-512 enabled per function, so
  * this file must only be entered through the dispatcher in utf8.c or after
  * ws_cpu_has_avx512() returned true. It needs no VBMI: cross-lane byte shifts are built from
- * valignd (F) and vpalignr (BW).
+ * valignd (F) and vpalignr (BW). The target also names VL, which the runtime check requires
+ * too, so the compiler may use EVEX forms of the 128-bit table loads.
  *
  * Tail handling: the last n % 64 bytes are read with a byte-masked load (vmovdqu8 with a
  * zeroing mask). Masked-off bytes are never accessed and cannot fault, so no load touches
