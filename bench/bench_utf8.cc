@@ -9,10 +9,7 @@
 #include <random>
 #include <vector>
 
-// cpu.h has no C++ linkage guards of its own.
-extern "C" {
 #include "uringws/cpu.h"
-}
 #include "uringws/utf8.h"
 
 namespace
