@@ -8,8 +8,6 @@
 extern "C" {
 #endif
 
-#endif
-
 /* True when the CPU and OS support AVX2 (with the ymm state enabled). */
 bool ws_cpu_has_avx2(void);
 /* True when the CPU and OS support AVX-512 F, BW and VL (zmm state enabled). */
