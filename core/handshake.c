@@ -35,6 +35,9 @@ void ws_handshake_accept(ws_slice_t key, char out[29])
 typedef struct fields {
     const ws_http_header_t *host, *upgrade, *key, *version, *origin, *extensions, *protocols;
     unsigned n_host, n_key, n_version;
+    /* Upgrade and Connection are lists that may span several header lines (RFC 9110 5.3),
+     * so their tokens are judged line by line during the same pass. */
+    bool upgrade_websocket, connection_upgrade;
 } fields_t;
 
 static void note(const ws_http_header_t **first, unsigned *count, const ws_http_header_t *h)
@@ -61,8 +64,14 @@ static void scan_fields(const ws_http_request_t *req, fields_t *f)
                 note(&f->origin, NULL, h);
             break;
         case 7:
-            if (ws_slice_eq_ci(h->name, "Upgrade"))
+            if (ws_slice_eq_ci(h->name, "Upgrade")) {
                 note(&f->upgrade, NULL, h);
+                f->upgrade_websocket |= ws_http_list_has_token(h->value, "websocket");
+            }
+            break;
+        case 10:
+            if (ws_slice_eq_ci(h->name, "Connection"))
+                f->connection_upgrade |= ws_http_list_has_token(h->value, "upgrade");
             break;
         case 17:
             if (ws_slice_eq_ci(h->name, "Sec-WebSocket-Key"))
@@ -253,9 +262,9 @@ int ws_handshake_check(const ws_http_request_t *req, ws_handshake_t *hs)
         return fail(hs, 400, "request-target is neither origin-form nor an http(s) URI");
     if (f.n_host != 1 || f.host->value.len == 0)
         return fail(hs, 400, "WebSocket upgrade needs exactly one non-empty Host header");
-    if (!ws_http_has_token(req, "Upgrade", "websocket"))
+    if (!f.upgrade_websocket)
         return fail(hs, 400, "Upgrade header does not name websocket");
-    if (!ws_http_has_token(req, "Connection", "upgrade"))
+    if (!f.connection_upgrade)
         return fail(hs, 400, "Connection header does not contain upgrade");
     /* The version is checked before the key so that a client speaking another draft, whose
      * key may look different, learns the version we speak (RFC 6455 4.4). */

@@ -48,11 +48,6 @@ static const uint8_t ctype[256] = {
     6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, /* 0xf0 */
 };
 
-static inline int ascii_lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
-}
-
 /* The limits in force: zero fields take defaults; max_headers cannot exceed the array in
  * ws_http_request_t, and max_header_bytes must leave the head length representable as int. */
 static void effective_limits(const ws_http_limits_t *lim, size_t *max_bytes, size_t *max_headers)
@@ -171,8 +166,13 @@ bool ws_slice_eq_ci(ws_slice_t s, const char *lit)
 {
     size_t i;
     for (i = 0; i < s.len; i++) {
-        int a = s.base[i], b = (unsigned char)lit[i];
-        if (b == '\0' || (a != b && ascii_lower(a) != ascii_lower(b)))
+        unsigned a = s.base[i], b = (unsigned char)lit[i];
+        if (a == b)
+            continue;
+        /* Two different bytes match only as the two cases of one letter: equal once the 0x20
+         * bit is set, and a letter then. The NUL ending lit never matches here. */
+        unsigned la = a | 0x20;
+        if (la != (b | 0x20) || la < 'a' || la > 'z')
             return false;
     }
     return lit[i] == '\0';
@@ -194,9 +194,7 @@ size_t ws_http_count(const ws_http_request_t *req, const char *name)
     return n;
 }
 
-/* One field value as a #list (RFC 9110 5.6.1): elements split on commas, OWS around them,
- * empty elements allowed and skipped. */
-static bool list_has_token(ws_slice_t v, const char *token)
+bool ws_http_list_has_token(ws_slice_t v, const char *token)
 {
     size_t i = 0;
     while (i < v.len) {
@@ -220,7 +218,7 @@ bool ws_http_has_token(const ws_http_request_t *req, const char *name, const cha
      * "Connection: Upgrade" holds "upgrade". */
     for (size_t i = 0; i < req->num_headers; i++)
         if (ws_slice_eq_ci(req->headers[i].name, name) &&
-            list_has_token(req->headers[i].value, token))
+            ws_http_list_has_token(req->headers[i].value, token))
             return true;
     return false;
 }

@@ -457,6 +457,21 @@ static void test_lookup(void)
     CHECK(!ws_http_has_token(&req, "x-list", ""));
     CHECK(!ws_http_has_token(&req, "Upgrade", "websocket"));
     CHECK(!ws_http_has_token(&req, "Origin", "a"));
+
+    CHECK(ws_http_list_has_token(ws_slice("Upgrade", 7), "upgrade"));
+    CHECK(ws_http_list_has_token(ws_slice(" \tkeep-alive ,\t UPGRADE\t", 24), "upgrade"));
+    CHECK(ws_http_list_has_token(ws_slice("a,upgrade,", 10), "upgrade"));
+    CHECK(!ws_http_list_has_token(ws_slice("up grade", 8), "upgrade"));
+    CHECK(!ws_http_list_has_token(ws_slice("upgrade2", 8), "upgrade"));
+    CHECK(!ws_http_list_has_token(ws_slice(",,,", 3), "upgrade"));
+    CHECK(!ws_http_list_has_token(ws_slice("", 0), "upgrade"));
+    /* Case folding is for letters only, in both directions. */
+    CHECK(ws_slice_eq_ci(ws_slice("sec-websocket-key", 17), "Sec-WebSocket-Key"));
+    CHECK(!ws_slice_eq_ci(ws_slice("Sec\rWebSocket-Key", 17), "Sec-WebSocket-Key"));
+    CHECK(!ws_slice_eq_ci(ws_slice("a", 1), "A\x01"));
+    CHECK(!ws_slice_eq_ci(ws_slice("\x01", 1), "!"));
+    CHECK(!ws_slice_eq_ci(ws_slice("\xc1", 1), "\xe1"));
+    CHECK(!ws_slice_eq_ci(ws_slice(" ", 1), ""));
 }
 
 /* --- responses ------------------------------------------------------------------------------ */

@@ -62,6 +62,9 @@ size_t ws_http_count(const ws_http_request_t *req, const char *name);
 /* True when some `name` header holds `token` in its comma-separated list (case-insensitive,
  * optional whitespace around commas), e.g. "Connection: keep-alive, Upgrade". */
 bool ws_http_has_token(const ws_http_request_t *req, const char *name, const char *token);
+/* True when one field value, read as a comma-separated list (RFC 9110 5.6.1: optional
+ * whitespace around elements, empty elements skipped), holds `token` (case-insensitive). */
+bool ws_http_list_has_token(ws_slice_t value, const char *token);
 /* Case-insensitive comparison of a slice with a NUL-terminated ASCII string. */
 bool ws_slice_eq_ci(ws_slice_t s, const char *lit);
 
