@@ -102,7 +102,8 @@ static bool starts_with_ci(const uint8_t *p, size_t n, const char *lit, size_t l
 
 /* Splits the request-target into the path without its query and, for absolute-form, the
  * authority. False when the target is neither origin-form nor an http/https URI with a
- * non-empty authority and no userinfo (RFC 9110 4.2.4 says to treat userinfo as an error). */
+ * non-empty authority and no userinfo (RFC 9110 4.2.4 says to treat userinfo as an error).
+ * The path of an absolute URI therefore starts with '/' or is empty, like an origin-form. */
 static bool split_target(ws_slice_t t, ws_slice_t *path, ws_slice_t *authority)
 {
     const uint8_t *p = t.base;
@@ -117,8 +118,10 @@ static bool split_target(ws_slice_t t, ws_slice_t *path, ws_slice_t *authority)
             i = 8;
         else
             return false;
-        for (a = i; i < n && p[i] != '/' && p[i] != '?' && p[i] != '#'; i++)
-            if (p[i] == '@')
+        /* A fragment is never part of a request-target (RFC 9112 3.2), so '#' is refused
+         * rather than taken as the end of the authority. */
+        for (a = i; i < n && p[i] != '/' && p[i] != '?'; i++)
+            if (p[i] == '@' || p[i] == '#')
                 return false;
         if (i == a)
             return false;

@@ -136,6 +136,8 @@ static void check_handshake(const ws_http_request_t *req, const uint8_t *buf, si
             ? hs.path.len != 0 || st == 0 || st == 101
             : !in_buf(hs.path, buf, n) && !(hs.path.len == 1 && hs.path.base[0] == '/'))
         FAIL("path outside the head");
+    if (hs.path.base != NULL && (hs.path.len == 0 || hs.path.base[0] != '/'))
+        FAIL("path does not start with '/'");
     if (hs.room_len > WS_ROOM_MAX || strlen(hs.room) != hs.room_len)
         FAIL("room length %zu", hs.room_len);
     if (st == 101) {

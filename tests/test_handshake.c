@@ -442,6 +442,8 @@ static void test_targets(void)
     CHECK(strcmp(hs.room, "lobby") == 0);
     RUN("GET http://user@h/chat HTTP/1.1\r\n" HOST UPGRADE CONN KEY VERSION END, 400, &hs);
     RUN("GET http:///chat HTTP/1.1\r\n" HOST UPGRADE CONN KEY VERSION END, 400, &hs);
+    RUN("GET http://h#x/chat HTTP/1.1\r\n" HOST UPGRADE CONN KEY VERSION END, 400, &hs);
+    RUN("GET http://h#x HTTP/1.1\r\nHost: h\r\n\r\n", 400, &hs);
     RUN("GET ftp://h/chat HTTP/1.1\r\n" HOST UPGRADE CONN KEY VERSION END, 400, &hs);
     RUN("GET ws://h/chat HTTP/1.1\r\n" HOST UPGRADE CONN KEY VERSION END, 400, &hs);
     RUN("GET http:/chat HTTP/1.1\r\n" HOST UPGRADE CONN KEY VERSION END, 400, &hs);

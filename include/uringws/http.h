@@ -52,8 +52,8 @@ typedef struct ws_http_request {
  * the header count once the first byte of one line too many has, so the result on a prefix
  * is either WS_INCOMPLETE or the result on the whole buffer: feeding a request in any pieces
  * gives what parsing it at once gives. `req` is meaningful only when the return is > 0. */
-int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
-                          const ws_http_limits_t *lim, ws_http_request_t *req);
+WS_WARN_UNUSED int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
+                                         const ws_http_limits_t *lim, ws_http_request_t *req);
 
 /* First header named `name` (case-insensitive), or NULL. */
 const ws_http_header_t *ws_http_find(const ws_http_request_t *req, const char *name);
