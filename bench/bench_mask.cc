@@ -8,9 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
-extern "C" {
 #include "uringws/cpu.h"
-}
 #include "uringws/mask.h"
 
 namespace
