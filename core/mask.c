@@ -14,15 +14,15 @@
 #include "uringws/common.h"
 #include "uringws/cpu.h"
 
-/* The key as a little-endian word whose byte i masks payload byte (offset + i). Every SIMD
- * step covers a multiple of 4 bytes, so one rotated word stays right for a whole buffer;
- * only a head of length h that is not a multiple of 4 needs rotate_key(k, h). */
 /* Software prefetch distance of the main loops. A buffer larger than L1d streams from L2, and
  * there the hardware prefetchers alone leave about 10% of the throughput unused (measured
  * with bench_mask on Sapphire Rapids at 64 KiB and 1 MiB). The prefetching loop stops PF
  * bytes before the end, so no prefetch reaches past p[0..n) either. */
 #define WS_MASK_PF 1024
 
+/* The key as a little-endian word whose byte i masks payload byte (offset + i). Every SIMD
+ * step covers a multiple of 4 bytes, so one rotated word stays right for a whole buffer;
+ * only a head of length h that is not a multiple of 4 needs rotate_key(k, h). */
 static inline uint32_t key_word(const uint8_t key[4], uint64_t offset)
 {
     uint8_t rot[4];
