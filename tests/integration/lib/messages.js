@@ -128,7 +128,7 @@ class Tracker {
             const other = this.others.find((c) => c.lookup(binary, hash));
             if (other) {
                 const o = other.lookup(binary, hash);
-                this.error(`received room "${other.name}" message ${o.sender}#${o.idx} in room "${this.cat.name}"`);
+                this.error(`got message ${o.sender}#${o.idx} of "${other.name}", which must not reach "${this.cat.name}"`);
             } else if (this.cat.lookup(!binary, hash)) {
                 const o = this.cat.lookup(!binary, hash);
                 this.error(`message ${o.sender}#${o.idx} arrived as ${binary ? 'binary' : 'text'}, was sent as ${o.binary ? 'binary' : 'text'}`);
