@@ -343,7 +343,7 @@ async function main() {
 }
 
 if (isMainThread) {
-    h.run(path.basename(__filename, '.js'), main, { timeoutMs: 280000 });
+    h.run(path.basename(__filename, '.js'), main, { timeoutMs: 225000 });
 } else {
     workerMain().catch((e) => {
         parentPort.postMessage({ t: 'fatal', msg: e.stack || String(e) });

@@ -171,4 +171,4 @@ async function main() {
     return `screenshot ${o.screenshot}`;
 }
 
-h.run(path.basename(__filename, '.js'), main, { timeoutMs: 150000 });
+h.run(path.basename(__filename, '.js'), main, { timeoutMs: 110000 });

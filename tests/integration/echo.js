@@ -122,4 +122,4 @@ async function main() {
     return `${cats.A.size + cats.B.size + cats.R.size} messages echoed, seed ${o.seed}`;
 }
 
-h.run(path.basename(__filename, '.js'), main, { timeoutMs: 120000 });
+h.run(path.basename(__filename, '.js'), main, { timeoutMs: 80000 });

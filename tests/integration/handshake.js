@@ -254,4 +254,4 @@ async function main() {
     return `${nRej} rejections, ${nAcc} accepted handshakes, ${nProto} protocol cases`;
 }
 
-h.run(path.basename(__filename, '.js'), main, { timeoutMs: 120000 });
+h.run(path.basename(__filename, '.js'), main, { timeoutMs: 80000 });

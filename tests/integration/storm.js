@@ -188,4 +188,4 @@ async function main() {
     return `${STORM} dropped (${KINDS.join(', ')}), ${expected} messages at each of ${SURVIVORS} survivors, seed ${o.seed}`;
 }
 
-h.run(path.basename(__filename, '.js'), main, { timeoutMs: 150000 });
+h.run(path.basename(__filename, '.js'), main, { timeoutMs: 110000 });

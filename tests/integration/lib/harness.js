@@ -56,6 +56,8 @@ async function pollUntil(fn, ms, describe, intervalMs = 50) {
 
 // Parses the common options; `extra` adds test-specific ones (util.parseArgs format).
 function parseOptions(extra = {}) {
+    const [major, minor] = process.versions.node.split('.').map(Number);
+    if (major < 18 || (major === 18 && minor < 17)) fail(`Node.js ${process.version} is too old: 18.17 or newer is needed (undici 6)`);
     const { values } = util.parseArgs({
         options: {
             server: { type: 'string' },
