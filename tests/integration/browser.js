@@ -86,6 +86,22 @@ async function main() {
         await waitForState(p2, 'open', 10000, 'page 2 after #join');
         h.checkEq(decodeURIComponent(new URL(p2.url()).hash.slice(1)), ROOM, 'page 2 location.hash after #join');
 
+        // Names the server would answer with 400 are refused in the page; it stays in its room.
+        for (const bad of ['a/b', '\u00e9'.repeat(33)]) {
+            const before = await p2.$$eval('#messages li.sys', (l) => l.length);
+            await p2.fill('#room', bad);
+            await p2.click('#join');
+            await p2.waitForFunction((n) => {
+                const l = document.querySelectorAll('#messages li.sys');
+                return l.length > n && l[l.length - 1].textContent.includes('Invalid room name');
+            }, before, { timeout: 5000 }).catch(() => h.fail(`room name ${JSON.stringify(bad)} not refused by the page`));
+            h.checkEq(await p2.getAttribute('#room', 'aria-invalid'), 'true', `aria-invalid after room ${JSON.stringify(bad)}`);
+            await waitForState(p2, 'open', 1000, `page 2 after refusing room ${JSON.stringify(bad)}`);
+        }
+        await p2.fill('#room', ROOM);
+        await p2.click('#join');
+        await p2.waitForFunction(() => !document.getElementById('room').hasAttribute('aria-invalid'), null, { timeout: 5000 });
+
         await p1.fill('#nick', 'alice');
         await p1.press('#nick', 'Tab');
         await p2.fill('#nick', 'bob');
