@@ -283,6 +283,8 @@ async function main() {
     // of fan-out correctness.
     const maxQueue = Math.max(64 * MiB, 2 * plan.A.bytes);
     const server = await new h.Server(o.server, ['-c', '2', '--max-queue', String(maxQueue)]).start();
+    const gauge = h.connectionGauge(await server.metrics());
+    const idle = await h.settled(() => server.metric(gauge), gauge);
 
     const clients = clientList(cfg);
     const workers = [];
@@ -308,11 +310,7 @@ async function main() {
     }
     await h.withTimeout(Promise.all(workers.map((w) => w.next('ready'))), 120000, 'all clients connected');
     h.info(`${clients.length} clients connected; ${server.fdCount()} fds open in the server`);
-    const metrics = await server.metrics();
-    const gauge = h.connectionGauge(metrics);
-    const open = metrics.values.get(gauge);
-    h.check(open >= clients.length && open <= clients.length + 1,
-        () => `${gauge} is ${open} with ${clients.length} WebSocket clients connected`);
+    await server.expectMetric(gauge, idle + clients.length, 5000, `${clients.length} clients connected, ${idle} when idle`);
 
     for (const w of workers) w.worker.postMessage({ t: 'go' });
     const results = await Promise.all(workers.map((w) => w.next('result')));

@@ -91,19 +91,17 @@ async function httpRoutes(server, page) {
 
 // Connections accepted and open must show in /metrics.
 async function metricsCount(server) {
-    const before = await server.metrics();
-    const gauge = h.connectionGauge(before);
-    const counter = h.connectionCounter(before);
+    const first = await server.metrics();
+    const gauge = h.connectionGauge(first);
+    const counter = h.connectionCounter(first);
+    const g0 = await h.settled(() => server.metric(gauge), gauge);
+    const c0 = await server.metric(counter);
     const ws = await Promise.all([1, 2, 3].map(() => h.connectWs(server.url('/metrics-room'))));
-    const during = await server.metrics();
-    const g0 = before.values.get(gauge);
-    const g1 = during.values.get(gauge);
-    h.checkEq(g1 - g0, 3, `${gauge} rise with 3 more clients (${g0} -> ${g1})`);
-    h.check(during.values.get(counter) - before.values.get(counter) >= 3,
-        () => `${counter} rose by ${during.values.get(counter) - before.values.get(counter)} with 3 more clients`);
+    await server.expectMetric(gauge, g0 + 3, 5000, `3 clients connected, ${g0} before`);
+    const c1 = await server.metric(counter);
+    h.check(c1 - c0 >= 3, () => `${counter} rose by ${c1 - c0} (${c0} -> ${c1}) while 3 clients connected`);
     await Promise.all(ws.map((w) => { const c = h.closed(w); w.close(1000); return c; }));
-    await h.pollUntil(async () => (await server.metrics()).values.get(gauge) === g0, 5000,
-        () => `${gauge} did not return to ${g0} after the clients closed`);
+    await server.expectMetric(gauge, g0, 5000, 'the 3 clients closed');
 }
 
 async function rejections(server) {

@@ -18,25 +18,6 @@ const STORM = 500;
 const HALF_HANDSHAKES = 24;
 const PER_SENDER = 40;
 
-// fd count once it has stopped changing (connections of earlier HTTP requests may still be
-// closing inside the server).
-async function stableFds(server) {
-    let prev = server.fdCount();
-    for (let i = 0; i < 50; i++) {
-        await h.sleep(100);
-        const now = server.fdCount();
-        if (now === prev) return now;
-        prev = now;
-    }
-    h.fail(`server fd count did not settle (last ${prev})`);
-}
-
-let lastGauge = null;
-async function gaugeValue(server, gauge) {
-    lastGauge = (await server.metrics()).values.get(gauge);
-    return lastGauge;
-}
-
 // The ways a storm client leaves. Every one of them skips the close handshake.
 const KINDS = ['fin', 'paused-fin', 'mid-frame', 'mid-frame-rst', 'rst'];
 
@@ -75,9 +56,11 @@ async function main() {
     // Survivors read as fast as one process allows; a generous queue limit keeps the
     // slow-consumer policy out of a test about disconnects.
     const server = await new h.Server(o.server, ['-c', '2', '--max-queue', String(32 << 20)]).start();
+    // Baselines once the server is idle. The gauge may count the /metrics request's own
+    // connection, so every check below compares with the idle value plus the clients.
     const gauge = h.connectionGauge(await server.metrics());
-    const fdIdle = await stableFds(server);
-    const gaugeIdle = await gaugeValue(server, gauge);
+    const fdIdle = await server.settledFds();
+    const gaugeIdle = await h.settled(() => server.metric(gauge), gauge);
 
     // Plan: every survivor sends PER_SENDER unique messages.
     const cat = new Catalogue('storm');
@@ -104,10 +87,8 @@ async function main() {
         ws.addEventListener('close', (ev) => { if (!quiet) t.error(`closed: code ${ev.code} "${ev.reason}"`); });
         return { ws, t };
     });
-    const fdSurvivors = await stableFds(server);
-    const gaugeSurvivors = await gaugeValue(server, gauge);
-    h.check(gaugeSurvivors - gaugeIdle === SURVIVORS,
-        () => `${gauge} is ${gaugeSurvivors} with ${SURVIVORS} clients, ${gaugeIdle} with none`);
+    await server.expectMetric(gauge, gaugeIdle + SURVIVORS, 5000, `${SURVIVORS} clients connected, ${gaugeIdle} when idle`);
+    const fdSurvivors = await server.settledFds();
 
     const storm = await h.mapLimit(Array.from({ length: STORM }, (_, i) => i), 50, async (i) => {
         const kind = KINDS[i % KINDS.length];
@@ -115,6 +96,10 @@ async function main() {
         if (kind === 'paused-fin' || kind === 'mid-frame-rst') c.socket.pause();
         return { c, kind };
     });
+    await server.expectMetric(gauge, gaugeIdle + SURVIVORS + STORM, 5000,
+        `${SURVIVORS + STORM} clients connected, ${gaugeIdle} when idle`);
+    // Not counted above: whether a socket still in its handshake counts as a connection is
+    // the server's choice.
     const half = await Promise.all(Array.from({ length: HALF_HANDSHAKES }, () => new Promise((resolve, reject) => {
         const s = net.connect({ host: '127.0.0.1', port: server.port }, () => {
             s.write(`GET ${ROOM} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConn`);
@@ -122,9 +107,6 @@ async function main() {
         });
         s.on('error', reject);
     })));
-    const gaugeFull = await gaugeValue(server, gauge);
-    h.check(gaugeFull - gaugeIdle === SURVIVORS + STORM,
-        () => `${gauge} is ${gaugeFull} with ${SURVIVORS + STORM} clients, ${gaugeIdle} with none`);
     h.info(`${SURVIVORS} survivors + ${STORM} storm clients + ${HALF_HANDSHAKES} half handshakes open; ` +
         `server fds: idle ${fdIdle}, survivors ${fdSurvivors}, now ${server.fdCount()}`);
 
@@ -166,11 +148,9 @@ async function main() {
     const diff = compareOrders(cat, survivors.map((s) => s.t.result()));
     if (diff) h.fail(diff);
 
-    await h.pollUntil(async () => server.fdCount() === fdSurvivors, 5000,
-        () => `server fds did not return to ${fdSurvivors} (the survivors' count) after the storm: ${server.fdCount()}`);
-    await h.pollUntil(async () => (await gaugeValue(server, gauge)) === gaugeSurvivors, 5000,
-        () => `${gauge} did not return to ${gaugeSurvivors} (the survivors' value) after the storm: ${lastGauge}`);
-    h.info(`after the storm: fds ${server.fdCount()}, ${gauge} ${gaugeSurvivors}`);
+    await server.expectFds(fdSurvivors, 5000, 'after the storm (back to the survivors\' count)');
+    await server.expectMetric(gauge, gaugeIdle + SURVIVORS, 5000, 'after the storm (back to the survivors\' count)');
+    h.info(`after the storm: fds ${server.fdCount()}, ${gauge} back to ${gaugeIdle + SURVIVORS}`);
 
     quiet = true;
     const closes = await Promise.all(survivors.map((s) => {
@@ -180,10 +160,8 @@ async function main() {
     }));
     const unclean = closes.filter((ev) => ev.code !== 1000 || !ev.wasClean);
     h.check(unclean.length === 0, () => `${unclean.length} survivors closed with code ${unclean[0].code}, wasClean ${unclean[0].wasClean}`);
-    await h.pollUntil(async () => server.fdCount() === fdIdle, 5000,
-        () => `server fds did not return to the idle ${fdIdle}: ${server.fdCount()}`);
-    await h.pollUntil(async () => (await gaugeValue(server, gauge)) === gaugeIdle, 5000,
-        () => `${gauge} did not return to the idle ${gaugeIdle}: ${lastGauge}`);
+    await server.expectFds(fdIdle, 5000, 'after the survivors closed (back to idle)');
+    await server.expectMetric(gauge, gaugeIdle, 5000, 'after the survivors closed (back to idle)');
     await server.stop();
     return `${STORM} dropped (${KINDS.join(', ')}), ${expected} messages at each of ${SURVIVORS} survivors, seed ${o.seed}`;
 }

@@ -198,14 +198,40 @@ class Server {
         checkEq(r.status, 200, 'GET /metrics status');
         return parseMetrics(r.body.toString('utf8'));
     }
+
+    async metric(name) {
+        const v = (await this.metrics()).values.get(name);
+        if (v === undefined) fail(`/metrics lost the series ${name}`);
+        return v;
+    }
+
+    // Polls the metric until it equals want; fails after ms saying what it was.
+    async expectMetric(name, want, ms, what) {
+        let last;
+        await pollUntil(async () => (last = await this.metric(name)) === want, ms,
+            () => `${what}: ${name} is ${last}, expected ${want}`, 100);
+    }
+
+    // The fd count once stable; see settled().
+    settledFds() {
+        return settled(() => this.fdCount(), `fd count of the server (pid ${this.pid})`);
+    }
+
+    async expectFds(want, ms, what) {
+        let last;
+        await pollUntil(() => (last = this.fdCount()) === want, ms,
+            () => `${what}: the server has ${last} fds open, expected ${want}`, 50);
+    }
 }
 
 // Prometheus text format -> {types: Map(name -> type), help: Map, values: Map(name -> sum over
-// label sets), text}. Summing over labels makes per-core series comparable to one total.
+// label sets), labeled: Set(names with labels), text}. Summing over labels makes per-core
+// series comparable to one total.
 function parseMetrics(text) {
     const types = new Map();
     const help = new Map();
     const values = new Map();
+    const labeled = new Set();
     for (const line of text.split('\n')) {
         if (!line.trim()) continue;
         let m = /^# TYPE (\S+) (\S+)/.exec(line);
@@ -218,31 +244,54 @@ function parseMetrics(text) {
         const v = Number(m[3]);
         if (Number.isNaN(v) && m[3] !== 'NaN') fail(`malformed /metrics value: ${JSON.stringify(line)}`);
         values.set(m[1], (values.get(m[1]) || 0) + v);
+        if (m[2] && m[2] !== '{}') labeled.add(m[1]);
     }
-    return { types, help, values, text };
+    return { types, help, values, labeled, text };
 }
 
-// The gauge of currently open connections. Its name is not part of the contract, so it is
-// found by shape: a gauge whose name mentions connections and current/open/active. Exactly
-// one must match (a --metric option overrides).
-function connectionGauge(metrics, override) {
+// Metric families whose name matches `re` and whose type is `type`, narrowed step by step
+// while more than one is left: families without labels (totals rather than per-core series),
+// then names matching `prefer`. The names are not part of the server contract, so they are
+// found by shape; `override` (a --metric option) names one directly.
+function findMetric(metrics, type, re, prefer, what, override) {
     if (override) {
         check(metrics.values.has(override), () => `/metrics has no series ${override}:\n${metrics.text}`);
         return override;
     }
-    const names = [...metrics.types].filter(([n, t]) =>
-        t === 'gauge' && /conn/i.test(n) && /(current|open|active)/i.test(n)).map(([n]) => n);
-    check(names.length === 1,
-        () => `expected exactly one gauge of open connections in /metrics, found ${JSON.stringify(names)}:\n${metrics.text}`);
+    let names = [...metrics.types].filter(([n, t]) => t === type && re.test(n)).map(([n]) => n);
+    const narrow = (f) => {
+        const kept = names.filter(f);
+        if (names.length > 1 && kept.length) names = kept;
+    };
+    narrow((n) => !metrics.labeled.has(n));
+    narrow((n) => prefer.test(n));
+    check(names.length === 1, () => `expected one ${what} in /metrics, found ${JSON.stringify(names)}:\n${metrics.text}`);
     return names[0];
 }
 
-// The cumulative counter of accepted connections, found the same way.
+// The gauge of open connections.
+function connectionGauge(metrics, override) {
+    return findMetric(metrics, 'gauge', /conn/i, /(current|open|active)/i, 'gauge of open connections', override);
+}
+
+// The counter of accepted connections.
 function connectionCounter(metrics) {
-    const names = [...metrics.types].filter(([n, t]) =>
-        t === 'counter' && /conn/i.test(n) && /(total|accepted|opened)/i.test(n)).map(([n]) => n);
-    check(names.length >= 1, () => `/metrics has no counter of accepted connections:\n${metrics.text}`);
-    return names[0];
+    return findMetric(metrics, 'counter', /conn.*(total|accepted|opened)|(accepted|opened).*conn/i, /accept/i,
+        'counter of accepted connections');
+}
+
+// Reads fn() until two reads 100 ms apart agree: connections of earlier requests may still
+// be closing inside the server. Fails if the value keeps changing for ms.
+async function settled(fn, what, ms = 5000) {
+    const deadline = Date.now() + ms;
+    let prev = await fn();
+    for (;;) {
+        await sleep(100);
+        const now = await fn();
+        if (now === prev) return now;
+        if (Date.now() >= deadline) fail(`${what} did not settle within ${ms} ms (last ${prev}, ${now})`);
+        prev = now;
+    }
 }
 
 // undici's WebSocket: the same class (and events) as the browser's.
@@ -359,6 +408,6 @@ function info(msg) {
 
 module.exports = {
     TestFailure, fail, check, checkEq, sleep, withTimeout, pollUntil, parseOptions, freePort,
-    httpRequest, Server, parseMetrics, connectionGauge, connectionCounter, run, info,
+    httpRequest, Server, parseMetrics, connectionGauge, connectionCounter, settled, run, info,
     WebSocketClass, connectWs, closed, mapLimit, abort,
 };
