@@ -109,13 +109,15 @@ function acceptFor(key) {
 // A connected raw client. Events are delivered through the callbacks in `handlers`:
 //   message(opcode, payload)  complete data message (TEXT or BINARY, fragments joined)
 //   pong(payload), close(code, reason), error(err), end()
-// Server pings are answered automatically unless autoPong is false. Protocol violations by
-// the server become error(Error) and the socket is destroyed.
+// Server pings are answered automatically unless autoPong is false, and a close frame from
+// the server is answered with the same code (as browsers do) unless this side sent one
+// first. Protocol violations by the server become error(Error) and the socket is destroyed.
 class RawClient {
     constructor(socket, handlers = {}) {
         this.socket = socket;
         this.handlers = handlers;
         this.autoPong = true;
+        this.closeSent = false;
         this.closeFrame = null;   // {code, reason} of the server's close frame
         this.ended = false;       // the server closed its side (FIN)
         this.frag = null;         // {opcode, parts: []} while a fragmented message arrives
@@ -225,6 +227,10 @@ class RawClient {
                 const code = f.payload.length >= 2 ? f.payload.readUInt16BE(0) : 1005;
                 const reason = f.payload.subarray(2).toString('utf8');
                 this.closeFrame = { code, reason };
+                if (!this.closeSent) {
+                    const echo = code >= 1000 && code < 5000 && ![1004, 1005, 1006, 1015].includes(code);
+                    this.send(OP.CLOSE, echo ? closePayload(code) : Buffer.alloc(0)).catch(() => {});
+                }
                 if (this.handlers.close) this.handlers.close(code, reason);
             } else {
                 this.violation(`reserved control opcode ${f.opcode}`);
@@ -251,7 +257,7 @@ class RawClient {
 
     // Writes raw bytes; resolves when the socket can take more (backpressure).
     write(bytes) {
-        if (this.socket.destroyed) return Promise.resolve();
+        if (this.socket.destroyed || this.socket.writableEnded) return Promise.resolve();
         if (this.socket.write(bytes)) return Promise.resolve();
         return new Promise((resolve) => {
             const done = () => { this.socket.off('drain', done); this.socket.off('close', done); resolve(); };
@@ -261,6 +267,7 @@ class RawClient {
     }
 
     send(opcode, payload, opts) {
+        if (opcode === OP.CLOSE) this.closeSent = true;
         return this.write(encodeFrame(opcode, payload, opts));
     }
 
