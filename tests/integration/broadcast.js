@@ -169,7 +169,7 @@ async function workerMain() {
     await h.mapLimit(clients, 25, async (c) => {
         const cat = cats[c.room];
         const t = new Tracker(c.label, cat, { others: [c.room === 'A' ? plan.B : plan.A] });
-        const entry = { c, t, ws: null, raw: null, pings: [], pongErrors: [] };
+        const entry = { c, t, ws: null, raw: null, pings: [] };
         if (c.raw) {
             entry.raw = await RawClient.connect(port, paths[c.room], {
                 message: (op, payload) => t.receive(op === OP.BINARY, payload),
@@ -208,8 +208,9 @@ async function workerMain() {
         }
     });
     const progress = setInterval(() => {
-        const counts = live.map((e) => e.t.count);
-        parentPort.postMessage({ t: 'progress', min: Math.min(...counts), complete: live.filter((e) => e.t.complete).length, of: live.length });
+        const behind = live.filter((e) => !e.t.complete);
+        parentPort.postMessage({ t: 'progress', complete: live.length - behind.length, of: live.length,
+            min: behind.length ? Math.min(...behind.map((e) => e.t.count)) : 0 });
     }, 5000);
     // Done when every client has its messages; given up at the deadline, or earlier when the
     // senders are finished and nothing has arrived anywhere for stallMs.
@@ -294,7 +295,7 @@ async function main() {
         const inbox = [];
         let wake = null;
         worker.on('message', (m) => {
-            if (m.t === 'progress') h.info(`worker ${w}: ${m.complete}/${m.of} clients complete, slowest has ${m.min}`);
+            if (m.t === 'progress') h.info(`worker ${w}: ${m.complete}/${m.of} clients complete, the slowest other has ${m.min}`);
             else if (m.t === 'fatal') h.abort(`worker ${w}: ${m.msg}`);
             else { inbox.push(m); if (wake) wake(); }
         });
