@@ -59,7 +59,8 @@ typedef union ws_ktls_crypto_info {
 int ws_ktls_ctx_init(SSL_CTX *ctx);
 
 /* Builds the crypto_info for one direction (WS_TLS_TX: what the server writes, WS_TLS_RX:
- * what it reads) of an established session; *out_len receives the size to pass to
+ * what it reads) of an established server session (the roles are fixed: TX uses the
+ * server's keys); *out_len receives the size to pass to
  * setsockopt. The caller wipes it with ws_ktls_wipe(). Returns 0, -EINVAL (handshake not
  * done, bad dir), -EOPNOTSUPP (version or cipher the kernel module does not take), -ENOKEY
  * (TLS 1.3 secret not captured: context without ktls), -ESTALE (a KeyUpdate happened since
