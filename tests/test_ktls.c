@@ -290,6 +290,11 @@ static void start_combo(th_session_t *s, const struct combo *k, ws_tls_ctx_t *ct
 static void warm_up(th_session_t *s, const struct combo *k)
 {
     SSL *ssl = ws_tls_ssl(s->conn);
+    /* Right after the handshake everything BoringSSL owed the client is on the wire: for
+     * TLS 1.2 its Finished (sequence 0 of the new epoch), for TLS 1.3 the record carrying
+     * the session tickets, which BoringSSL would otherwise hold back until a write. */
+    CHECK_EQ(ws_tls_out_bytes(s->conn), 0);
+    CHECK_EQ(SSL_get_write_sequence(ssl), 1);
     uint64_t seq = SSL_get_write_sequence(ssl);
     CHECK_EQ(ws_tls_write(s->conn, "srv-1\n", 6), 0);
     if (k->version == WS_TLS_V1_2 && k->ktls_cipher != TLS_CIPHER_CHACHA20_POLY1305) {

@@ -126,14 +126,14 @@ static int bio_write(BIO *b, const char *p, int len)
 {
     ws_tls_conn_t *c = BIO_get_data(b);
     BIO_clear_retry_flags(b);
+    if (len <= 0)
+        return 0;
     if (c->flags & WS_TLS_F_TX_OFFLOADED) {
         /* The kernel owns the write sequence now; a record from BoringSSL would reuse a
          * nonce and break the stream. Fail the operation instead. */
         c->flags |= WS_TLS_F_WRITE_REFUSED;
         return -1;
     }
-    if (len <= 0)
-        return 0;
     if (out_append(c, (const uint8_t *)p, (size_t)len) != 0) {
         c->flags |= WS_TLS_F_OOM;
         return -1;
@@ -280,6 +280,8 @@ const char *ws_tls_err_name(ws_tls_err_t e)
 
 static int fail(ws_tls_conn_t *c, ws_tls_err_t e, const char *reason)
 {
+    if (c->flags & WS_TLS_F_FAILED)
+        return -EPROTO; /* the first failure is the cause; later ones are its echoes */
     c->flags |= WS_TLS_F_FAILED;
     c->err = e;
     c->reason = reason;
@@ -602,10 +604,12 @@ void ws_tls_conn_free(ws_tls_conn_t *c)
  * the peer is in our chunks. The kTLS hand-off depends on this: it requires the pending
  * output to be empty, and a ticket left inside BoringSSL would never be sent, or worse, be
  * sealed later with a sequence number the kernel already used. With nothing queued it
- * writes nothing (no empty record). */
+ * writes nothing (no empty record). With TX in the kernel the same call is how a peer's
+ * KeyUpdate request is noticed: BoringSSL tries to answer it, the BIO refuses, and the
+ * session fails with WS_TLS_ERR_OFFLOADED instead of silently never answering. */
 static int flush_queued(ws_tls_conn_t *c)
 {
-    if (c->flags & (WS_TLS_F_TX_OFFLOADED | WS_TLS_F_SENT_CLOSE))
+    if (c->flags & WS_TLS_F_SENT_CLOSE)
         return 0;
     int r = SSL_write(c->ssl, "", 0);
     return r < 0 ? fail_ssl(c, SSL_get_error(c->ssl, r)) : 0;
@@ -631,6 +635,8 @@ static int drive(ws_tls_conn_t *c, ws_tls_plain_fn on_plain, void *arg)
         if (r > 0) {
             if (on_plain(arg, buf, (size_t)r) != 0)
                 return -ECANCELED;
+            if (c->flags & WS_TLS_F_FAILED)
+                return -EPROTO; /* on_plain wrote and that failed */
             continue;
         }
         int e = SSL_get_error(c->ssl, r);
