@@ -20,12 +20,15 @@
  *            GCM: salt = iv[0..4], iv = iv[4..12]. ChaCha20: iv = iv[0..12].
  *   rec_seq: SSL_get_write_sequence() (TX) / SSL_get_read_sequence() (RX), big-endian.
  *
- * Session tickets: TLS 1.3 NewSessionTicket records are written by BoringSSL as part of its
- * handshake flight, before SSL_do_handshake() reports success, so they are already in the
- * session's pending output when the handshake is done. We flush them first (ws_ktls_offload
- * refuses while any ciphertext is pending) and rec_seq counts them. BoringSSL of this build
- * has only SSL_CTX_set_num_tickets (no per-connection SSL_set_num_tickets), so turning them
- * off per connection is not an option anyway.
+ * Session tickets: we flush them first. BoringSSL seals the TLS 1.3 NewSessionTicket
+ * records only on the server's next write (ssl/tls13_server.cc: "the NewSessionTicket isn't
+ * flushed until the server performs a write"); ws_tls does a zero-byte write after every
+ * feed, so the tickets are in the pending output as soon as the handshake is done, and
+ * ws_ktls_offload() refuses while any ciphertext is pending. rec_seq is read after them
+ * (tests/test_ktls.c checks the TLS 1.3 write sequence is 1 right after the handshake and
+ * that the client accepts the kernel-style records that follow). Turning tickets off per
+ * connection is not an option with this BoringSSL: it has SSL_CTX_set_num_tickets but no
+ * SSL_set_num_tickets; a context can set ws_tls_config_t.num_tickets = 0 instead.
  *
  * What is verified where: the derivation is proven by tests/test_ktls.c against OpenSSL's
  * s_client, by encrypting and decrypting records by hand exactly as net/tls does. The
