@@ -359,7 +359,8 @@ ws_tls_err_t ws_tls_error(const ws_tls_conn_t *c, const char **reason)
  * names the failures BoringSSL would report vaguely or late: bytes that are not TLS at all
  * (plain HTTP to the TLS port), and records longer than any legitimate one, refused on the
  * header instead of after buffering up to 16 KiB of body. It also knows when the stream sits
- * on a record boundary, which the kTLS RX hand-off needs. */
+ * on a record boundary, which the kTLS RX hand-off needs. An SSLv2-format ClientHello (first
+ * byte 0x80) counts as garbage: no client able to negotiate TLS 1.2 or later sends one. */
 static int scan_records(ws_tls_conn_t *c, const uint8_t *p, size_t n, uint8_t *alert)
 {
     size_t i = 0;
