@@ -316,6 +316,7 @@ TH_FN bool th_child_expect(th_child_t *ch, const char *text, int timeout_ms)
 {
     long long deadline = th_now_ms() + timeout_ms;
     size_t n = strlen(text);
+    bool open = true;
     for (;;) {
         if (ch->out.len >= ch->out_seen + n) {
             for (size_t i = ch->out_seen; i + n <= ch->out.len; i++) {
@@ -326,10 +327,9 @@ TH_FN bool th_child_expect(th_child_t *ch, const char *text, int timeout_ms)
             }
         }
         long long left = deadline - th_now_ms();
-        if (left <= 0)
-            return false;
-        if (!th_child_read(ch, (int)(left > 50 ? 50 : left)) && th_now_ms() >= deadline)
-            return false;
+        if (!open || left <= 0)
+            return false; /* the child closed its stdout, or time is up */
+        open = th_child_read(ch, (int)(left > 50 ? 50 : left));
     }
 }
 
