@@ -5,6 +5,7 @@
 #ifndef URINGWS_TESTS_TLS_HARNESS_H
 #define URINGWS_TESTS_TLS_HARNESS_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -135,15 +136,23 @@ typedef struct th_certs {
 
 static th_certs_t *th_certs_to_clean;
 
+/* Removes the temporary directory and everything in it (certificates, client stderr
+ * captures, files a failed test left behind). Runs at exit, failures included. */
 TH_FN void th_certs_cleanup(void)
 {
     th_certs_t *c = th_certs_to_clean;
     if (c == NULL)
         return;
-    unlink(c->cert);
-    unlink(c->key);
-    unlink(c->rsa_cert);
-    unlink(c->rsa_key);
+    DIR *d = opendir(c->dir);
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            unlinkat(dirfd(d), e->d_name, 0);
+        }
+        closedir(d);
+    }
     rmdir(c->dir);
 }
 
@@ -247,7 +256,7 @@ typedef struct th_child {
     pid_t pid;
     int in_fd;  /* write end of the child's stdin */
     int out_fd; /* read end of the child's stdout (non-blocking) */
-    char err_path[96];
+    char err_path[128];
     th_buf_t out;    /* everything read from stdout so far */
     size_t out_seen; /* th_child_expect() searches from here */
     int status;
@@ -259,7 +268,9 @@ TH_FN void th_child_start(th_child_t *ch, const char *const argv[])
     int in[2], out[2];
     memset(ch, 0, sizeof(*ch));
     CHECK(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
-    snprintf(ch->err_path, sizeof(ch->err_path), "/tmp/uringws-sclient-XXXXXX");
+    /* In the test's temporary directory when there is one, so it goes even on failure. */
+    snprintf(ch->err_path, sizeof(ch->err_path), "%s/sclient-XXXXXX",
+             th_certs_to_clean != NULL ? th_certs_to_clean->dir : "/tmp");
     int err_fd = mkstemp(ch->err_path);
     CHECK(err_fd >= 0);
     posix_spawn_file_actions_t fa;
