@@ -21,7 +21,7 @@ enum ws_ud_kind {
     WS_UD_TICK,     /* the core's periodic IORING_OP_TIMEOUT */
     WS_UD_TICK_DEL, /* TIMEOUT_REMOVE of the tick at exit */
     WS_UD_XWAKE,    /* MSG_RING from another core: cross-core queues have events */
-    WS_UD_STOP,     /* MSG_RING from the control thread: shut down */
+    WS_UD_STOP,     /* read on the core's stop eventfd completed: shut down */
     WS_UD_MSG_SENT, /* our own MSG_RING SQE (only completes on error: CQE_SKIP_SUCCESS) */
     WS_UD_KIND_MAX,
 };
