@@ -71,21 +71,53 @@ err:
     return rc;
 }
 
-int ws_listener_open(const ws_server_config_t *cfg, uint16_t *port)
+/* SO_REUSEPORT lets any process of the same user join our port. Binding a plain socket
+ * first (and closing it) makes a second server instance fail with EADDRINUSE instead of
+ * silently sharing the port with the first. */
+static int check_free(const struct sockaddr_storage *ss, socklen_t len, bool dual)
+{
+    static const int one = 1, zero = 0;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (dual)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static int open_checked(const struct sockaddr_storage *ss, socklen_t len, bool dual, int backlog,
+                        uint16_t *port)
+{
+    if (*port) {
+        int rc = check_free(ss, len, dual);
+        if (rc < 0)
+            return rc;
+    }
+    return open_one(ss, len, dual, backlog, port);
+}
+
+int ws_listener_open(const ws_server_config_t *cfg, uint16_t *port, bool first)
 {
     struct sockaddr_storage ss;
     socklen_t len;
     if (cfg->bind_addr[0]) {
         if (ws_listener_parse_addr(cfg->bind_addr, *port, &ss, &len) < 0)
             return -EINVAL;
-        return open_one(&ss, len, false, cfg->backlog, port);
+        return first ? open_checked(&ss, len, false, cfg->backlog, port)
+                     : open_one(&ss, len, false, cfg->backlog, port);
     }
     memset(&ss, 0, sizeof(ss));
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
     in6->sin6_family = AF_INET6;
     in6->sin6_addr = in6addr_any;
     in6->sin6_port = htons(*port);
-    int fd = open_one(&ss, sizeof(*in6), true, cfg->backlog, port);
+    int fd = first ? open_checked(&ss, sizeof(*in6), true, cfg->backlog, port)
+                   : open_one(&ss, sizeof(*in6), true, cfg->backlog, port);
     if (fd != -EAFNOSUPPORT && fd != -EADDRNOTAVAIL && fd != -EPROTONOSUPPORT)
         return fd;
     /* No IPv6 on this host: all IPv4 addresses. */
@@ -94,7 +126,8 @@ int ws_listener_open(const ws_server_config_t *cfg, uint16_t *port)
     in4->sin_family = AF_INET;
     in4->sin_addr.s_addr = htonl(INADDR_ANY);
     in4->sin_port = htons(*port);
-    return open_one(&ss, sizeof(*in4), false, cfg->backlog, port);
+    return first ? open_checked(&ss, sizeof(*in4), false, cfg->backlog, port)
+                 : open_one(&ss, sizeof(*in4), false, cfg->backlog, port);
 }
 
 void ws_listener_describe(int fd, char *out, size_t cap)

@@ -4,14 +4,17 @@
 #define URINGWS_NET_LISTENER_H
 
 #include <stdint.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
 #include "uringws/server.h"
 
 /* Opens, binds and listens. *port is the port to bind (0: any); on success it holds the bound
- * port, so later listeners of the same group bind the same one. Returns the fd or -errno. */
-int ws_listener_open(const ws_server_config_t *cfg, uint16_t *port);
+ * port, so later listeners of the same group bind the same one. `first` (the first listener
+ * of the server) also checks that no other socket holds the port, reuseport or not.
+ * Returns the fd or -errno (-EADDRINUSE when the port is taken). */
+int ws_listener_open(const ws_server_config_t *cfg, uint16_t *port, bool first);
 
 /* Formats the listener's local address as "host:port" or "[v6]:port". */
 void ws_listener_describe(int fd, char *out, size_t cap);

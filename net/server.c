@@ -289,7 +289,7 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
 
     uint16_t port = cfg->port;
     for (unsigned i = 0; i < srv->ncores; i++) {
-        rc = ws_listener_open(cfg, &port);
+        rc = ws_listener_open(cfg, &port, i == 0);
         if (rc < 0) {
             ws_log_error("cannot listen on %s%s%s port %u: %s", cfg->bind_addr[0] ? "" : "all",
                          cfg->bind_addr, cfg->bind_addr[0] ? "" : " addresses", cfg->port,
