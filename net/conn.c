@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "broadcast.h"
+#include "conn_tls.h"
 #include "log.h"
 #include "pages.h"
 #include "reactor.h"
@@ -97,7 +98,9 @@ static void set_fixed(const ws_conn_t *conn, struct io_uring_sqe *sqe)
 static void arm_recv(ws_core_t *c, ws_conn_t *conn)
 {
     struct io_uring_sqe *sqe = ws_core_sqe(c);
-    if (c->multishot_recv)
+    if (conn->tls && ws_conn_tls_rx_in_kernel(conn))
+        ws_conn_tls_prep_recvmsg(c, conn, sqe); /* kernel TLS needs the record type */
+    else if (c->multishot_recv)
         io_uring_prep_recv_multishot(sqe, conn->fd, NULL, 0, 0);
     else
         io_uring_prep_recv(sqe, conn->fd, NULL, c->bufs.buf_size, 0);
@@ -113,6 +116,16 @@ static void cancel_op(ws_core_t *c, ws_conn_t *conn, unsigned kind)
     struct io_uring_sqe *sqe = ws_core_sqe(c);
     io_uring_prep_cancel64(sqe, ws_ud_make(kind, conn->idx, conn->gen), 0);
     io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, conn->idx, conn->gen));
+}
+
+void ws_conn_arm_recv(ws_core_t *c, ws_conn_t *conn)
+{
+    arm_recv(c, conn);
+}
+
+void ws_conn_cancel(ws_core_t *c, ws_conn_t *conn, unsigned kind)
+{
+    cancel_op(c, conn, kind);
 }
 
 static void set_nodelay(ws_core_t *c, ws_conn_t *conn)
@@ -153,6 +166,8 @@ static void maybe_finalize(ws_core_t *c, ws_conn_t *conn)
     }
     if (conn->flags & WS_CONN_F_PARSER)
         ws_parser_free(&conn->parser);
+    if (conn->tls)
+        ws_conn_tls_free(c, conn);
     free(conn->hbuf);
     ws_log_debug("conn %u: freed", conn->idx);
     ws_core_slot_free(c, conn);
@@ -179,6 +194,7 @@ void ws_conn_teardown(ws_core_t *c, ws_conn_t *conn)
         atomic_fetch_sub_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
         ws_metric_sub(&c->m->conns_current, 1);
     }
+    ws_metric_sub(&c->m->conns_by_transport[conn->transport], 1);
     if (conn->flags & WS_CONN_F_RECV)
         cancel_op(c, conn, WS_UD_RECV);
     if (conn->flags & WS_CONN_F_SEND)
@@ -343,6 +359,8 @@ static void start_send(ws_core_t *c, ws_conn_t *conn)
 {
     if ((conn->flags & WS_CONN_F_SEND) || conn->state == WS_CONN_DEAD)
         return;
+    if (conn->tls && ws_conn_tls_send(c, conn))
+        return; /* encrypted and sent (or waiting), or kernel TLS's own close_notify */
     if (!ws_sendq_has_unsent(&conn->sq)) {
         if ((conn->flags & WS_CONN_F_FLUSH_CLOSE) && ws_sendq_empty(&conn->sq))
             begin_linger(c, conn);
@@ -380,6 +398,8 @@ void ws_conn_on_send(ws_core_t *c, ws_conn_t *conn, int res)
     uint64_t before = conn->sq.bytes;
     ws_sendq_complete(&conn->sq, sent, &c->brefs);
     sq_account(c, before, conn->sq.bytes);
+    if (conn->tls)
+        ws_conn_tls_sent(c, conn, sent);
     ws_metric_add(&c->m->bytes_out, sent);
     if (conn->sctx) {
         ws_core_sctx_put(c, conn->sctx);
@@ -483,8 +503,10 @@ static int hbuf_append(ws_core_t *c, ws_conn_t *conn, const uint8_t *p, size_t n
 {
     size_t need = (size_t)conn->hlen + n;
     /* The head may be up to max_header_bytes and WebSocket bytes may follow it in the same
-     * receive; more than that cannot be a valid head (the parser says 431 before). */
-    if (need > (size_t)c->cfg->max_header_bytes + c->bufs.buf_size)
+     * receive (or TLS record: up to 16 KiB of plaintext); more than that cannot be a valid
+     * head (the parser says 431 before). */
+    size_t slice = conn->tls && c->bufs.buf_size < 16384 ? 16384 : c->bufs.buf_size;
+    if (need > (size_t)c->cfg->max_header_bytes + slice)
         return -E2BIG;
     if (need > conn->hcap) {
         size_t cap = conn->hcap ? conn->hcap : 1024;
@@ -626,6 +648,15 @@ static const ws_parser_callbacks_t callbacks = {
     .on_close = cb_close,
 };
 
+void ws_conn_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
+{
+    if (conn->state == WS_CONN_HTTP)
+        http_input(c, conn, p, n);
+    else if (conn->state == WS_CONN_OPEN || conn->state == WS_CONN_CLOSING)
+        ws_input(c, conn, p, n);
+    /* LINGER and DEAD: the bytes are dropped. */
+}
+
 static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
 {
     cb_ctx_t x = {c, conn};
@@ -686,7 +717,9 @@ void ws_conn_on_recv(ws_core_t *c, ws_conn_t *conn, int res, unsigned cqe_flags,
     if (res > 0) {
         ws_metric_add(&c->m->bytes_in, (uint64_t)res);
         conn->t_rx = c->now_ms;
-        if (conn->state == WS_CONN_HTTP)
+        if (conn->tls)
+            ws_conn_tls_input(c, conn, buf, (size_t)res);
+        else if (conn->state == WS_CONN_HTTP)
             http_input(c, conn, buf, (size_t)res);
         else if (conn->state == WS_CONN_OPEN || conn->state == WS_CONN_CLOSING)
             ws_input(c, conn, buf, (size_t)res);
@@ -700,6 +733,8 @@ void ws_conn_on_recv(ws_core_t *c, ws_conn_t *conn, int res, unsigned cqe_flags,
         maybe_finalize(c, conn);
         return;
     }
+    if (conn->tls && ws_conn_tls_recv_ended(c, conn, res))
+        return; /* stopped for the kTLS hand-off, which re-arms it */
     if (res > 0) {
         arm_recv(c, conn);
     } else if (res == -ENOBUFS) {
@@ -741,22 +776,28 @@ void ws_conn_on_shutdown(ws_core_t *c, ws_conn_t *conn, int res)
 
 /* ---- accept, timers, pending work -------------------------------------------------- */
 
-void ws_conn_accept(ws_core_t *c, int fd)
+void ws_conn_accept(ws_core_t *c, int fd, bool tls)
 {
+    bool direct = c->direct && !tls;
     ws_conn_t *conn = calloc(1, sizeof(*conn));
-    if (!conn) {
+    if (!conn || (tls && ws_conn_tls_attach(c, conn) < 0)) {
         ws_log_error("out of memory for a new connection");
-        close_socket(c, fd, c->direct);
+        free(conn);
+        close_socket(c, fd, direct);
         return;
     }
     conn->fd = fd;
-    conn->direct = c->direct;
+    conn->direct = direct;
     if (ws_core_slot_alloc(c, conn) < 0) {
         ws_log_warn("connection table full (%u): dropping a new connection", c->nslots);
+        if (conn->tls)
+            ws_conn_tls_free(c, conn);
         free(conn);
-        close_socket(c, fd, c->direct);
+        close_socket(c, fd, direct);
         return;
     }
+    conn->transport = tls ? WS_TRANSPORT_TLS : WS_TRANSPORT_PLAIN;
+    ws_metric_inc(&c->m->conns_by_transport[conn->transport]);
     ws_timer_init(&conn->timer);
     ws_dlink_init(&conn->pending);
     ws_dlink_init(&conn->member);
@@ -774,7 +815,8 @@ void ws_conn_accept(ws_core_t *c, int fd)
     }
     set_nodelay(c, conn);
     arm_recv(c, conn);
-    ws_log_debug("conn %u: accepted (fd %d%s)", conn->idx, fd, conn->direct ? ", direct" : "");
+    ws_log_debug("conn %u: accepted (fd %d%s%s)", conn->idx, fd, conn->direct ? ", direct" : "",
+                 tls ? ", TLS" : "");
     if (over) {
         reject(c, conn, 503, "too many connections");
         return;
@@ -789,8 +831,10 @@ void ws_conn_on_timer(ws_core_t *c, ws_conn_t *conn)
     switch (conn->state) {
     case WS_CONN_HTTP:
         if (now >= conn->t_accept + cfg->handshake_timeout_ms) {
-            ws_log_verbose("conn %u: rejected: handshake timeout", conn->idx);
-            ws_metric_inc(&c->m->hs_errors[WS_HS_408]);
+            if (!conn->tls || !ws_conn_tls_timed_out(c, conn)) {
+                ws_log_verbose("conn %u: rejected: handshake timeout", conn->idx);
+                ws_metric_inc(&c->m->hs_errors[WS_HS_408]);
+            }
             ws_conn_teardown(c, conn);
             return;
         }

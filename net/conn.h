@@ -6,6 +6,7 @@
 #define URINGWS_NET_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "list.h"
@@ -16,6 +17,7 @@
 struct ws_core;
 struct ws_room;
 struct ws_sendctx;
+struct ws_conn_tls;
 
 enum ws_conn_state {
     WS_CONN_HTTP,    /* reading the request head */
@@ -46,6 +48,7 @@ typedef struct ws_conn {
     uint32_t gen; /* the slot's generation when this connection got it */
     int fd;       /* regular fd, or direct descriptor (fixed-file index) when `direct` */
     bool direct;
+    uint8_t transport;   /* enum ws_transport (metrics.h), for the gauges by transport */
     uint8_t state;       /* enum ws_conn_state */
     uint16_t close_code; /* pending server close (F_NEED_CLOSE) */
     uint32_t flags;      /* enum ws_conn_flags */
@@ -66,11 +69,14 @@ typedef struct ws_conn {
     /* Sending. */
     ws_sendq_t sq;
     struct ws_sendctx *sctx; /* iovec array of the sendmsg in flight, NULL for a plain send */
+    /* wss: the TLS session and its transport state (net/conn_tls.c); NULL for ws://. */
+    struct ws_conn_tls *tls;
 } ws_conn_t;
 
-/* Takes a new socket from accept (fd or direct descriptor). Never fails visibly: when the
- * connection cannot be set up, the socket is closed and counted. */
-void ws_conn_accept(struct ws_core *c, int fd);
+/* Takes a new socket from accept (fd or direct descriptor; always a regular fd when tls).
+ * Never fails visibly: when the connection cannot be set up, the socket is closed and
+ * counted. */
+void ws_conn_accept(struct ws_core *c, int fd, bool tls);
 
 /* Completions, routed by the reactor after the generation check. */
 void ws_conn_on_recv(struct ws_core *c, ws_conn_t *conn, int res, unsigned cqe_flags, uint8_t *buf);
@@ -106,5 +112,14 @@ int ws_conn_queue_owned(struct ws_core *c, ws_conn_t *conn, uint8_t *buf, uint32
 /* Finishes the connection after what is queued: SHUT_WR once the queue drains, then discard
  * input until EOF or close_timeout. */
 void ws_conn_finish(struct ws_core *c, ws_conn_t *conn);
+
+/* For the TLS transport (net/conn_tls.c). */
+/* Plaintext received: the HTTP head or WebSocket frames, by state. p may be modified in place
+ * (unmasking) and is not kept after the call. */
+void ws_conn_input(struct ws_core *c, ws_conn_t *conn, uint8_t *p, size_t n);
+/* Arms the connection's recv (multishot, single-shot, or recvmsg with RX in kernel TLS). */
+void ws_conn_arm_recv(struct ws_core *c, ws_conn_t *conn);
+/* Cancels the connection's operation of user_data kind `kind` (WS_UD_RECV, WS_UD_SEND). */
+void ws_conn_cancel(struct ws_core *c, ws_conn_t *conn, unsigned kind);
 
 #endif

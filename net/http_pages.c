@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conn_tls.h"
 #include "log.h"
 #include "metrics.h"
 #include "reactor.h"
@@ -58,7 +59,12 @@ int ws_pages_respond(ws_core_t *c, ws_conn_t *conn, const ws_http_request_t *req
                        "ok\n", 3);
     if (path_is(hs->path, "/metrics")) {
         char *text = NULL;
-        long n = ws_metrics_render(c->srv->metrics, c->srv->ncores, &text);
+        ws_metrics_tls_t tls;
+        bool with_tls = c->srv->tls_ctx != NULL;
+        if (with_tls)
+            ws_tls_metrics_info(c->srv, &tls);
+        long n =
+            ws_metrics_render_tls(c->srv->metrics, c->srv->ncores, with_tls ? &tls : NULL, &text);
         if (n < 0) {
             ws_log_error("conn %u: out of memory rendering /metrics", conn->idx);
             return error_page(c, conn, 503, NULL, hs->path);

@@ -97,7 +97,92 @@ static void scalar(buf_t *b, const ws_metrics_t *m, unsigned n, size_t off, cons
         name, (unsigned long long)total);
 }
 
+static const char *const transport_label[WS_TRANSPORT_N] = {"plain", "tls", "ktls"};
+static const char *const tls_ver_label[WS_TLS_VER_N] = {"1.2", "1.3"};
+static const char *const tls_cipher_label[WS_TLS_CIPHER_N] = {"aes128gcm", "aes256gcm", "chacha20",
+                                                              "other"};
+static const char *const ktls_dirs_label[4] = {NULL, "tx", "rx", "tx_rx"};
+
+/* A family with one label besides core: per core, then totals. values[i * k + j] is core i,
+ * label j; labels[j] NULL skips that slot. */
+static void labeled(buf_t *b, const ws_metrics_t *m, unsigned n, size_t off, unsigned k,
+                    const char *name, const char *type, const char *label,
+                    const char *const *labels, const char *help)
+{
+    put(b, "# HELP uringws_core_%s %s, per core.\n# TYPE uringws_core_%s %s\n", name, help, name,
+        type);
+    for (unsigned i = 0; i < n; i++) {
+        const _Atomic uint64_t *v = (const _Atomic uint64_t *)((const char *)&m[i] + off);
+        for (unsigned j = 0; j < k; j++) {
+            if (labels[j])
+                put(b, "uringws_core_%s{core=\"%u\",%s=\"%s\"} %llu\n", name, i, label, labels[j],
+                    (unsigned long long)ld(&v[j]));
+        }
+    }
+    put(b, "# HELP uringws_%s %s.\n# TYPE uringws_%s %s\n", name, help, name, type);
+    for (unsigned j = 0; j < k; j++) {
+        if (!labels[j])
+            continue;
+        uint64_t total = 0;
+        for (unsigned i = 0; i < n; i++)
+            total += ld((const _Atomic uint64_t *)((const char *)&m[i] + off) + j);
+        put(b, "uringws_%s{%s=\"%s\"} %llu\n", name, label, labels[j], (unsigned long long)total);
+    }
+}
+
+static void render_tls(buf_t *b, const ws_metrics_t *m, unsigned n, const ws_metrics_tls_t *tls)
+{
+    put(b, "# HELP uringws_core_tls_handshakes_total TLS handshakes completed, by version and "
+           "cipher, per core.\n# TYPE uringws_core_tls_handshakes_total counter\n");
+    uint64_t hs[WS_TLS_VER_N][WS_TLS_CIPHER_N] = {{0}};
+    for (unsigned i = 0; i < n; i++) {
+        for (int v = 0; v < WS_TLS_VER_N; v++) {
+            for (int c = 0; c < WS_TLS_CIPHER_N; c++) {
+                uint64_t x = ld(&m[i].tls_handshakes[v][c]);
+                hs[v][c] += x;
+                put(b,
+                    "uringws_core_tls_handshakes_total{core=\"%u\",version=\"%s\",cipher=\"%s\"} "
+                    "%llu\n",
+                    i, tls_ver_label[v], tls_cipher_label[c], (unsigned long long)x);
+            }
+        }
+    }
+    put(b, "# HELP uringws_tls_handshakes_total TLS handshakes completed, by version and "
+           "cipher.\n# TYPE uringws_tls_handshakes_total counter\n");
+    for (int v = 0; v < WS_TLS_VER_N; v++)
+        for (int c = 0; c < WS_TLS_CIPHER_N; c++)
+            put(b, "uringws_tls_handshakes_total{version=\"%s\",cipher=\"%s\"} %llu\n",
+                tls_ver_label[v], tls_cipher_label[c], (unsigned long long)hs[v][c]);
+    labeled(b, m, n, offsetof(ws_metrics_t, tls_errors), WS_TLS_ERR_SLOTS, "tls_errors_total",
+            "counter", "reason", tls->err_names,
+            "TLS sessions that failed (each closed), by cause");
+    labeled(b, m, n, offsetof(ws_metrics_t, ktls_offloads), 4, "ktls_offloads_total", "counter",
+            "dirs", ktls_dirs_label, "Connections handed to kernel TLS, by directions");
+    scalar(b, m, n, offsetof(ws_metrics_t, ktls_refused), "ktls_refused_total", "counter",
+           "kTLS hand-offs the kernel refused (the connection stayed in userspace TLS)");
+    /* The probe's errno by name (ENOENT: no tls module), which says more than 0. */
+    const char *probe = "error";
+    if (tls->ktls_probe == 1)
+        probe = "not_probed";
+    else if (tls->ktls_probe == 0)
+        probe = "ok";
+    else if (strerrorname_np(-tls->ktls_probe))
+        probe = strerrorname_np(-tls->ktls_probe);
+    put(b,
+        "# HELP uringws_ktls_available Whether the kernel accepted TCP_ULP \"tls\" when probed "
+        "at start (1) or not (0), with the --ktls mode and the probe result.\n"
+        "# TYPE uringws_ktls_available gauge\n"
+        "uringws_ktls_available{mode=\"%s\",probe=\"%s\"} %d\n",
+        tls->ktls_mode, probe, tls->ktls_probe == 0);
+}
+
 long ws_metrics_render(const ws_metrics_t *m, unsigned n, char **out)
+{
+    return ws_metrics_render_tls(m, n, NULL, out);
+}
+
+long ws_metrics_render_tls(const ws_metrics_t *m, unsigned n, const ws_metrics_tls_t *tls,
+                           char **out)
 {
     buf_t b = {malloc(8192), 0, 8192, 0};
     if (!b.p)
@@ -159,6 +244,11 @@ long ws_metrics_render(const ws_metrics_t *m, unsigned n, char **out)
         put(&b, "uringws_close_frames_sent_total{code=\"%d\"} %llu\n", 1000 + c,
             (unsigned long long)cl_total[c]);
     }
+    labeled(&b, m, n, offsetof(ws_metrics_t, conns_by_transport), WS_TRANSPORT_N,
+            "connections_by_transport", "gauge", "transport", transport_label,
+            "Open connections by transport (plain ws, TLS in userspace, kernel TLS)");
+    if (tls)
+        render_tls(&b, m, n, tls);
     if (b.err) {
         free(b.p);
         return b.err;

@@ -25,6 +25,29 @@ enum ws_hs_err {
 
 #define WS_CLOSE_CODES 16 /* close frames sent, by code 1000..1015 */
 
+/* Transports a connection can be on (gauges by transport). */
+enum ws_transport {
+    WS_TRANSPORT_PLAIN, /* ws:// */
+    WS_TRANSPORT_TLS,   /* wss://, TLS in userspace (BoringSSL) */
+    WS_TRANSPORT_KTLS,  /* wss://, TX (and maybe RX) handed to kernel TLS */
+    WS_TRANSPORT_N,
+};
+
+/* TLS error slots, indexed by ws_tls_err_t (uringws/tls.h; net/conn_tls.c checks that they
+ * fit), plus handshake timeouts, which are the engine's to count. */
+#define WS_TLS_ERR_SLOTS      16
+#define WS_TLS_ERR_HS_TIMEOUT (WS_TLS_ERR_SLOTS - 1)
+
+/* Negotiated TLS version x cipher family, for the handshakes counter. */
+enum { WS_TLS_VER_N = 2 };
+enum ws_tls_cipher_family {
+    WS_TLS_AES128GCM,
+    WS_TLS_AES256GCM,
+    WS_TLS_CHACHA20,
+    WS_TLS_CIPHER_OTHER,
+    WS_TLS_CIPHER_N,
+};
+
 typedef struct ws_metrics {
     alignas(64) _Atomic uint64_t conns_current; /* connections counted against max_conns */
     _Atomic uint64_t conns_accepted;            /* sockets accepted, total */
@@ -45,7 +68,19 @@ typedef struct ws_metrics {
     _Atomic uint64_t xwakes;                    /* MSG_RING wakeups sent */
     _Atomic uint64_t hs_errors[WS_HS_N];
     _Atomic uint64_t closes_sent[WS_CLOSE_CODES];
+    _Atomic uint64_t conns_by_transport[WS_TRANSPORT_N];            /* live connections (gauge) */
+    _Atomic uint64_t tls_handshakes[WS_TLS_VER_N][WS_TLS_CIPHER_N]; /* [0] 1.2, [1] 1.3 */
+    _Atomic uint64_t tls_errors[WS_TLS_ERR_SLOTS];                  /* sessions failed, by cause */
+    _Atomic uint64_t ktls_offloads[4]; /* hand-offs done, by directions (WS_TLS_TX|WS_TLS_RX) */
+    _Atomic uint64_t ktls_refused;     /* hand-offs the kernel refused: stayed in userspace */
 } ws_metrics_t;
+
+/* Server-wide TLS facts for /metrics (NULL when the server has no TLS listener). */
+typedef struct ws_metrics_tls {
+    const char *ktls_mode; /* "auto", "off", "require", "try" */
+    int ktls_probe;        /* 0 when the kernel took TCP_ULP "tls", else -errno; 1 = not probed */
+    const char *const *err_names; /* [WS_TLS_ERR_SLOTS] labels; NULL entries are not shown */
+} ws_metrics_tls_t;
 
 static inline void ws_metric_add(_Atomic uint64_t *c, uint64_t v)
 {
@@ -70,5 +105,9 @@ void ws_metrics_close_sent(ws_metrics_t *m, unsigned code);
 /* Renders the Prometheus text exposition of n cores' metrics (per core with label core="i",
  * and totals) into a malloc'd buffer. Returns its length with *out set, or -ENOMEM. */
 long ws_metrics_render(const ws_metrics_t *per_core, unsigned n, char **out);
+/* The same, plus the TLS families (connections by transport, handshakes by version and
+ * cipher, TLS errors by cause, kTLS probe and hand-offs) when tls is not NULL. */
+long ws_metrics_render_tls(const ws_metrics_t *per_core, unsigned n, const ws_metrics_tls_t *tls,
+                           char **out);
 
 #endif

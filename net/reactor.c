@@ -147,40 +147,61 @@ static void xdrain(ws_core_t *c)
 
 /* ---- accept, tick, stop ------------------------------------------------------------ */
 
-static void arm_accept(ws_core_t *c)
+static void arm_accept(ws_core_t *c, unsigned i)
 {
+    ws_listen_t *l = &c->lsn[i];
     struct io_uring_sqe *sqe = ws_core_sqe(c);
-    if (c->direct) {
+    /* TLS connections stay regular fds: the kTLS hand-off is a setsockopt on the socket. */
+    if (c->direct && i != WS_LSN_TLS) {
         if (c->multishot_accept)
-            io_uring_prep_multishot_accept_direct(sqe, c->listen_fd, NULL, NULL, 0);
+            io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
         else
-            io_uring_prep_accept_direct(sqe, c->listen_fd, NULL, NULL, 0, IORING_FILE_INDEX_ALLOC);
+            io_uring_prep_accept_direct(sqe, l->fd, NULL, NULL, 0, IORING_FILE_INDEX_ALLOC);
     } else {
         if (c->multishot_accept)
-            io_uring_prep_multishot_accept(sqe, c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
         else
-            io_uring_prep_accept(sqe, c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     }
-    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_ACCEPT, 0, 0));
-    c->accept_armed = true;
-    c->accept_retry = false;
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_ACCEPT, i, 0));
+    l->armed = true;
+    l->retry = false;
 }
 
-static void close_listener(ws_core_t *c)
+static void arm_accepts(ws_core_t *c)
 {
-    if (c->listen_fd >= 0) {
-        close(c->listen_fd);
-        c->listen_fd = -1;
+    for (unsigned i = 0; i < WS_LSN_N; i++) {
+        if (c->lsn[i].fd >= 0)
+            arm_accept(c, i);
     }
 }
 
-static void on_accept(ws_core_t *c, int res, unsigned flags)
+static bool accepts_armed(const ws_core_t *c)
 {
+    for (unsigned i = 0; i < WS_LSN_N; i++) {
+        if (c->lsn[i].armed)
+            return true;
+    }
+    return false;
+}
+
+static void close_listener(ws_core_t *c, unsigned i)
+{
+    if (c->lsn[i].fd >= 0) {
+        close(c->lsn[i].fd);
+        c->lsn[i].fd = -1;
+    }
+}
+
+static void on_accept(ws_core_t *c, unsigned i, int res, unsigned flags)
+{
+    ws_listen_t *l = &c->lsn[i];
+    bool direct = c->direct && i != WS_LSN_TLS;
     if (!(flags & IORING_CQE_F_MORE))
-        c->accept_armed = false;
+        l->armed = false;
     if (res >= 0) {
         if (c->stopping) {
-            if (c->direct) {
+            if (direct) {
                 struct io_uring_sqe *sqe = ws_core_sqe(c);
                 io_uring_prep_close_direct(sqe, (unsigned)res);
                 io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CLOSE, 0, 0));
@@ -188,25 +209,25 @@ static void on_accept(ws_core_t *c, int res, unsigned flags)
                 close(res);
             }
         } else {
-            ws_conn_accept(c, res);
+            ws_conn_accept(c, res, i == WS_LSN_TLS);
         }
-    } else if (res == -EINVAL && c->multishot_accept && !c->accept_armed) {
+    } else if (res == -EINVAL && c->multishot_accept && !l->armed) {
         c->multishot_accept = false;
         ws_log_warn("multishot accept refused by the kernel: using single-shot accepts");
     } else if (res == -ENFILE || res == -EMFILE || res == -ENOMEM || res == -ENOBUFS) {
         ws_log_warn("accept: %s: retrying on the next tick", strerror(-res));
-        if (!c->accept_armed)
-            c->accept_retry = true;
+        if (!l->armed)
+            l->retry = true;
         return;
     } else if (res != -ECANCELED) {
         ws_log_debug("accept: %s", strerror(-res));
     }
-    if (c->accept_armed)
+    if (l->armed)
         return;
     if (c->stopping)
-        close_listener(c);
+        close_listener(c, i);
     else
-        arm_accept(c);
+        arm_accept(c, i);
 }
 
 static void arm_tick(ws_core_t *c)
@@ -265,12 +286,14 @@ static void begin_stop(ws_core_t *c)
     }
     c->stop_deadline = c->now_ms + c->cfg->shutdown_timeout_ms;
     ws_log_debug("stopping: %u connections", c->nconns);
-    if (c->accept_armed) {
-        struct io_uring_sqe *sqe = ws_core_sqe(c);
-        io_uring_prep_cancel64(sqe, ws_ud_make(WS_UD_ACCEPT, 0, 0), 0);
-        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, 0, 0));
-    } else {
-        close_listener(c);
+    for (unsigned i = 0; i < WS_LSN_N; i++) {
+        if (c->lsn[i].armed) {
+            struct io_uring_sqe *sqe = ws_core_sqe(c);
+            io_uring_prep_cancel64(sqe, ws_ud_make(WS_UD_ACCEPT, i, 0), 0);
+            io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, 0, 0));
+        } else {
+            close_listener(c, i);
+        }
     }
     for_each_conn(c, false);
 }
@@ -281,8 +304,10 @@ static void on_tick(ws_core_t *c)
     ws_timer_t *t;
     while ((t = ws_wheel_pop_expired(&c->wheel)))
         ws_conn_on_timer(c, ws_container_of(t, ws_conn_t, timer));
-    if (c->accept_retry && !c->stopping && !c->accept_armed)
-        arm_accept(c);
+    for (unsigned i = 0; i < WS_LSN_N; i++) {
+        if (c->lsn[i].retry && !c->stopping && !c->lsn[i].armed)
+            arm_accept(c, i);
+    }
     if (c->stopping && !c->forced && c->now_ms >= c->stop_deadline) {
         c->forced = true;
         if (c->nconns)
@@ -330,7 +355,8 @@ static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
     ws_conn_t *conn;
     switch (ws_ud_kind(e->ud)) {
     case WS_UD_ACCEPT:
-        on_accept(c, e->res, e->flags);
+        if (ws_ud_idx(e->ud) < WS_LSN_N)
+            on_accept(c, ws_ud_idx(e->ud), e->res, e->flags);
         break;
     case WS_UD_RECV:
         on_recv_cqe(c, e);
@@ -352,7 +378,7 @@ static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
     case WS_UD_TICK:
         c->tick_armed = false;
         *tick = true;
-        if (!c->stopping || c->nconns || c->accept_armed || c->stop_armed)
+        if (!c->stopping || c->nconns || accepts_armed(c) || c->stop_armed)
             arm_tick(c);
         break;
     case WS_UD_XWAKE:
@@ -447,7 +473,7 @@ void ws_core_run(ws_core_t *c)
 {
     cqe_copy_t batch[CQE_BATCH];
     struct io_uring_cqe *cqes[CQE_BATCH];
-    arm_accept(c);
+    arm_accepts(c);
     arm_tick(c);
     arm_stop(c);
     for (;;) {
@@ -483,7 +509,7 @@ void ws_core_run(ws_core_t *c)
             on_tick(c);
         process_pending(c);
         if (c->stopping) {
-            if (c->nconns == 0 && !c->accept_armed && !c->stop_armed)
+            if (c->nconns == 0 && !accepts_armed(c) && !c->stop_armed)
                 break;
             if (c->now_ms >= c->stop_deadline + STOP_GRACE_MS) {
                 ws_log_error("shutdown: %u connections still have operations in flight", c->nconns);
@@ -498,7 +524,8 @@ void ws_core_run(ws_core_t *c)
 
 void ws_core_teardown_thread(ws_core_t *c)
 {
-    close_listener(c);
+    for (unsigned i = 0; i < WS_LSN_N; i++)
+        close_listener(c, i);
     if (c->ring_ok)
         ws_bufring_free(&c->bufs, &c->ring); /* unregistering must come from the owner */
     else

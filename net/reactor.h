@@ -34,6 +34,20 @@ typedef struct ws_sendctx {
     struct iovec iov[]; /* cfg->send_max_iov */
 } ws_sendctx_t;
 
+/* The core's listening sockets, plain ws and TLS, each with its own multishot accept; the
+ * accept's user_data carries the index. */
+enum ws_lsn_kind {
+    WS_LSN_PLAIN,
+    WS_LSN_TLS, /* accepted as regular fds always: the kTLS hand-off needs setsockopt */
+    WS_LSN_N,
+};
+
+typedef struct ws_listen {
+    int fd;     /* -1 when this kind is not served (or already closed) */
+    bool armed; /* an accept is in flight */
+    bool retry; /* re-arm the accept on the next tick (after ENFILE/EMFILE) */
+} ws_listen_t;
+
 typedef struct ws_conn_slot {
     ws_conn_t *conn;    /* NULL when free */
     uint32_t gen;       /* bumped on every free; completions carry the gen they were made for */
@@ -58,9 +72,7 @@ typedef struct ws_core {
     bool sockopt_cmd; /* TCP_NODELAY through URING_CMD on direct descriptors */
     bool nodelay_note_logged;
 
-    int listen_fd;
-    bool accept_armed;
-    bool accept_retry; /* re-arm the accept on the next tick (after ENFILE/EMFILE) */
+    ws_listen_t lsn[WS_LSN_N];
 
     ws_bufring_t bufs;
     bool enobufs_seen; /* the ring already grew in this loop iteration */

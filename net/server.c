@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "conn_tls.h"
 #include "probe.h"
 #include "listener.h"
 #include "log.h"
@@ -54,6 +55,11 @@ void ws_server_config_defaults(ws_server_config_t *cfg)
     cfg->send_max_iov = 64;
     cfg->send_max_bytes = 1u << 20;
     cfg->use_direct_fds = true;
+    cfg->plain = true;
+    cfg->tls = false;
+    cfg->tls_port = 0;
+    cfg->tls_min_version = WS_TLS_MIN_1_2;
+    cfg->ktls = WS_KTLS_AUTO;
     cfg->log_level = WS_LOG_INFO;
 }
 
@@ -94,6 +100,21 @@ int ws_server_config_check(const ws_server_config_t *cfg, char *err, size_t errl
         why = "send-max-iov must be between 1 and 1024";
     else if (cfg->send_max_bytes < 1024)
         why = "send-max-bytes must be at least 1 KiB";
+    else if (!cfg->plain && !cfg->tls)
+        why = "nothing to serve: the plain listener is off and no TLS port is set";
+#ifndef WS_WITH_TLS
+    else if (cfg->tls)
+        why = "this build has no TLS support (built with WITH_TLS=OFF)";
+#endif
+    else if (cfg->tls && (!cfg->tls_cert_file || !cfg->tls_cert_file[0] || !cfg->tls_key_file ||
+                          !cfg->tls_key_file[0]))
+        why = "a TLS port needs a certificate and a key (--tls-cert and --tls-key)";
+    else if (cfg->tls && cfg->plain && cfg->tls_port && cfg->tls_port == cfg->port)
+        why = "the TLS port must differ from the plain port";
+    else if (cfg->tls_min_version != WS_TLS_MIN_1_2 && cfg->tls_min_version != WS_TLS_MIN_1_3)
+        why = "the minimum TLS version must be 1.2 or 1.3";
+    else if (cfg->ktls < WS_KTLS_AUTO || cfg->ktls > WS_KTLS_TRY)
+        why = "ktls must be auto, off, require or try";
     else if (cfg->bind_addr[0]) {
         struct sockaddr_storage ss;
         socklen_t len;
@@ -114,6 +135,11 @@ int ws_server_config_check(const ws_server_config_t *cfg, char *err, size_t errl
 uint16_t ws_server_port(const ws_server_t *srv)
 {
     return srv->port;
+}
+
+uint16_t ws_server_tls_port(const ws_server_t *srv)
+{
+    return srv->tls_port;
 }
 
 /* ---- threads ----------------------------------------------------------------------- */
@@ -195,15 +221,18 @@ static void free_server(ws_server_t *srv)
 {
     for (unsigned i = 0; i < srv->ncores && srv->cores; i++) {
         ws_core_t *c = &srv->cores[i];
-        if (c->listen_fd >= 0)
-            close(c->listen_fd);
-        c->listen_fd = -1;
+        for (unsigned k = 0; k < WS_LSN_N; k++) {
+            if (c->lsn[k].fd >= 0)
+                close(c->lsn[k].fd);
+            c->lsn[k].fd = -1;
+        }
         ws_core_free(c);
         if (c->stop_efd >= 0)
             close(c->stop_efd);
         c->stop_efd = -1;
     }
     ws_xcore_free(&srv->xcore);
+    ws_tls_server_free(srv); /* after the cores: every session is gone */
     free(srv->cores);
     free(srv->metrics);
     free(srv->threads);
@@ -231,6 +260,12 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     srv->ncores = cfg->cores ? cfg->cores : online_cpus();
     if (srv->ncores > WS_CORES_MAX)
         srv->ncores = WS_CORES_MAX;
+    srv->ktls_probe = 1;
+    /* TLS first: a bad certificate is a configuration error, reported as the only line. */
+    if (cfg->tls && (rc = ws_tls_server_init(srv)) < 0)
+        goto err;
+    /* The file names were for loading only; they belong to the caller. */
+    cfg->tls_cert_file = cfg->tls_key_file = NULL;
 
     rc = probe_in_thread(srv);
     if (rc < 0)
@@ -255,7 +290,8 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         goto err;
     }
     for (unsigned i = 0; i < srv->ncores; i++) {
-        srv->cores[i].listen_fd = -1; /* free_server closes only what was opened */
+        for (unsigned k = 0; k < WS_LSN_N; k++)
+            srv->cores[i].lsn[k].fd = -1; /* free_server closes only what was opened */
         srv->cores[i].stop_efd = -1;
     }
     srv->metrics = aligned_alloc(64, sizeof(ws_metrics_t) * srv->ncores);
@@ -287,21 +323,36 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     if (rc < 0)
         goto err;
 
-    uint16_t port = cfg->port;
+    uint16_t port = cfg->port, tls_port = cfg->tls_port;
     for (unsigned i = 0; i < srv->ncores; i++) {
-        rc = ws_listener_open(cfg, &port, i == 0);
-        if (rc < 0) {
-            ws_log_error("cannot listen on %s%s%s port %u: %s", cfg->bind_addr[0] ? "" : "all",
-                         cfg->bind_addr, cfg->bind_addr[0] ? "" : " addresses", cfg->port,
-                         strerror(-rc));
-            goto err;
+        for (unsigned k = 0; k < WS_LSN_N; k++) {
+            bool tls = k == WS_LSN_TLS;
+            if (!(tls ? cfg->tls : cfg->plain))
+                continue;
+            /* The first listener of each kind also checks that nobody else holds the port. */
+            rc = ws_listener_open(cfg, tls ? &tls_port : &port, i == 0);
+            if (rc < 0) {
+                ws_log_error("cannot listen%s on %s%s%s port %u: %s", tls ? " for TLS" : "",
+                             cfg->bind_addr[0] ? "" : "all", cfg->bind_addr,
+                             cfg->bind_addr[0] ? "" : " addresses", tls ? cfg->tls_port : cfg->port,
+                             strerror(-rc));
+                goto err;
+            }
+            srv->cores[i].lsn[k].fd = rc;
         }
-        srv->cores[i].listen_fd = rc;
     }
-    srv->port = port;
-    /* Described now: once the cores run, core 0 owns listen_fd and may close it at any time. */
-    char where[128];
-    ws_listener_describe(srv->cores[0].listen_fd, where, sizeof(where));
+    srv->port = cfg->plain ? port : 0;
+    srv->tls_port = cfg->tls ? tls_port : 0;
+    /* Described now: once the cores run, core 0 owns its listeners and may close them at any
+     * time. */
+    char where[128] = "", tls_where[160] = "";
+    if (cfg->plain)
+        ws_listener_describe(srv->cores[0].lsn[WS_LSN_PLAIN].fd, where, sizeof(where));
+    if (cfg->tls) {
+        char w[128];
+        ws_listener_describe(srv->cores[0].lsn[WS_LSN_TLS].fd, w, sizeof(w));
+        snprintf(tls_where, sizeof(tls_where), "%s%s (wss)", cfg->plain ? ", " : "", w);
+    }
 
     /* Workers take no asynchronous signals: the controlling thread handles them. */
     sigset_t all, old;
@@ -341,7 +392,7 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         srv->nthreads = 0;
         goto err;
     }
-    ws_log_info("listening on %s with %u core%s (%s)", where, srv->ncores,
+    ws_log_info("listening on %s%s with %u core%s (%s)", where, tls_where, srv->ncores,
                 srv->ncores == 1 ? "" : "s",
                 srv->cores[0].direct ? "direct descriptors" : "regular fds");
     *out = srv;

@@ -338,7 +338,7 @@ static void test_out_limit(void)
 
 /* The plaintext callback may write on the same session (an echo here), and may stop the
  * feed. */
-static int echo_cb(void *arg, const uint8_t *p, size_t n)
+static int echo_cb(void *arg, uint8_t *p, size_t n)
 {
     ws_tls_conn_t *s = arg;
     if (n >= 4 && memcmp(p, "stop", 4) == 0)

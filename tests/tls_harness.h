@@ -108,7 +108,7 @@ TH_FN void th_buf_free(th_buf_t *b)
 }
 
 /* ws_tls_plain_fn that appends to a th_buf_t. */
-TH_FN int th_sink(void *arg, const uint8_t *p, size_t n)
+TH_FN int th_sink(void *arg, uint8_t *p, size_t n)
 {
     th_buf_add(arg, p, n);
     return 0;

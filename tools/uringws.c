@@ -1,7 +1,7 @@
 /* uringws: the WebSocket broadcast server executable. Parses the command line into a
  * ws_server_config_t and runs the server until SIGINT/SIGTERM. Exit status: 0 after a clean
- * shutdown, 1 when the server cannot start (old kernel, port in use...), 2 for a bad
- * command line. */
+ * shutdown, 1 when the server cannot start (old kernel, port in use, --ktls require without
+ * kTLS...), 2 for a bad command line or an unusable TLS certificate or key. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -42,6 +42,18 @@ static void usage(FILE *out, const ws_server_config_t *d)
             "                            (default 5s)\n"
             "      --pin                 pin worker i to CPU i (default off)\n"
             "      --no-direct           regular fds instead of io_uring direct descriptors\n"
+            "\n"
+            "wss (TLS 1.2 and 1.3: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305; ALPN http/1.1):\n"
+            "      --tls-port N          serve wss:// (and https://) on port N, next to the plain\n"
+            "                            port (0: any free port)\n"
+            "      --tls-cert FILE       PEM certificate chain, leaf first\n"
+            "      --tls-key FILE        PEM private key of the leaf (RSA or ECDSA)\n"
+            "      --tls-min 1.2|1.3     oldest TLS version accepted (default 1.2)\n"
+            "      --ktls auto|off|require|try  kernel TLS after the handshake: auto uses it\n"
+            "                            when the kernel has it, require refuses to start\n"
+            "                            without it, try attempts it on every connection\n"
+            "                            (testing the fallback) (default auto)\n"
+            "      --no-plain            no plain ws:// listener: TLS only\n"
             "  -v, --verbose             more logging (repeat for debug)\n"
             "  -q, --quiet               errors only\n"
             "  -h, --help                this text\n"
@@ -153,6 +165,12 @@ enum {
     OPT_SHUTDOWN,
     OPT_PIN,
     OPT_NO_DIRECT,
+    OPT_TLS_PORT,
+    OPT_TLS_CERT,
+    OPT_TLS_KEY,
+    OPT_TLS_MIN,
+    OPT_KTLS,
+    OPT_NO_PLAIN,
 };
 
 int main(int argc, char **argv)
@@ -174,6 +192,12 @@ int main(int argc, char **argv)
         {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
         {"pin", no_argument, NULL, OPT_PIN},
         {"no-direct", no_argument, NULL, OPT_NO_DIRECT},
+        {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-min", required_argument, NULL, OPT_TLS_MIN},
+        {"ktls", required_argument, NULL, OPT_KTLS},
+        {"no-plain", no_argument, NULL, OPT_NO_PLAIN},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -229,6 +253,39 @@ int main(int argc, char **argv)
         case OPT_NO_DIRECT:
             cfg.use_direct_fds = false;
             break;
+        case OPT_TLS_PORT:
+            cfg.tls = true;
+            cfg.tls_port = (uint16_t)parse_u64("--tls-port", optarg, 0, 65535, "0..65535");
+            break;
+        case OPT_TLS_CERT:
+            cfg.tls_cert_file = optarg;
+            break;
+        case OPT_TLS_KEY:
+            cfg.tls_key_file = optarg;
+            break;
+        case OPT_TLS_MIN:
+            if (strcmp(optarg, "1.2") == 0)
+                cfg.tls_min_version = WS_TLS_MIN_1_2;
+            else if (strcmp(optarg, "1.3") == 0)
+                cfg.tls_min_version = WS_TLS_MIN_1_3;
+            else
+                die_value("--tls-min", optarg, "1.2 or 1.3");
+            break;
+        case OPT_KTLS:
+            if (strcmp(optarg, "auto") == 0)
+                cfg.ktls = WS_KTLS_AUTO;
+            else if (strcmp(optarg, "off") == 0)
+                cfg.ktls = WS_KTLS_OFF;
+            else if (strcmp(optarg, "require") == 0)
+                cfg.ktls = WS_KTLS_REQUIRE;
+            else if (strcmp(optarg, "try") == 0)
+                cfg.ktls = WS_KTLS_TRY;
+            else
+                die_value("--ktls", optarg, "auto, off, require or try");
+            break;
+        case OPT_NO_PLAIN:
+            cfg.plain = false;
+            break;
         case 'v':
             verbose++;
             break;
@@ -256,11 +313,17 @@ int main(int argc, char **argv)
     cfg.log_level = quiet ? WS_LOG_ERROR : WS_LOG_INFO + verbose;
     if (cfg.log_level > WS_LOG_DEBUG)
         cfg.log_level = WS_LOG_DEBUG;
+    if (!cfg.tls && (cfg.tls_cert_file || cfg.tls_key_file)) {
+        fprintf(stderr, "%s: --tls-cert and --tls-key need --tls-port (see --help)\n", prog);
+        return 2;
+    }
     char err[200];
     if (ws_server_config_check(&cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s: %s\n", prog, err);
         return 2;
     }
     int rc = ws_server_run(&cfg);
+    if (rc == -ENOKEY)
+        return 2; /* the certificate or key: the one error line says which and why */
     return rc < 0 ? 1 : 0;
 }

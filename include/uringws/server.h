@@ -25,6 +25,24 @@ enum ws_log_level {
     WS_LOG_DEBUG = 4,   /* -vv: connection life cycle */
 };
 
+/* TLS protocol versions for ws_server_config_t.tls_min_version (as on the wire, the same
+ * values as WS_TLS_V1_2 / WS_TLS_V1_3 of uringws/tls.h). */
+#define WS_TLS_MIN_1_2 0x0303
+#define WS_TLS_MIN_1_3 0x0304
+
+/* What to do with kernel TLS (ws_server_config_t.ktls). The kernel is probed once at start
+ * (TCP_ULP "tls" on a loopback pair). */
+enum ws_ktls_mode {
+    WS_KTLS_AUTO = 0, /* hand TX (and RX where the kernel takes it) to the kernel after each
+                         handshake when the probe passed; else log once, stay in userspace */
+    WS_KTLS_OFF,      /* always userspace TLS */
+    WS_KTLS_REQUIRE,  /* refuse to start (-EOPNOTSUPP) when the probe fails */
+    WS_KTLS_TRY,      /* attempt the hand-off on every connection whatever the probe said:
+                         exercises the per-connection fallback (a kernel may refuse one
+                         cipher or RX only); on a kernel without kTLS every attempt fails
+                         with ENOENT and the connection stays in userspace */
+};
+
 /* Every limit the server enforces. ws_server_config_defaults() fills in the documented
  * defaults; a field left 0 where "0 = default" is said also takes the default. */
 typedef struct ws_server_config {
@@ -81,7 +99,22 @@ typedef struct ws_server_config {
     /* Engine switches. */
     bool use_direct_fds; /* accept into io_uring's fixed-file table when the kernel can;
                             false keeps regular fds (needed for setsockopt-based features
-                            such as kTLS). Default true */
+                            such as kTLS). Applies to the plain listener: TLS connections
+                            always use regular fds (see tls_port). Default true */
+
+    /* wss. The strings are read by ws_server_start only (the certificate and key are
+     * loaded there), so they need not outlive it. */
+    bool plain;                /* serve ws:// on `port`. Default true; false needs tls */
+    bool tls;                  /* serve wss:// on tls_port. Default false */
+    uint16_t tls_port;         /* TCP port of the TLS listeners; 0 lets the kernel pick (see
+                                  ws_server_tls_port). TLS connections are accepted as
+                                  regular fds, never direct descriptors, so that the kTLS
+                                  hand-off (a setsockopt) is possible. Default 0 */
+    const char *tls_cert_file; /* PEM chain, leaf first, then intermediates */
+    const char *tls_key_file;  /* PEM private key (RSA or ECDSA) of the leaf */
+    uint16_t tls_min_version;  /* WS_TLS_MIN_1_2 (default) or WS_TLS_MIN_1_3; the maximum is
+                                  always TLS 1.3 */
+    int ktls;                  /* enum ws_ktls_mode. Default WS_KTLS_AUTO */
 
     int log_level; /* enum ws_log_level. Default WS_LOG_INFO */
 } ws_server_config_t;
@@ -97,12 +130,18 @@ typedef struct ws_server ws_server_t;
 
 /* Probes the kernel, logs the io_uring features found, binds the listeners and starts the
  * worker threads. Returns 0 with *out set, or -errno (after logging why): -ENOSYS when the
- * kernel is older than 5.19 or has no usable io_uring, -EADDRINUSE etc. from bind. Signals
+ * kernel is older than 5.19 or has no usable io_uring, -EADDRINUSE etc. from bind, -ENOKEY
+ * when the TLS certificate or key cannot be used (unreadable, not PEM, not matching each
+ * other), -EOPNOTSUPP for ktls = WS_KTLS_REQUIRE on a kernel without kTLS (or TLS options in
+ * a build without TLS). TLS errors are checked first, before anything else is logged. Signals
  * are not touched; the calling thread keeps its mask (workers block SIGPIPE). */
 int ws_server_start(const ws_server_config_t *cfg, ws_server_t **out) WS_WARN_UNUSED;
 
-/* The TCP port the listeners are bound to (useful when cfg->port was 0). */
+/* The TCP port the listeners are bound to (useful when cfg->port was 0); 0 without plain
+ * listeners. */
 uint16_t ws_server_port(const ws_server_t *srv);
+/* The TCP port of the TLS listeners; 0 without TLS. */
+uint16_t ws_server_tls_port(const ws_server_t *srv);
 
 /* Asks every core to shut down: stop accepting, send close 1001 to every connection, wait
  * up to shutdown_timeout_ms for the close handshakes, then drop what is left. Returns at

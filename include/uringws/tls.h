@@ -98,11 +98,13 @@ typedef enum ws_tls_err {
 } ws_tls_err_t;
 
 /* Plaintext sink for ws_tls_feed(): called with each decrypted slice (at most 16 KiB, one
- * record), valid only during the call. Return 0 to go on; any other value stops the feed,
+ * record), valid only during the call. The slice is the session's own scratch memory, so the
+ * sink may modify it in place (the WebSocket parser unmasks there: no copy). Return 0 to go
+ * on; any other value stops the feed,
  * which then returns -ECANCELED and drops the rest of its input (the caller is closing).
  * It may call ws_tls_write(), ws_tls_writev() and ws_tls_shutdown() on the same session
  * (a pong, an echo, a close), but not ws_tls_feed() or ws_tls_conn_free(). */
-typedef int (*ws_tls_plain_fn)(void *arg, const uint8_t *p, size_t n);
+typedef int (*ws_tls_plain_fn)(void *arg, uint8_t *p, size_t n);
 
 void ws_tls_config_init(ws_tls_config_t *cfg);
 

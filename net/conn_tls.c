@@ -1,0 +1,686 @@
+/* The TLS transport of a connection (wss), see conn_tls.h. The rules it keeps:
+ *  - every received byte is fed to the session before the recv completion returns, so the
+ *    provided buffer goes back to the ring at once; plaintext goes to ws_conn_input(), the
+ *    same code as plain connections;
+ *  - frames stay plaintext in the send queue until the socket has no send in flight; then
+ *    everything queued (up to send_max_bytes) is encrypted with one ws_tls_writev (small
+ *    frames share records) and the pending ciphertext leaves in ONE send. A broadcast block
+ *    is still built once; each TLS recipient encrypts its own copy, which is inherent to
+ *    userspace TLS;
+ *  - a TLS failure is counted per category, logged at -v, and ends the connection after the
+ *    alert BoringSSL queued (if any): nothing unencrypted is ever sent;
+ *  - the kTLS hand-off happens once, after the handshake, when nothing is in flight either
+ *    way: the recv is cancelled first so that every byte received so far went through
+ *    BoringSSL (ws_ktls_offload's precondition), then re-armed as recvmsg (RX in the kernel)
+ *    or recv (RX still here). With TX in the kernel the plain send path sends frames by
+ *    reference. That part never ran on the build machine (no kTLS in its kernel).
+ * Nothing here parses HTTP or WebSocket bytes. */
+#include "conn_tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "broadcast.h"
+#include "conn.h"
+#include "log.h"
+#include "reactor.h"
+#include "server_internal.h"
+#include "uringws/tls.h"
+#ifdef WS_WITH_KTLS
+#include "uringws/ktls.h"
+#endif
+
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+
+_Static_assert(WS_TLS_ERR__COUNT <= WS_TLS_ERR_HS_TIMEOUT,
+               "TLS error categories must fit the metric slots");
+_Static_assert(WS_TLS_MIN_1_2 == WS_TLS_V1_2 && WS_TLS_MIN_1_3 == WS_TLS_V1_3,
+               "server.h and tls.h name the same versions");
+
+/* Encrypt more queued frames only while less than this much ciphertext is pending, so that
+ * a slow reader's backlog stays in the send queue (where the slow-consumer limits see it)
+ * and not in TLS output. 16 KiB lets the first response ride with the session tickets. */
+#define WS_TLS_OUT_LOW (16u * 1024u)
+
+enum {
+    WS_CT_ALERT = 21,
+    WS_CT_HANDSHAKE = 22,
+    WS_CT_APPLICATION_DATA = 23,
+};
+
+/* Flags owned by ws_conn_tls. */
+enum {
+    WS_CT_F_UP = 1u << 0,             /* handshake done (and counted) */
+    WS_CT_F_FAILED = 1u << 1,         /* session failed: input dropped, only the alert goes out */
+    WS_CT_F_PEER_CLOSED = 1u << 2,    /* close_notify or EOF from the peer: input ignored */
+    WS_CT_F_CLOSE_QUEUED = 1u << 3,   /* our close_notify is queued (or sent, kernel TX) */
+    WS_CT_F_KTLS_DUE = 1u << 4,       /* the kTLS hand-off is still to be done */
+    WS_CT_F_KTLS_STOP = 1u << 5,      /* the recv was cancelled for the hand-off */
+    WS_CT_F_CLOSE_INFLIGHT = 1u << 6, /* kernel TX: the close_notify sendmsg is in flight */
+};
+
+/* Per TLS connection; owned by the connection (freed in its finalize, when nothing of it
+ * is in flight: a send may point into the session's pending output until then). */
+typedef struct ws_conn_tls {
+    ws_tls_conn_t *s;
+    uint32_t flags;
+    unsigned kernel; /* WS_TLS_TX / WS_TLS_RX now handled by kernel TLS */
+    size_t inflight; /* ciphertext bytes of the send in flight (userspace TX) */
+    size_t acct;     /* pending ciphertext counted in the core's queue_bytes gauge */
+    /* RX in the kernel: recvmsg header and the control buffer for TLS_GET_RECORD_TYPE,
+     * written by the kernel when the recvmsg completes. */
+    struct msghdr rmsg;
+    struct iovec riov;
+    union {
+        char buf[CMSG_SPACE(sizeof(uint8_t))];
+        struct cmsghdr align;
+    } rctl;
+} ws_conn_tls_t;
+
+/* ---- server level ----------------------------------------------------------------- */
+
+static const char *ktls_mode_name(int mode)
+{
+    switch (mode) {
+    case WS_KTLS_OFF:
+        return "off";
+    case WS_KTLS_REQUIRE:
+        return "require";
+    case WS_KTLS_TRY:
+        return "try";
+    default:
+        return "auto";
+    }
+}
+
+/* Probes kTLS once and sets srv->ktls_active. Returns 0 or -EOPNOTSUPP (required, absent). */
+static int ktls_policy(ws_server_t *srv)
+{
+    const ws_server_config_t *cfg = &srv->cfg;
+    if (cfg->ktls == WS_KTLS_OFF) {
+        ws_log_info("kTLS: off (--ktls off): TLS stays in userspace");
+        return 0;
+    }
+#ifdef WS_WITH_KTLS
+    srv->ktls_probe = ws_ktls_probe();
+    bool ok = srv->ktls_probe == 0;
+    if (cfg->ktls == WS_KTLS_REQUIRE && !ok) {
+        ws_log_error("kTLS required (--ktls require) but this kernel refuses TCP_ULP \"tls\": %s "
+                     "(try `modprobe tls`, or --ktls auto)",
+                     strerror(-srv->ktls_probe));
+        return -EOPNOTSUPP;
+    }
+    srv->ktls_active = ok || cfg->ktls == WS_KTLS_TRY;
+    if (ok)
+        ws_log_info("kTLS: available: after each handshake TX (and RX where the kernel takes "
+                    "the cipher) moves to kernel TLS");
+    else if (cfg->ktls == WS_KTLS_TRY)
+        ws_log_info("kTLS: unavailable (TCP_ULP \"tls\": %s), trying every connection anyway "
+                    "(--ktls try): each stays in userspace TLS",
+                    strerror(-srv->ktls_probe));
+    else
+        ws_log_info("kTLS: unavailable (TCP_ULP \"tls\": %s): TLS stays in userspace",
+                    strerror(-srv->ktls_probe));
+    return 0;
+#else
+    if (cfg->ktls == WS_KTLS_REQUIRE || cfg->ktls == WS_KTLS_TRY) {
+        ws_log_error("kTLS requested (--ktls %s) but this build has no kTLS support "
+                     "(WITH_KTLS=OFF)",
+                     ktls_mode_name(cfg->ktls));
+        return -EOPNOTSUPP;
+    }
+    ws_log_info("kTLS: not built in (WITH_KTLS=OFF): TLS stays in userspace");
+    return 0;
+#endif
+}
+
+int ws_tls_server_init(ws_server_t *srv)
+{
+    const ws_server_config_t *cfg = &srv->cfg;
+    ws_tls_config_t tc;
+    ws_tls_config_init(&tc);
+    tc.cert_file = cfg->tls_cert_file;
+    tc.key_file = cfg->tls_key_file;
+    tc.min_version = cfg->tls_min_version;
+    /* Room for one encrypted batch (send_max_bytes) on top of what may still be pending. */
+    size_t out = (size_t)cfg->send_max_bytes * 2 + WS_TLS_OUT_LOW + 64 * 1024;
+    if (out > tc.max_out_bytes)
+        tc.max_out_bytes = out;
+    /* Check the files before the kTLS probe: a bad certificate must be the one line. */
+    char err[256];
+    ws_tls_ctx_t *probe_ctx = NULL;
+    int rc = ws_tls_ctx_new(&tc, &probe_ctx, err, sizeof(err));
+    if (rc < 0)
+        goto bad_files;
+    if ((rc = ktls_policy(srv)) < 0) {
+        ws_tls_ctx_free(probe_ctx);
+        return rc;
+    }
+    if (!srv->ktls_active) {
+        srv->tls_ctx = probe_ctx;
+        return 0;
+    }
+    /* The hand-off needs the TLS 1.3 traffic secrets captured during each handshake, which
+     * only a context created with tc.ktls does. */
+    ws_tls_ctx_free(probe_ctx);
+    tc.ktls = true;
+    rc = ws_tls_ctx_new(&tc, &srv->tls_ctx, err, sizeof(err));
+    if (rc == 0)
+        return 0;
+bad_files:
+    ws_log_error("TLS: %s", err[0] ? err : strerror(-rc));
+    return rc == -ENOMEM ? rc : -ENOKEY;
+}
+
+void ws_tls_server_free(ws_server_t *srv)
+{
+    ws_tls_ctx_free(srv->tls_ctx);
+    srv->tls_ctx = NULL;
+}
+
+/* /metrics: the TLS families need the server's kTLS facts and the category names. */
+static const char *err_names[WS_TLS_ERR_SLOTS];
+static pthread_once_t err_names_once = PTHREAD_ONCE_INIT;
+
+static void err_names_init(void)
+{
+    for (int e = WS_TLS_ERR_NONE + 1; e < WS_TLS_ERR__COUNT; e++)
+        err_names[e] = ws_tls_err_name((ws_tls_err_t)e);
+    err_names[WS_TLS_ERR_HS_TIMEOUT] = "handshake_timeout";
+}
+
+void ws_tls_metrics_info(const ws_server_t *srv, ws_metrics_tls_t *out)
+{
+    pthread_once(&err_names_once, err_names_init);
+    out->ktls_mode = ktls_mode_name(srv->cfg.ktls);
+    out->ktls_probe = srv->ktls_probe;
+    out->err_names = err_names;
+}
+
+/* ---- connection helpers ------------------------------------------------------------ */
+
+/* Keeps the queue_bytes gauge equal to queued plaintext plus pending ciphertext. */
+static void account(ws_core_t *c, ws_conn_tls_t *t)
+{
+    size_t now = ws_tls_out_bytes(t->s);
+    if (now > t->acct)
+        ws_metric_add(&c->m->queue_bytes, now - t->acct);
+    else if (now < t->acct)
+        ws_metric_sub(&c->m->queue_bytes, t->acct - now);
+    t->acct = now;
+}
+
+/* Releases queued frames that can no longer be sent. With TX in userspace none of them is
+ * in flight (a send carries ciphertext, never the queue's own bytes), so all go, including
+ * a partly encrypted head; with TX in the kernel the plain path's rules apply. */
+static void drop_queue(ws_core_t *c, ws_conn_t *conn)
+{
+    uint64_t before = conn->sq.bytes;
+    if (conn->tls->kernel & WS_TLS_TX)
+        ws_sendq_drop_unsent(&conn->sq, &c->brefs);
+    else
+        ws_sendq_clear(&conn->sq, &c->brefs);
+    ws_metric_sub(&c->m->queue_bytes, before - conn->sq.bytes);
+}
+
+/* The session is over: count and log why, drop what was never encrypted, and end the
+ * connection after the pending output (the fatal alert, when BoringSSL queued one). */
+static void fail(ws_core_t *c, ws_conn_t *conn, ws_tls_err_t e, const char *reason)
+{
+    ws_conn_tls_t *t = conn->tls;
+    if (t->flags & WS_CT_F_FAILED)
+        return;
+    t->flags |= WS_CT_F_FAILED;
+    t->flags &= ~(unsigned)WS_CT_F_KTLS_DUE;
+    if ((unsigned)e >= WS_TLS_ERR__COUNT || e == WS_TLS_ERR_NONE)
+        e = WS_TLS_ERR_INTERNAL;
+    ws_metric_inc(&c->m->tls_errors[e]);
+    ws_log_verbose("conn %u: TLS error (%s)%s: %s", conn->idx, ws_tls_err_name(e),
+                   t->flags & WS_CT_F_UP ? "" : " in the handshake", reason ? reason : "");
+    ws_room_leave(c, conn);
+    drop_queue(c, conn);
+    ws_conn_finish(c, conn);
+}
+
+static void session_failed(ws_core_t *c, ws_conn_t *conn)
+{
+    const char *why = NULL;
+    ws_tls_err_t e = ws_tls_error(conn->tls->s, &why);
+    fail(c, conn, e, why);
+}
+
+/* close_notify (or, with RX in the kernel, its alert record) arrived: finish after what is
+ * queued (a WebSocket close reply may be among it), with our own close_notify last. */
+static void peer_closed(ws_core_t *c, ws_conn_t *conn)
+{
+    conn->tls->flags |= WS_CT_F_PEER_CLOSED;
+    ws_log_debug("conn %u: peer sent close_notify", conn->idx);
+    ws_room_leave(c, conn);
+    ws_conn_finish(c, conn);
+}
+
+static enum ws_tls_cipher_family cipher_family(const char *name)
+{
+    if (strstr(name, "AES_128_GCM"))
+        return WS_TLS_AES128GCM;
+    if (strstr(name, "AES_256_GCM"))
+        return WS_TLS_AES256GCM;
+    if (strstr(name, "CHACHA20"))
+        return WS_TLS_CHACHA20;
+    return WS_TLS_CIPHER_OTHER;
+}
+
+static void established(ws_core_t *c, ws_conn_t *conn)
+{
+    ws_conn_tls_t *t = conn->tls;
+    t->flags |= WS_CT_F_UP;
+    const char *cipher = ws_tls_cipher_name(t->s);
+    unsigned v = ws_tls_version(t->s) == WS_TLS_V1_3 ? 1 : 0;
+    ws_metric_inc(&c->m->tls_handshakes[v][cipher_family(cipher)]);
+    ws_slice_t alpn = ws_tls_alpn(t->s);
+    ws_log_debug("conn %u: TLS established: %s %s, ALPN %.*s", conn->idx, ws_tls_version_name(t->s),
+                 cipher, alpn.len ? (int)alpn.len : 4, alpn.len ? (const char *)alpn.base : "none");
+    if (c->srv->ktls_active)
+        t->flags |= WS_CT_F_KTLS_DUE;
+}
+
+/* ---- kTLS hand-off ----------------------------------------------------------------- */
+
+#ifdef WS_WITH_KTLS
+
+static atomic_flag refusal_logged = ATOMIC_FLAG_INIT;
+
+/* Called by the send path with no send in flight. Returns true while it waits for the
+ * recv to stop (the caller must not send meanwhile: the queued frames go out through
+ * whichever path the hand-off leaves). */
+static bool ktls_step(ws_core_t *c, ws_conn_t *conn)
+{
+    ws_conn_tls_t *t = conn->tls;
+    if (ws_tls_out_bytes(t->s) != 0)
+        return false; /* what BoringSSL wrote (tickets) must be on the wire first */
+    if ((t->flags & (WS_CT_F_FAILED | WS_CT_F_PEER_CLOSED)) ||
+        (conn->flags & WS_CONN_F_FLUSH_CLOSE) ||
+        (conn->state != WS_CONN_HTTP && conn->state != WS_CONN_OPEN)) {
+        /* Closing anyway: not worth it. Put back a recv the hand-off stopped (one still
+         * being cancelled is re-armed by its last completion). */
+        t->flags &= ~(unsigned)WS_CT_F_KTLS_DUE;
+        if (!(conn->flags & WS_CONN_F_RECV)) {
+            t->flags &= ~(unsigned)WS_CT_F_KTLS_STOP;
+            ws_conn_arm_recv(c, conn);
+        }
+        return false;
+    }
+    if (conn->flags & WS_CONN_F_RECV) {
+        /* Bytes may already sit in ring buffers behind CQEs not yet seen; they are
+         * ciphertext for BoringSSL. Stop the recv and wait for its last completion. */
+        if (!(t->flags & WS_CT_F_KTLS_STOP)) {
+            t->flags |= WS_CT_F_KTLS_STOP;
+            ws_conn_cancel(c, conn, WS_UD_RECV);
+        }
+        return true;
+    }
+    t->flags &= ~(unsigned)(WS_CT_F_KTLS_DUE | WS_CT_F_KTLS_STOP);
+    int r = ws_ktls_offload(t->s, conn->fd, WS_TLS_TX | WS_TLS_RX);
+    if (r > 0) {
+        t->kernel = (unsigned)r;
+        ws_metric_sub(&c->m->conns_by_transport[conn->transport], 1);
+        conn->transport = WS_TRANSPORT_KTLS;
+        ws_metric_inc(&c->m->conns_by_transport[conn->transport]);
+        ws_metric_inc(&c->m->ktls_offloads[t->kernel & 3u]);
+        ws_log_debug("conn %u: kTLS: %s handed to the kernel", conn->idx,
+                     t->kernel == (WS_TLS_TX | WS_TLS_RX) ? "TX and RX" : "TX");
+    } else {
+        ws_metric_inc(&c->m->ktls_refused);
+        if (!atomic_flag_test_and_set(&refusal_logged))
+            ws_log_info("kTLS hand-off refused (%s, %s): such connections stay in userspace TLS "
+                        "(logged once)",
+                        strerror(-r), ws_tls_cipher_name(t->s));
+        else
+            ws_log_debug("conn %u: kTLS hand-off refused: %s", conn->idx, strerror(-r));
+    }
+    ws_conn_arm_recv(c, conn);
+    return false;
+}
+
+/* The kernel-TX close_notify: an alert record (type 21) through the TLS_SET_RECORD_TYPE
+ * control message. The message is the same for every connection and never written after
+ * its initialisation, so all cores share one. */
+static uint8_t close_alert[2] = {1 /* warning */, 0 /* close_notify */};
+static struct iovec close_iov;
+static union {
+    char buf[CMSG_SPACE(sizeof(uint8_t))];
+    struct cmsghdr align;
+} close_ctl;
+static struct msghdr close_msg;
+static pthread_once_t close_once = PTHREAD_ONCE_INIT;
+
+static void close_msg_init(void)
+{
+    close_iov.iov_base = close_alert;
+    close_iov.iov_len = sizeof(close_alert);
+    close_msg.msg_iov = &close_iov;
+    close_msg.msg_iovlen = 1;
+    close_msg.msg_control = close_ctl.buf;
+    close_msg.msg_controllen = sizeof(close_ctl.buf);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&close_msg);
+    cm->cmsg_level = SOL_TLS;
+    cm->cmsg_type = TLS_SET_RECORD_TYPE;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint8_t));
+    *CMSG_DATA(cm) = WS_CT_ALERT;
+}
+
+static void send_kernel_close_notify(ws_core_t *c, ws_conn_t *conn)
+{
+    pthread_once(&close_once, close_msg_init);
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    io_uring_prep_sendmsg(sqe, conn->fd, &close_msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
+    conn->flags |= WS_CONN_F_SEND;
+    conn->tls->flags |= WS_CT_F_CLOSE_QUEUED | WS_CT_F_CLOSE_INFLIGHT;
+    ws_metric_inc(&c->m->sends);
+}
+
+/* RX in the kernel: what recvmsg returned is plaintext of one record type. */
+static void kernel_input(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
+{
+    ws_conn_tls_t *t = conn->tls;
+    int type = ws_ktls_record_type(&t->rmsg);
+    if (type == WS_CT_APPLICATION_DATA) {
+        ws_conn_input(c, conn, buf, n);
+        return;
+    }
+    if (type == WS_CT_ALERT && n >= 2 && buf[1] == 0) {
+        peer_closed(c, conn);
+        return;
+    }
+    /* A KeyUpdate (or any other post-handshake message) cannot be followed on every kernel,
+     * and a fatal alert ends the session anyway. */
+    fail(c, conn, type == WS_CT_ALERT ? WS_TLS_ERR_PEER_ALERT : WS_TLS_ERR_PROTOCOL,
+         type == WS_CT_HANDSHAKE ? "handshake message (KeyUpdate?) with RX in kernel TLS"
+         : type == WS_CT_ALERT   ? "fatal alert"
+                                 : "record of unexpected type from kernel TLS");
+}
+
+bool ws_conn_tls_rx_in_kernel(const ws_conn_t *conn)
+{
+    return (conn->tls->kernel & WS_TLS_RX) != 0;
+}
+
+void ws_conn_tls_prep_recvmsg(ws_core_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
+{
+    ws_conn_tls_t *t = conn->tls;
+    memset(&t->rctl, 0, sizeof(t->rctl));
+    /* With buffer select the kernel reads into a provided buffer; the one iovec only gives
+     * the length. */
+    t->riov.iov_base = NULL;
+    t->riov.iov_len = c->bufs.buf_size;
+    memset(&t->rmsg, 0, sizeof(t->rmsg));
+    t->rmsg.msg_iov = &t->riov;
+    t->rmsg.msg_iovlen = 1;
+    t->rmsg.msg_control = t->rctl.buf;
+    t->rmsg.msg_controllen = sizeof(t->rctl.buf);
+    io_uring_prep_recvmsg(sqe, conn->fd, &t->rmsg, 0);
+}
+
+#else /* !WS_WITH_KTLS: no session is ever handed off */
+
+static bool ktls_step(ws_core_t *c, ws_conn_t *conn)
+{
+    (void)c;
+    conn->tls->flags &= ~(unsigned)(WS_CT_F_KTLS_DUE | WS_CT_F_KTLS_STOP);
+    return false;
+}
+
+static void send_kernel_close_notify(ws_core_t *c, ws_conn_t *conn)
+{
+    (void)c;
+    (void)conn;
+}
+
+static void kernel_input(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
+{
+    (void)c;
+    (void)conn;
+    (void)buf;
+    (void)n;
+}
+
+bool ws_conn_tls_rx_in_kernel(const ws_conn_t *conn)
+{
+    (void)conn;
+    return false;
+}
+
+void ws_conn_tls_prep_recvmsg(ws_core_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
+{
+    (void)c;
+    (void)conn;
+    (void)sqe;
+}
+
+#endif
+
+/* ---- connection hooks -------------------------------------------------------------- */
+
+int ws_conn_tls_attach(ws_core_t *c, ws_conn_t *conn)
+{
+    ws_conn_tls_t *t = calloc(1, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    t->s = ws_tls_conn_new(c->srv->tls_ctx);
+    if (!t->s) {
+        free(t);
+        return -ENOMEM;
+    }
+    conn->tls = t;
+    return 0;
+}
+
+void ws_conn_tls_free(ws_core_t *c, ws_conn_t *conn)
+{
+    ws_conn_tls_t *t = conn->tls;
+    if (t->acct)
+        ws_metric_sub(&c->m->queue_bytes, t->acct);
+    ws_tls_conn_free(t->s);
+    free(t);
+    conn->tls = NULL;
+}
+
+typedef struct plain_ctx {
+    ws_core_t *c;
+    ws_conn_t *conn;
+} plain_ctx_t;
+
+static int on_plain(void *arg, uint8_t *p, size_t n)
+{
+    plain_ctx_t *x = arg;
+    ws_conn_input(x->c, x->conn, p, n);
+    return x->conn->state == WS_CONN_DEAD; /* torn down: the rest is of no use */
+}
+
+void ws_conn_tls_input(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
+{
+    ws_conn_tls_t *t = conn->tls;
+    /* After a failure, the peer's close_notify or our SHUT_WR, input is discarded. */
+    if ((t->flags & (WS_CT_F_FAILED | WS_CT_F_PEER_CLOSED)) || conn->state == WS_CONN_LINGER ||
+        conn->state == WS_CONN_DEAD)
+        return;
+    if (t->kernel & WS_TLS_RX) {
+        kernel_input(c, conn, buf, n);
+        return;
+    }
+    plain_ctx_t x = {c, conn};
+    int r = ws_tls_feed(t->s, buf, n, on_plain, &x);
+    if (!(t->flags & WS_CT_F_UP) && ws_tls_handshake_done(t->s))
+        established(c, conn);
+    if (r == -EPROTO)
+        session_failed(c, conn);
+    else if (r == 1)
+        peer_closed(c, conn);
+    /* -ECANCELED: the connection was torn down from inside; nothing to do. */
+    if (ws_tls_out_bytes(t->s) && conn->state != WS_CONN_DEAD)
+        ws_core_pending(c, conn, WS_CONN_F_NEED_SEND); /* handshake flight, alert, tickets */
+    account(c, t);
+}
+
+bool ws_conn_tls_recv_ended(ws_core_t *c, ws_conn_t *conn, int res)
+{
+    ws_conn_tls_t *t = conn->tls;
+    if (res == 0) {
+        /* EOF. A cut record or handshake is an error worth counting; a connect-and-close
+         * or a client that ends between records without close_notify is not. */
+        if (!(t->kernel & WS_TLS_RX) && !(t->flags & (WS_CT_F_FAILED | WS_CT_F_PEER_CLOSED)) &&
+            conn->state != WS_CONN_LINGER && ws_tls_feed_eof(t->s) < 0) {
+            const char *why = NULL;
+            ws_tls_err_t e = ws_tls_error(t->s, &why);
+            ws_metric_inc(&c->m->tls_errors[e]);
+            ws_log_verbose("conn %u: TLS error (%s): %s", conn->idx, ws_tls_err_name(e), why);
+        }
+        return false;
+    }
+    if ((t->flags & (WS_CT_F_KTLS_DUE | WS_CT_F_KTLS_STOP)) &&
+        (res > 0 || res == -ECANCELED || res == -ENOBUFS)) {
+        if (t->flags & WS_CT_F_KTLS_DUE) {
+            ws_core_pending(c, conn, WS_CONN_F_NEED_SEND); /* the hand-off goes on there */
+        } else {
+            t->flags &= ~(unsigned)WS_CT_F_KTLS_STOP; /* given up meanwhile: receive again */
+            ws_conn_arm_recv(c, conn);
+        }
+        return true;
+    }
+    if (res < 0 && res != -ENOBUFS && (t->kernel & WS_TLS_RX) && conn->state != WS_CONN_LINGER) {
+        /* Kernel TLS reports a bad record as EBADMSG, an oversize one as EMSGSIZE. */
+        ws_tls_err_t e = res == -EBADMSG    ? WS_TLS_ERR_BAD_RECORD
+                         : res == -EMSGSIZE ? WS_TLS_ERR_OVERSIZE
+                                            : WS_TLS_ERR_PROTOCOL;
+        ws_metric_inc(&c->m->tls_errors[e]);
+        ws_log_verbose("conn %u: TLS error (%s): kernel TLS receive: %s", conn->idx,
+                       ws_tls_err_name(e), strerror(-res));
+    }
+    return false;
+}
+
+bool ws_conn_tls_timed_out(ws_core_t *c, ws_conn_t *conn)
+{
+    if (conn->tls->flags & WS_CT_F_UP)
+        return false;
+    ws_metric_inc(&c->m->tls_errors[WS_TLS_ERR_HS_TIMEOUT]);
+    ws_log_verbose("conn %u: TLS error (handshake_timeout): no TLS handshake within %u ms",
+                   conn->idx, c->cfg->handshake_timeout_ms);
+    return true;
+}
+
+/* Encrypts queued frames (at most send_max_bytes: a larger message goes a batch at a time,
+ * its head entry staying partly done) and releases them: from here on the ciphertext is
+ * what gets sent. iov has room for max_iov entries. Returns 0 or the ws_tls_writev error. */
+static int encrypt_queue(ws_core_t *c, ws_conn_t *conn, struct iovec *iov, unsigned max_iov)
+{
+    ws_conn_tls_t *t = conn->tls;
+    size_t cap = c->cfg->send_max_bytes, total;
+    unsigned n = ws_sendq_gather(&conn->sq, iov, max_iov, cap, &total);
+    if (n && iov[0].iov_len > cap) {
+        iov[0].iov_len = cap;
+        n = 1;
+        total = cap;
+    }
+    int r = ws_tls_writev(t->s, iov, (int)n);
+    uint64_t before = conn->sq.bytes;
+    ws_sendq_complete(&conn->sq, r == 0 ? total : 0, &c->brefs);
+    ws_metric_sub(&c->m->queue_bytes, before - conn->sq.bytes);
+    return r;
+}
+
+/* One send of the pending ciphertext, gathered from the session's output chunks. */
+static void submit(ws_core_t *c, ws_conn_t *conn, ws_sendctx_t *s)
+{
+    ws_conn_tls_t *t = conn->tls;
+    struct iovec single;
+    struct iovec *iov = s ? s->iov : &single;
+    int max = s ? (int)c->cfg->send_max_iov : 1;
+    int n = ws_tls_pending_out(t->s, iov, max);
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++)
+        bytes += iov[i].iov_len;
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    if (n == 1) {
+        io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        if (s)
+            ws_core_sctx_put(c, s);
+    } else {
+        memset(&s->msg, 0, sizeof(s->msg));
+        s->msg.msg_iov = s->iov;
+        s->msg.msg_iovlen = (size_t)n;
+        io_uring_prep_sendmsg(sqe, conn->fd, &s->msg, MSG_NOSIGNAL);
+        conn->sctx = s;
+    }
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
+    conn->flags |= WS_CONN_F_SEND;
+    t->inflight = bytes;
+    ws_metric_inc(&c->m->sends);
+}
+
+bool ws_conn_tls_send(ws_core_t *c, ws_conn_t *conn)
+{
+    ws_conn_tls_t *t = conn->tls;
+    if ((t->flags & WS_CT_F_KTLS_DUE) && ktls_step(c, conn))
+        return true;
+    bool closing = (conn->flags & WS_CONN_F_FLUSH_CLOSE) && ws_sendq_empty(&conn->sq);
+    if (t->kernel & WS_TLS_TX) {
+        /* Frames go out as plaintext on the plain path; only close_notify is ours. */
+        if (closing && !(t->flags & (WS_CT_F_CLOSE_QUEUED | WS_CT_F_FAILED))) {
+            send_kernel_close_notify(c, conn);
+            return true;
+        }
+        return false;
+    }
+    ws_sendctx_t *s = ws_core_sctx_get(c);
+    if (!(t->flags & WS_CT_F_FAILED) && (t->flags & WS_CT_F_UP)) {
+        if (ws_tls_out_bytes(t->s) < WS_TLS_OUT_LOW && ws_sendq_has_unsent(&conn->sq)) {
+            struct iovec single;
+            int r = encrypt_queue(c, conn, s ? s->iov : &single, s ? c->cfg->send_max_iov : 1);
+            if (r == -EPROTO) {
+                session_failed(c, conn);
+            } else if (r < 0) {
+                /* -ENOBUFS cannot happen within max_out_bytes; anything else is a bug
+                 * in the bookkeeping: end the connection rather than send garbage. */
+                fail(c, conn, WS_TLS_ERR_INTERNAL, strerror(-r));
+            }
+            closing = (conn->flags & WS_CONN_F_FLUSH_CLOSE) && ws_sendq_empty(&conn->sq);
+        }
+        if (closing && !(t->flags & (WS_CT_F_CLOSE_QUEUED | WS_CT_F_FAILED))) {
+            t->flags |= WS_CT_F_CLOSE_QUEUED;
+            if (ws_tls_shutdown(t->s) < 0)
+                ws_log_debug("conn %u: no close_notify: session failed", conn->idx);
+        }
+    }
+    account(c, t);
+    if (ws_tls_out_bytes(t->s) == 0) {
+        if (s)
+            ws_core_sctx_put(c, s);
+        /* Nothing to send. An empty queue lets the caller finish the connection; frames
+         * queued before the handshake finished (a 503) wait for it. */
+        return !ws_sendq_empty(&conn->sq);
+    }
+    submit(c, conn, s);
+    return true;
+}
+
+void ws_conn_tls_sent(ws_core_t *c, ws_conn_t *conn, size_t sent)
+{
+    ws_conn_tls_t *t = conn->tls;
+    if (t->flags & WS_CT_F_CLOSE_INFLIGHT) {
+        t->flags &= ~(unsigned)WS_CT_F_CLOSE_INFLIGHT;
+        return;
+    }
+    if (!t->inflight)
+        return; /* a plaintext send of the plain path (kernel TX) */
+    ws_tls_consume_out(t->s, sent);
+    t->inflight = 0;
+    account(c, t);
+}
