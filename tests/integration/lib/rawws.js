@@ -6,6 +6,7 @@
 
 const crypto = require('node:crypto');
 const net = require('node:net');
+const tls = require('node:tls');
 const { isUtf8 } = require('node:buffer');
 
 const OP = { CONT: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa };
@@ -126,10 +127,12 @@ class RawClient {
     }
 
     // Opens a TCP connection, sends the upgrade and checks the 101. Rejects on anything else.
-    static connect(port, path, handlers = {}, { timeoutMs = 10000, extra = '' } = {}) {
+    // With `tls` (node:tls connect options: ca, minVersion, ciphers...) the client speaks
+    // wss: the same frames inside a TLS session.
+    static connect(port, path, handlers = {}, { timeoutMs = 10000, extra = '', tls: tlsOpts = null } = {}) {
         return new Promise((resolve, reject) => {
             const key = crypto.randomBytes(16).toString('base64');
-            const socket = net.connect({ host: '127.0.0.1', port });
+            const socket = tlsOpts ? tls.connect({ host: '127.0.0.1', port, ...tlsOpts }) : net.connect({ host: '127.0.0.1', port });
             let head = Buffer.alloc(0);
             const timer = setTimeout(() => {
                 socket.destroy();
