@@ -144,13 +144,13 @@ function captureClientHello(tlsOpts = {}) {
     });
 }
 
-// The value of metric `name` whose labels include all of `labels` (summed over the rest),
-// from /metrics text; undefined when no series matches.
+// The value of metric `name` whose labels include all of `labels` (summed over the rest; a
+// series without labels matches {}), from /metrics text; undefined when no series matches.
 function labeledValue(text, name, labels = {}) {
     let sum;
-    const re = new RegExp(`^${name}\\{([^}]*)\\}\\s+(\\S+)$`, 'gm');
+    const re = new RegExp(`^${name}(?:\\{([^}]*)\\})?\\s+(\\S+)$`, 'gm');
     for (const m of text.matchAll(re)) {
-        const have = Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+        const have = Object.fromEntries([...(m[1] || '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
         if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum = (sum || 0) + Number(m[2]);
     }
     return sum;
