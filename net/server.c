@@ -299,6 +299,9 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         srv->cores[i].listen_fd = rc;
     }
     srv->port = port;
+    /* Before the cores start: they own (and close) their listeners from then on. */
+    char where[128];
+    ws_listener_describe(srv->cores[0].listen_fd, where, sizeof(where));
 
     /* Workers take no asynchronous signals: the controlling thread handles them. */
     sigset_t all, old;
@@ -338,8 +341,6 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         srv->nthreads = 0;
         goto err;
     }
-    char where[128];
-    ws_listener_describe(srv->cores[0].listen_fd, where, sizeof(where));
     ws_log_info("listening on %s with %u core%s (%s)", where, srv->ncores,
                 srv->ncores == 1 ? "" : "s",
                 srv->cores[0].direct ? "direct descriptors" : "regular fds");
