@@ -28,7 +28,9 @@ if [ "${1:-}" = "--test" ] && [ -f "$here/tests/integration/package.json" ]; the
     cd "$here/tests/integration"
     if [ ! -d node_modules ] || [ package.json -nt node_modules ] || [ package-lock.json -nt node_modules ]; then
         echo "deps: installing npm modules for the integration tests"
-        if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+        # --prefer-offline: the lockfile pins versions and hashes, so cached tarballs are used
+        # without asking the registry again.
+        if [ -f package-lock.json ]; then npm ci --prefer-offline --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
         touch node_modules
     fi
 fi
