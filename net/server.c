@@ -299,7 +299,7 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         srv->cores[i].listen_fd = rc;
     }
     srv->port = port;
-    /* Before the cores start: they own (and close) their listeners from then on. */
+    /* Described now: once the cores run, core 0 owns listen_fd and may close it at any time. */
     char where[128];
     ws_listener_describe(srv->cores[0].listen_fd, where, sizeof(where));
 
