@@ -404,7 +404,7 @@ int ws_core_setup(ws_core_t *c)
     c->ring_ok = true;
     c->ring_fd = c->ring.ring_fd;
     /* Saves the fd lookup on every io_uring_enter; optional (5.18). */
-    (void)io_uring_register_ring_fd(&c->ring);
+    c->ring_fd_registered = io_uring_register_ring_fd(&c->ring) == 1;
     c->multishot_recv = f->multishot_recv;
     c->multishot_accept = f->multishot_accept;
     c->sockopt_cmd = f->sockopt_cmd;
@@ -454,10 +454,15 @@ void ws_core_run(ws_core_t *c)
         xflush(c);
         int rc = io_uring_submit_and_wait(&c->ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
-            ws_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
-            if (!c->err)
+            if (!c->err) {
+                ws_log_error("io_uring_submit_and_wait: %s: stopping this core", strerror(-rc));
                 c->err = rc;
-            begin_stop(c); /* keeps looping: the connections still need their completions */
+            }
+            /* Keep looping (the connections still need their completions), but do not spin
+             * on a ring that keeps failing. */
+            begin_stop(c);
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
         }
         c->now_ms = now_ms();
         c->enobufs_seen = false;
@@ -499,10 +504,14 @@ void ws_core_run(ws_core_t *c)
 void ws_core_teardown_thread(ws_core_t *c)
 {
     close_listener(c);
-    if (c->ring_ok)
-        ws_bufring_free(&c->bufs, &c->ring); /* unregistering must come from the owner */
-    else
+    if (c->ring_ok) {
+        /* Registration calls must come from the ring's owner (SINGLE_ISSUER). */
+        ws_bufring_free(&c->bufs, &c->ring);
+        if (c->ring_fd_registered)
+            io_uring_unregister_ring_fd(&c->ring);
+    } else {
         ws_bufring_free(&c->bufs, NULL);
+    }
 }
 
 void ws_core_free(ws_core_t *c)

@@ -50,6 +50,7 @@ typedef struct ws_core {
     struct io_uring ring;
     bool ring_ok;
     int ring_fd; /* the real fd, for other cores' MSG_RING */
+    bool ring_fd_registered;
     unsigned setup_flags;
     bool direct; /* accepted sockets are direct descriptors */
     bool files_registered;
