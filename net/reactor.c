@@ -363,10 +363,22 @@ static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
             ws_log_error("stop eventfd read: %s: stopping", strerror(-e->res));
         begin_stop(c);
         break;
-    case WS_UD_MSG_SENT:
-        ws_log_error("cross-core wakeup to core %u failed: %s", ws_ud_idx(e->ud),
-                     strerror(-e->res));
+    case WS_UD_MSG_SENT: {
+        /* Only failures post a completion (CQE_SKIP_SUCCESS). Re-open the wakeup flag and
+         * retry on the next iteration; meanwhile the destination's own tick bounds the
+         * delay. */
+        unsigned dst = ws_ud_idx(e->ud);
+        ws_log_warn("cross-core wakeup to core %u failed: %s; retrying", dst, strerror(-e->res));
+        if (dst < c->ncores && dst != c->id) {
+            atomic_store_explicit(&ws_xcore_q(&c->srv->xcore, c->id, dst)->wake_pending, 0,
+                                  memory_order_relaxed);
+            if (!c->xdirty[dst]) {
+                c->xdirty[dst] = 1;
+                c->xdirty_list[c->nxdirty++] = dst;
+            }
+        }
         break;
+    }
     case WS_UD_CANCEL:
     case WS_UD_CLOSE:
     case WS_UD_TICK_DEL:
