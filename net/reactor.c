@@ -194,7 +194,13 @@ static void on_accept(ws_core_t *c, int res, unsigned flags)
         c->multishot_accept = false;
         ws_log_warn("multishot accept refused by the kernel: using single-shot accepts");
     } else if (res == -ENFILE || res == -EMFILE || res == -ENOMEM || res == -ENOBUFS) {
-        ws_log_warn("accept: %s: retrying on the next tick", strerror(-res));
+        /* Sustained overload would log this every tick: once per 10 s is enough. */
+        if (c->now_ms >= c->accept_warned_ms + 10000 || !c->accept_warned_ms) {
+            c->accept_warned_ms = c->now_ms ? c->now_ms : 1;
+            ws_log_warn("accept: %s (%u connections on this core): pausing accepts until the "
+                        "next tick",
+                        strerror(-res), c->nconns);
+        }
         if (!c->accept_armed)
             c->accept_retry = true;
         return;

@@ -62,6 +62,7 @@ typedef struct ws_core {
     int listen_fd;
     bool accept_armed;
     bool accept_retry; /* re-arm the accept on the next tick (after ENFILE/EMFILE) */
+    uint64_t accept_warned_ms;
 
     ws_bufring_t bufs;
     bool enobufs_seen; /* the ring already grew in this loop iteration */
