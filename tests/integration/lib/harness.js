@@ -12,6 +12,7 @@ const util = require('node:util');
 
 const LOG_KEEP = 64 * 1024; // bytes of server output kept for failure reports
 const servers = new Set();
+let extraServerArgs = [];   // --server-arg values, appended to every server command line
 let currentTest = 'test';
 
 class TestFailure extends Error {}
@@ -61,6 +62,7 @@ function parseOptions(extra = {}) {
     const { values } = util.parseArgs({
         options: {
             server: { type: 'string' },
+            'server-arg': { type: 'string', multiple: true },
             seed: { type: 'string' },
             ...extra,
         },
@@ -68,6 +70,7 @@ function parseOptions(extra = {}) {
     });
     if (!values.server) fail('missing --server PATH (the uringws executable)');
     if (!fs.existsSync(values.server)) fail(`--server ${values.server}: no such file`);
+    extraServerArgs = values['server-arg'] || [];
     values.seed = values.seed !== undefined ? Number(values.seed) >>> 0 : (Date.now() & 0x7fffffff);
     return values;
 }
@@ -134,7 +137,7 @@ class Server {
             this.port = port || (await freePort());
             this.exit = null;
             this.stopping = false;
-            const argv = ['-p', String(this.port), '-b', '127.0.0.1', ...this.args];
+            const argv = ['-p', String(this.port), '-b', '127.0.0.1', ...this.args, ...extraServerArgs];
             this.append(`$ ${this.bin} ${argv.join(' ')}\n`);
             this.proc = spawn(this.bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
             servers.add(this);
