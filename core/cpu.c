@@ -3,6 +3,7 @@
 #include "uringws/cpu.h"
 
 #include <cpuid.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +34,17 @@ static int detect(void)
     return level;
 }
 
+/* Threads may race on the first call; each computes the same value, so a relaxed atomic
+ * is enough to make that race benign. */
 static int cached_level(void)
 {
-    static int level = -1;
-    if (level < 0)
-        level = detect();
-    return level;
+    static _Atomic int level = -1;
+    int l = atomic_load_explicit(&level, memory_order_relaxed);
+    if (l < 0) {
+        l = detect();
+        atomic_store_explicit(&level, l, memory_order_relaxed);
+    }
+    return l;
 }
 
 bool ws_cpu_has_avx2(void)

@@ -3,11 +3,21 @@
 #ifndef URINGWS_BLOCK_H
 #define URINGWS_BLOCK_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "uringws/common.h"
+
+/* The C++ benchmark harness includes this header too; C++17 has no _Atomic, and
+ * std::atomic<uint32_t> has the same size, alignment and lock-free representation. */
+#ifdef __cplusplus
+#include <atomic>
+#define WS_ATOMIC(T) std::atomic<T>
+extern "C" {
+#else
+#include <stdatomic.h>
+#define WS_ATOMIC(T) _Atomic(T)
+#endif
 
 /* Ownership: ws_block_frame() returns a block holding one reference, owned by the caller
  * (the room's home core while it fans the message out). Every send-queue entry that points
@@ -17,9 +27,9 @@
  * frees the block. Nobody writes to data[] after ws_block_frame() returns, so cores share
  * it without locks; the count is the only shared, mutable field (atomic). */
 typedef struct ws_block {
-    _Atomic uint32_t refs;
-    uint32_t len;  /* bytes of data[]: the whole frame */
-    uint64_t seq;  /* room sequence number, set by the home core before sharing */
+    WS_ATOMIC(uint32_t) refs;
+    uint32_t len; /* bytes of data[]: the whole frame */
+    uint64_t seq; /* room sequence number, set by the home core before sharing */
     uint8_t opcode;
     uint8_t header_len;
     uint8_t data[]; /* header then payload; payload starts at data + header_len */
@@ -29,14 +39,24 @@ typedef struct ws_block {
  * allocation failure or when len does not fit a block (over UINT32_MAX - 14). */
 ws_block_t *ws_block_frame(uint8_t opcode, const uint8_t *payload, size_t len) WS_WARN_UNUSED;
 
+/* Takes n more references. Relaxed is enough: the caller already holds one, so the block
+ * cannot be freed concurrently, and nothing is published by taking a reference. */
 static inline void ws_block_ref(ws_block_t *b, uint32_t n)
 {
+#ifdef __cplusplus
+    b->refs.fetch_add(n, std::memory_order_relaxed);
+#else
     atomic_fetch_add_explicit(&b->refs, n, memory_order_relaxed);
+#endif
 }
 
 /* Drops one reference; frees the block when it was the last. */
 void ws_block_unref(ws_block_t *b);
 /* Drops n references at once (a core done with n sends of the same block). */
 void ws_block_unref_n(ws_block_t *b, uint32_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,10 @@
 
 #include "uringws/common.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 enum ws_opcode {
     WS_OP_CONT = 0x0,
     WS_OP_TEXT = 0x1,
@@ -43,7 +47,7 @@ enum ws_close_code {
 bool ws_close_code_valid(unsigned code);
 
 #define WS_FRAME_HEADER_MAX 14 /* 2 + 8 (64-bit length) + 4 (mask) */
-#define WS_CONTROL_MAX 125
+#define WS_CONTROL_MAX      125
 
 typedef struct ws_frame_header {
     bool fin;
@@ -63,7 +67,11 @@ enum ws_frame_flags {
 /* Parses one frame header from p[0..n). Returns the header length, WS_INCOMPLETE, or
  * -WS_CLOSE_PROTOCOL_ERROR when the header alone breaks the protocol: RSV bits without an
  * extension, reserved opcode, control frame fragmented or longer than 125, 64-bit length
- * with the top bit set, unmasked frame under WS_FRAME_REQUIRE_MASK. Reads nothing past n. */
+ * with the top bit set, unmasked frame under WS_FRAME_REQUIRE_MASK. Reads nothing past n.
+ * Errors are reported as soon as the bytes that show them are in (a bad first byte with
+ * n == 1). Non-minimal length encodings (5.2 asks senders, not receivers, for minimal ones)
+ * are accepted; control frames must still use the 7-bit length. WS_FRAME_ALLOW_RSV1 allows
+ * RSV1 on text and binary frames only, the first frame of a message (RFC 7692 6). */
 int ws_frame_header_parse(const uint8_t *p, size_t n, unsigned flags, ws_frame_header_t *h);
 
 /* Bytes a server header for a payload of `len` takes (2, 4 or 10). */
@@ -74,5 +82,9 @@ size_t ws_frame_header_write(uint8_t out[10], uint8_t opcode, bool fin, uint64_t
  * must then be masked with ws_mask(payload, len, key, 0). */
 size_t ws_frame_header_write_masked(uint8_t out[WS_FRAME_HEADER_MAX], uint8_t opcode, bool fin,
                                     uint64_t len, const uint8_t key[4]);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,7 +10,11 @@
 #include "uringws/common.h"
 #include "uringws/http.h"
 
-#define WS_ROOM_MAX 64 /* bytes of a decoded room name */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define WS_ROOM_MAX     64 /* bytes of a decoded room name */
 #define WS_ROOM_DEFAULT "lobby"
 
 typedef struct ws_handshake {
@@ -21,17 +25,29 @@ typedef struct ws_handshake {
     const char *error; /* why, for the log line (static string), NULL on success */
     ws_slice_t path;   /* request-target without the query string */
     ws_slice_t host;
-    ws_slice_t origin;     /* empty when absent */
-    ws_slice_t extensions; /* Sec-WebSocket-Extensions as offered (first header), or empty */
-    ws_slice_t protocols;  /* Sec-WebSocket-Protocol as offered (first header), or empty */
-    char accept[29];       /* Sec-WebSocket-Accept value, NUL-terminated, when status 101 */
+    ws_slice_t origin;          /* empty when absent */
+    ws_slice_t extensions;      /* Sec-WebSocket-Extensions as offered (first header), or empty */
+    ws_slice_t protocols;       /* Sec-WebSocket-Protocol as offered (first header), or empty */
+    char accept[29];            /* Sec-WebSocket-Accept value, NUL-terminated, when status 101 */
     char room[WS_ROOM_MAX + 1]; /* percent-decoded room name, NUL-terminated: "/" -> "lobby" */
     size_t room_len;
 } ws_handshake_t;
 
 /* Fills hs from req; returns hs->status. Room names: the path after the leading '/',
  * percent-decoded, 1..WS_ROOM_MAX bytes of valid UTF-8 with no control characters and no
- * '/'; anything else is 400. */
+ * '/'; anything else is 400.
+ *
+ * An upgrade attempt is a request with an Upgrade or a Sec-WebSocket-Key header; it is
+ * checked in this order: GET (405), HTTP/1.1, request-target, one Host, Upgrade has
+ * `websocket`, Connection has `upgrade` (400 each), one Sec-WebSocket-Version (400 when
+ * repeated) equal to 13 (426), one Sec-WebSocket-Key of 16 base64 bytes, room (400 each).
+ * A plain request gets status 0 with path set, or 400 for a target that is neither form
+ * below or an HTTP/1.1 request without exactly one Host (RFC 9112 3.2); the room is only
+ * decoded for upgrades. The target may be origin-form ("/room?x") or, as RFC 6455 4.2.1 and
+ * RFC 9112 3.2.2 require servers to accept, an absolute http/https URI: then host is the
+ * URI's authority (userinfo is refused) and an empty path reads as "/" (a static string, the
+ * one slice of hs that does not point into the request). Other slices of hs point into the
+ * request buffer and are empty ({NULL, 0}) when absent. */
 int ws_handshake_check(const ws_http_request_t *req, ws_handshake_t *hs);
 
 /* Computes base64(SHA-1(key + GUID)) into out (28 chars + NUL). */
@@ -41,5 +57,16 @@ void ws_handshake_accept(ws_slice_t key, char out[29]);
  * error status (with `Sec-WebSocket-Version: 13` on 426, `Allow: GET` on 405, and
  * Connection: close). Returns its length, or 0 if it does not fit in cap. */
 size_t ws_handshake_response(const ws_handshake_t *hs, char *out, size_t cap);
+
+/* Writes the error response for `status` (400..599) with `why` as the text/plain body (the
+ * reason phrase when NULL): what ws_handshake_response writes for an error, and what the
+ * server sends when ws_http_parse_request returns -400 or -431. Adds
+ * `Sec-WebSocket-Version: 13` on 426 and `Allow: GET` on 405. Returns its length, or 0 if it
+ * does not fit in cap or status is not an error. */
+size_t ws_handshake_error_response(int status, const char *why, char *out, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

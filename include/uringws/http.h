@@ -10,10 +10,15 @@
 
 #include "uringws/common.h"
 
-#define WS_HTTP_MAX_HEADER_BYTES_DEFAULT 8192
-#define WS_HTTP_MAX_HEADERS_DEFAULT 64
-#define WS_HTTP_HEADERS_CAP 128 /* hard cap on max_headers (size of the array below) */
+#ifdef __cplusplus
+extern "C" {
+#endif
 
+#define WS_HTTP_MAX_HEADER_BYTES_DEFAULT 8192
+#define WS_HTTP_MAX_HEADERS_DEFAULT      64
+#define WS_HTTP_HEADERS_CAP              128 /* hard cap on max_headers (size of the array below) */
+
+/* A field left 0 takes its default, so a zeroed config struct means "defaults". */
 typedef struct ws_http_limits {
     size_t max_header_bytes; /* request line + headers + final CRLF; over it: 431. 8 KiB */
     size_t max_headers;      /* header lines; over it: 431. 64, at most WS_HTTP_HEADERS_CAP */
@@ -38,9 +43,17 @@ typedef struct ws_http_request {
  * (bad request line, bare CR, NUL or other control bytes, header without colon, space
  * before colon, obsolete line folding, HTTP version other than 1.x), or -431 when the head
  * exceeds max_header_bytes or max_headers (also while still incomplete). `lim` may be NULL
- * for the defaults. */
-int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
-                          const ws_http_limits_t *lim, ws_http_request_t *req);
+ * for the defaults.
+ *
+ * Lines must end in CRLF: a bare LF is rejected (-400) like a bare CR, so the head ends at
+ * exactly the first CRLF CRLF and nothing in front of us can read a different head. Method
+ * and header names are tokens; the target is visible ASCII or bytes >= 0x80; values are
+ * VCHAR, SP, HTAB or bytes >= 0x80. A malformed line is reported once its LF has arrived and
+ * the header count once the first byte of one line too many has, so the result on a prefix
+ * is either WS_INCOMPLETE or the result on the whole buffer: feeding a request in any pieces
+ * gives what parsing it at once gives. `req` is meaningful only when the return is > 0. */
+WS_WARN_UNUSED int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
+                                         const ws_http_limits_t *lim, ws_http_request_t *req);
 
 /* First header named `name` (case-insensitive), or NULL. */
 const ws_http_header_t *ws_http_find(const ws_http_request_t *req, const char *name);
@@ -49,6 +62,9 @@ size_t ws_http_count(const ws_http_request_t *req, const char *name);
 /* True when some `name` header holds `token` in its comma-separated list (case-insensitive,
  * optional whitespace around commas), e.g. "Connection: keep-alive, Upgrade". */
 bool ws_http_has_token(const ws_http_request_t *req, const char *name, const char *token);
+/* True when one field value, read as a comma-separated list (RFC 9110 5.6.1: optional
+ * whitespace around elements, empty elements skipped), holds `token` (case-insensitive). */
+bool ws_http_list_has_token(ws_slice_t value, const char *token);
 /* Case-insensitive comparison of a slice with a NUL-terminated ASCII string. */
 bool ws_slice_eq_ci(ws_slice_t s, const char *lit);
 
@@ -56,8 +72,14 @@ bool ws_slice_eq_ci(ws_slice_t s, const char *lit);
 const char *ws_http_reason(int status);
 /* Writes a complete response with `Connection: close`, the given content type and body, and
  * optional extra header lines (`extra` must end in CRLF, may be NULL). Returns the length, or
- * 0 when it does not fit in cap. */
+ * 0 when it does not fit in cap (exactly cap bytes fit; no NUL is written) or status is not
+ * three digits. content_type NULL omits Content-Type. The strings are the server's own and
+ * are copied as they are. */
 size_t ws_http_write_response(char *out, size_t cap, int status, const char *content_type,
                               const char *extra, const void *body, size_t body_len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

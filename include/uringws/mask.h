@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Dispatches once (first call) to the best implementation this CPU supports. */
 void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset);
 /* Name of the implementation ws_mask uses: "avx512", "avx2" or "scalar". */
@@ -24,5 +28,9 @@ void ws_mask_avx512(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
  * a byte-at-a-time loop and the 8-byte word XOR loop uWebSockets uses. */
 void ws_mask_baseline_bytes(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset);
 void ws_mask_baseline_word(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

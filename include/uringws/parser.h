@@ -16,11 +16,30 @@
 #include "uringws/frame.h"
 #include "uringws/utf8.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define WS_MAX_MESSAGE_DEFAULT (16u << 20) /* 16 MiB */
 
+/* What ws_parser_feed returns once a close frame has been delivered: the close handshake
+ * ended normally and the parser takes no more input. Its value is -WS_CLOSE_NORMAL, so a
+ * caller that maps any negative return to "close with -rc" still sends a sensible code. */
+#define WS_PARSER_CLOSED (-WS_CLOSE_NORMAL)
+
 typedef struct ws_parser_config {
-    uint64_t max_message; /* bytes of one assembled message; over it: 1009. Default 16 MiB */
-    unsigned frame_flags; /* enum ws_frame_flags; the server uses WS_FRAME_REQUIRE_MASK */
+    /* Bytes of one assembled message; over it: 1009. 0 means the default, 16 MiB. Checked
+     * against each frame's declared length as soon as its header is in, before any of its
+     * payload is buffered, so a peer cannot make the parser allocate past it. */
+    uint64_t max_message;
+    /* enum ws_frame_flags; the server uses WS_FRAME_REQUIRE_MASK. WS_FRAME_ALLOW_RSV1 is
+     * ignored (RSV1 is always refused): the parser does not inflate, so a compression
+     * extension must not be negotiated until it does. */
+    unsigned frame_flags;
+    /* Reassembly buffer capacity kept after a message for the next one; a larger buffer is
+     * freed when its message has been delivered. Default 0: always freed, so idle
+     * connections hold no reassembly memory. */
+    size_t buf_keep;
 } ws_parser_config_t;
 
 /* Callbacks; each returns 0 to go on or a non-zero value that stops ws_parser_feed, which
@@ -52,8 +71,12 @@ typedef struct ws_parser {
     /* Control frame payload cut across chunks. */
     uint8_t ctl_buf[WS_CONTROL_MAX];
     uint8_t ctl_len;
+    /* 0 while the parser takes input; else what every further feed returns: the protocol
+     * error, -ENOMEM, or WS_PARSER_CLOSED. */
+    int error;
 } ws_parser_t;
 
+/* cfg NULL means the defaults: 16 MiB messages, WS_FRAME_REQUIRE_MASK, no kept buffer. */
 void ws_parser_init(ws_parser_t *ps, const ws_parser_config_t *cfg);
 /* Frees the reassembly buffer; the parser may be initialised again after. */
 void ws_parser_free(ws_parser_t *ps);
@@ -62,15 +85,28 @@ void ws_parser_free(ws_parser_t *ps);
  * message, control frame and close frame. Returns:
  *   0                      all n bytes consumed;
  *   a callback's non-zero  parsing stopped right after that callback (*consumed says where);
+ *                          call again with the rest to go on. Use positive values, so they
+ *                          cannot be mistaken for the errors below;
  *   -WS_CLOSE_PROTOCOL_ERROR (-1002), -WS_CLOSE_INVALID_PAYLOAD (-1007),
  *   -WS_CLOSE_TOO_BIG (-1009)  the peer broke the protocol: send that close code;
- *   -ENOMEM                reassembly buffer could not grow (answer with 1011).
- * `consumed` may be NULL. After an error or a close, further calls return the same error. */
+ *   -ENOMEM                reassembly buffer could not grow (answer with 1011);
+ *   WS_PARSER_CLOSED       bytes follow a close frame (*consumed ends at the close frame),
+ *                          or the parser had already delivered a close.
+ * *consumed (`consumed` may be NULL) is the number of bytes parsed: n after 0, the end of
+ * the frame whose callback stopped, the point where an error was found. Errors, -ENOMEM and
+ * WS_PARSER_CLOSED are sticky: every later call returns the same value and consumes 0. A
+ * callback's own return value is not sticky. Errors are found as early as the bytes allow
+ * (a bad header byte, a too-long declared length, a byte that cannot continue UTF-8), never
+ * later than the end of the frame that holds them. */
 int ws_parser_feed(ws_parser_t *ps, uint8_t *p, size_t n, size_t *consumed,
                    const ws_parser_callbacks_t *cb, void *ud) WS_WARN_UNUSED;
 
 /* The close code a server sends back for a received close `code` (RFC 6455 5.5.1 echo):
  * the same code when valid, 1000 for WS_CLOSE_NO_STATUS. */
 unsigned ws_close_reply_code(unsigned code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,11 +10,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Dispatches once to the best implementation; true when p[0..n) is valid UTF-8. */
 bool ws_utf8_valid(const uint8_t *p, size_t n);
 /* "avx512", "avx2" or "scalar". */
 const char *ws_utf8_impl(void);
 
+/* The implementations behind ws_utf8_valid(), exported for tests and benchmarks. Call the AVX2
+ * one only when ws_cpu_has_avx2() is true and the AVX-512 one only when ws_cpu_has_avx512() is
+ * (otherwise they raise SIGILL). None reads outside p[0..n); p may be NULL when n is 0. */
 bool ws_utf8_valid_scalar(const uint8_t *p, size_t n);
 bool ws_utf8_valid_avx2(const uint8_t *p, size_t n);
 bool ws_utf8_valid_avx512(const uint8_t *p, size_t n);
@@ -34,5 +41,9 @@ void ws_utf8_init(ws_utf8_state_t *st);
 bool ws_utf8_feed(ws_utf8_state_t *st, const uint8_t *p, size_t n);
 /* True when the stream ends on a code point boundary (no cut-off character pending). */
 bool ws_utf8_complete(const ws_utf8_state_t *st);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

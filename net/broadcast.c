@@ -1,0 +1,222 @@
+/* Room routing: local joins/leaves, JOIN/LEAVE/LEAVE_ACK with the home core, PUBLISH to the
+ * home core, FANOUT from it, and delivery to local members with one block reference per core
+ * (a ws_bref_t counts the local recipients without atomics). */
+#include "broadcast.h"
+
+#include <errno.h>
+
+#include "log.h"
+#include "reactor.h"
+#include "room.h"
+#include "sendq.h"
+
+static void room_maybe_free(ws_core_t *c, ws_room_t *r)
+{
+    if (!ws_room_unused(r, c->id))
+        return;
+    ws_roommap_remove(&c->rooms, r);
+    ws_room_free(r);
+}
+
+/* The home core's bookkeeping for core `core` gaining or losing its members. */
+static void home_set_peer(ws_core_t *c, ws_room_t *r, unsigned core, ws_room_t *peer)
+{
+    if (peer && !r->peer[core]) {
+        if (r->member_cores++ == 0)
+            ws_metric_inc(&c->m->rooms);
+    } else if (!peer && r->peer[core]) {
+        if (--r->member_cores == 0)
+            ws_metric_sub(&c->m->rooms, 1);
+    }
+    r->peer[core] = peer;
+}
+
+/* Delivers b (one reference, held by this core) to every local member of r. */
+static void deliver_local(ws_core_t *c, ws_room_t *r, ws_block_t *b)
+{
+    if (r->nmembers == 0) {
+        ws_block_unref(b);
+        return;
+    }
+    ws_bref_t *br = ws_bref_new(&c->brefs, b, r->nmembers);
+    if (!br) {
+        /* A member that silently misses a message would break the ordering promise: close
+         * them all instead (deferred, the member list is being walked). */
+        ws_log_error("out of memory delivering to room '%s': closing its local members", r->name);
+        for (ws_dlink_t *n = r->members; n; n = n->next)
+            ws_conn_close_later(c, ws_container_of(n, ws_conn_t, member), WS_CLOSE_INTERNAL,
+                                "out of memory");
+        ws_block_unref(b);
+        return;
+    }
+    /* ws_conn_deliver never unlinks a member synchronously (closes are deferred), so the
+     * walk is safe; br may be freed by the last failed delivery, after which it is unused. */
+    ws_dlink_t *n = r->members;
+    while (n) {
+        ws_dlink_t *next = n->next;
+        ws_conn_deliver(c, ws_container_of(n, ws_conn_t, member), br);
+        n = next;
+    }
+}
+
+/* Home core: numbers the message and hands it to every core with members. */
+static void home_publish(ws_core_t *c, ws_room_t *r, ws_block_t *b)
+{
+    b->seq = ++r->seq;
+    if (r->member_cores == 0) {
+        ws_block_unref(b);
+        return;
+    }
+    if (r->member_cores > 1)
+        ws_block_ref(b, r->member_cores - 1);
+    bool local = false;
+    for (unsigned i = 0; i < c->ncores; i++) {
+        if (!r->peer[i])
+            continue;
+        if (i == c->id) {
+            local = true;
+            continue;
+        }
+        ws_xev_t ev = {
+            .type = WS_XEV_FANOUT, .src = (uint16_t)c->id, .room = r->peer[i], .block = b};
+        ws_core_xpush(c, i, &ev);
+    }
+    if (local)
+        deliver_local(c, r, b);
+}
+
+int ws_room_join(ws_core_t *c, ws_conn_t *conn, const char *name, size_t len)
+{
+    uint64_t h = ws_room_hash(name, len);
+    ws_room_t *r = ws_roommap_find(&c->rooms, h, name, len);
+    if (!r) {
+        r = ws_room_new(name, len, c->ncores, c->id);
+        if (!r)
+            return -ENOMEM;
+        if (ws_roommap_insert(&c->rooms, r) < 0)
+            ws_log_warn("room map could not grow; lookups get slower");
+    }
+    ws_dlink_push(&r->members, &conn->member);
+    conn->room = r;
+    if (r->nmembers++ > 0)
+        return 0;
+    if (r->home == c->id) {
+        home_set_peer(c, r, c->id, r);
+    } else if (!r->registered) {
+        r->registered = true;
+        ws_xev_t ev = {.type = WS_XEV_JOIN, .src = (uint16_t)c->id, .room = r, .block = NULL};
+        ws_core_xpush(c, r->home, &ev);
+    }
+    return 0;
+}
+
+void ws_room_leave(ws_core_t *c, ws_conn_t *conn)
+{
+    ws_room_t *r = conn->room;
+    if (!r)
+        return;
+    ws_dlink_remove(&conn->member);
+    conn->room = NULL;
+    if (--r->nmembers > 0)
+        return;
+    if (r->home == c->id) {
+        home_set_peer(c, r, c->id, NULL);
+    } else if (r->registered) {
+        r->registered = false;
+        r->leaves_pending++;
+        ws_xev_t ev = {.type = WS_XEV_LEAVE, .src = (uint16_t)c->id, .room = r, .block = NULL};
+        ws_core_xpush(c, r->home, &ev);
+    }
+    room_maybe_free(c, r);
+}
+
+void ws_room_publish(ws_core_t *c, ws_conn_t *conn, ws_block_t *b)
+{
+    ws_room_t *r = conn->room;
+    if (!r) {
+        ws_block_unref(b);
+        return;
+    }
+    if (r->home == c->id) {
+        home_publish(c, r, b);
+        return;
+    }
+    ws_xev_t ev = {.type = WS_XEV_PUBLISH, .src = (uint16_t)c->id, .room = r, .block = b};
+    ws_core_xpush(c, r->home, &ev);
+}
+
+void ws_room_deliver_one(ws_core_t *c, ws_conn_t *conn, ws_block_t *b)
+{
+    ws_bref_t *br = ws_bref_new(&c->brefs, b, 1);
+    if (!br) {
+        ws_block_unref(b);
+        ws_conn_close_later(c, conn, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    ws_conn_deliver(c, conn, br);
+}
+
+/* The home core's struct for the room another core's struct names. */
+static ws_room_t *home_room_of(ws_core_t *c, const ws_room_t *remote, bool create)
+{
+    ws_room_t *r = ws_roommap_find(&c->rooms, remote->hash, remote->name, remote->name_len);
+    if (r || !create)
+        return r;
+    r = ws_room_new(remote->name, remote->name_len, c->ncores, c->id);
+    if (!r)
+        return NULL;
+    if (ws_roommap_insert(&c->rooms, r) < 0)
+        ws_log_warn("room map could not grow; lookups get slower");
+    return r;
+}
+
+void ws_room_on_event(ws_core_t *c, const ws_xev_t *ev)
+{
+    ws_room_t *r;
+    switch (ev->type) {
+    case WS_XEV_JOIN:
+        r = home_room_of(c, ev->room, true);
+        if (!r) {
+            /* The joining core's members will miss the room's messages; it is told nothing
+             * (no reply channel for failure), so say it loudly. */
+            ws_log_error("out of memory: room '%s' cannot take core %u", ev->room->name, ev->src);
+            return;
+        }
+        home_set_peer(c, r, ev->src, ev->room);
+        break;
+    case WS_XEV_LEAVE: {
+        r = home_room_of(c, ev->room, false);
+        if (r && r->peer[ev->src] == ev->room) {
+            home_set_peer(c, r, ev->src, NULL);
+            room_maybe_free(c, r);
+        }
+        /* Acknowledge even when nothing matched, or the sender would keep its struct. */
+        ws_xev_t ack = {
+            .type = WS_XEV_LEAVE_ACK, .src = (uint16_t)c->id, .room = ev->room, .block = NULL};
+        ws_core_xpush(c, ev->src, &ack);
+        break;
+    }
+    case WS_XEV_LEAVE_ACK:
+        r = ev->room;
+        r->leaves_pending--;
+        room_maybe_free(c, r);
+        break;
+    case WS_XEV_PUBLISH:
+        r = home_room_of(c, ev->room, false);
+        if (!r) {
+            /* Only after the JOIN failed for lack of memory. */
+            ws_block_unref(ev->block);
+            return;
+        }
+        home_publish(c, r, ev->block);
+        break;
+    case WS_XEV_FANOUT:
+        deliver_local(c, ev->room, ev->block);
+        break;
+    default:
+        ws_log_error("unknown cross-core event type %u from core %u", ev->type, ev->src);
+        if (ev->block)
+            ws_block_unref(ev->block);
+        break;
+    }
+}

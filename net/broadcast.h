@@ -1,0 +1,31 @@
+/* Room membership protocol and message routing between cores.
+ *
+ * Ordering: every message of a room passes through the room's home core, which numbers it
+ * (block->seq) and forwards it, in that order, over FIFO queues to each core with members,
+ * which appends it to each local member's FIFO send queue. So all members see a room's
+ * messages in one order, and a sender's messages keep their order (they reach the home core
+ * through one FIFO queue, or directly when the sender is on the home core). */
+#ifndef URINGWS_NET_BROADCAST_H
+#define URINGWS_NET_BROADCAST_H
+
+#include <stddef.h>
+
+#include "conn.h"
+#include "uringws/block.h"
+#include "xcore.h"
+
+struct ws_core;
+
+/* Adds conn to the room `name` (creating it, telling the home core when this core gets its
+ * first member). Returns 0 or -ENOMEM. */
+int ws_room_join(struct ws_core *c, ws_conn_t *conn, const char *name, size_t len) WS_WARN_UNUSED;
+/* Removes conn from its room (no-op when in none). */
+void ws_room_leave(struct ws_core *c, ws_conn_t *conn);
+/* Publishes a message built by conn's core into conn's room; takes the block reference. */
+void ws_room_publish(struct ws_core *c, ws_conn_t *conn, ws_block_t *b);
+/* Handles one cross-core event addressed to this core. */
+void ws_room_on_event(struct ws_core *c, const ws_xev_t *ev);
+/* Queues one block to a single connection (the echo endpoint); takes the reference. */
+void ws_room_deliver_one(struct ws_core *c, ws_conn_t *conn, ws_block_t *b);
+
+#endif

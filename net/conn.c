@@ -1,0 +1,849 @@
+/* Connection state machine. Rules that keep it safe:
+ *  - a connection is freed only by maybe_finalize(), once it is DEAD and no operation of it
+ *    is in flight (recv, send, setsockopt, shutdown);
+ *  - the recv completion handler keeps WS_CONN_F_RECV set until its very end, so nothing it
+ *    calls can free the connection under it;
+ *  - nothing reached from the parser callbacks or a room's delivery loop tears a connection
+ *    down: closes there queue a close frame (ws_conn_close) or are deferred to the core's
+ *    pending list (ws_conn_close_later);
+ *  - every queued byte is accounted in the core's queue_bytes gauge. */
+#include "conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broadcast.h"
+#include "log.h"
+#include "pages.h"
+#include "reactor.h"
+#include "server_internal.h"
+#include "uringws/block.h"
+#include "uringws/frame.h"
+#include "uringws/handshake.h"
+#include "uringws/http.h"
+
+static const int one = 1; /* setsockopt value; static because the kernel may read it late */
+
+static void start_send(ws_core_t *c, ws_conn_t *conn);
+static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n);
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static void sq_account(ws_core_t *c, uint64_t before, uint64_t after)
+{
+    if (after > before)
+        ws_metric_add(&c->m->queue_bytes, after - before);
+    else if (before > after)
+        ws_metric_sub(&c->m->queue_bytes, before - after);
+}
+
+static uint64_t conn_deadline(const ws_core_t *c, const ws_conn_t *conn)
+{
+    const ws_server_config_t *cfg = c->cfg;
+    uint64_t d = UINT64_MAX;
+    switch (conn->state) {
+    case WS_CONN_HTTP:
+        d = conn->t_accept + cfg->handshake_timeout_ms;
+        break;
+    case WS_CONN_OPEN:
+        if (cfg->ping_interval_ms)
+            d = conn->t_ping + cfg->ping_interval_ms;
+        if (cfg->idle_timeout_ms && conn->t_rx + cfg->idle_timeout_ms < d)
+            d = conn->t_rx + cfg->idle_timeout_ms;
+        break;
+    case WS_CONN_CLOSING:
+    case WS_CONN_LINGER:
+        d = conn->t_close;
+        break;
+    default:
+        break;
+    }
+    return d;
+}
+
+static void conn_schedule(ws_core_t *c, ws_conn_t *conn)
+{
+    uint64_t d = conn_deadline(c, conn);
+    if (d == UINT64_MAX)
+        ws_wheel_del(&c->wheel, &conn->timer);
+    else
+        ws_wheel_add(&c->wheel, &conn->timer, d);
+}
+
+/* Closes a socket that has (or no longer has) a connection struct. */
+static void close_socket(ws_core_t *c, int fd, bool direct)
+{
+    if (direct) {
+        struct io_uring_sqe *sqe = ws_core_sqe(c);
+        io_uring_prep_close_direct(sqe, (unsigned)fd);
+        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CLOSE, 0, 0));
+    } else {
+        close(fd);
+    }
+}
+
+static void set_fixed(const ws_conn_t *conn, struct io_uring_sqe *sqe)
+{
+    if (conn->direct)
+        sqe->flags |= IOSQE_FIXED_FILE;
+}
+
+static void arm_recv(ws_core_t *c, ws_conn_t *conn)
+{
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    if (c->multishot_recv)
+        io_uring_prep_recv_multishot(sqe, conn->fd, NULL, 0, 0);
+    else
+        io_uring_prep_recv(sqe, conn->fd, NULL, c->bufs.buf_size, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = WS_BGID;
+    set_fixed(conn, sqe);
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_RECV, conn->idx, conn->gen));
+    conn->flags |= WS_CONN_F_RECV;
+}
+
+static void cancel_op(ws_core_t *c, ws_conn_t *conn, unsigned kind)
+{
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    io_uring_prep_cancel64(sqe, ws_ud_make(kind, conn->idx, conn->gen), 0);
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, conn->idx, conn->gen));
+}
+
+static void set_nodelay(ws_core_t *c, ws_conn_t *conn)
+{
+    if (!conn->direct) {
+        if (setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+            ws_log_debug("conn %u: TCP_NODELAY: %s", conn->idx, strerror(errno));
+        return;
+    }
+    if (!c->sockopt_cmd) {
+        if (!c->nodelay_note_logged) {
+            c->nodelay_note_logged = true;
+            ws_log_info("TCP_NODELAY skipped on direct descriptors (no URING_CMD setsockopt, "
+                        "kernel < 6.7); the engine batches its own sends");
+        }
+        return;
+    }
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    ws_prep_cmd_setsockopt(sqe, conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SOCKOPT, conn->idx, conn->gen));
+    conn->flags |= WS_CONN_F_SOCKOPT;
+}
+
+/* Frees the connection once it is dead and nothing of it is in flight. */
+static void maybe_finalize(ws_core_t *c, ws_conn_t *conn)
+{
+    if (conn->state != WS_CONN_DEAD ||
+        (conn->flags & (WS_CONN_F_RECV | WS_CONN_F_SEND | WS_CONN_F_SOCKOPT | WS_CONN_F_SHUT)))
+        return;
+    close_socket(c, conn->fd, conn->direct);
+    uint64_t before = conn->sq.bytes;
+    ws_sendq_clear(&conn->sq, &c->brefs);
+    sq_account(c, before, 0);
+    if (conn->sctx) {
+        ws_core_sctx_put(c, conn->sctx);
+        conn->sctx = NULL;
+    }
+    if (conn->flags & WS_CONN_F_PARSER)
+        ws_parser_free(&conn->parser);
+    free(conn->hbuf);
+    ws_log_debug("conn %u: freed", conn->idx);
+    ws_core_slot_free(c, conn);
+    free(conn);
+}
+
+void ws_conn_teardown(ws_core_t *c, ws_conn_t *conn)
+{
+    if (conn->state == WS_CONN_DEAD)
+        return;
+    ws_room_leave(c, conn);
+    conn->state = WS_CONN_DEAD;
+    ws_wheel_del(&c->wheel, &conn->timer);
+    ws_dlink_remove(&conn->pending);
+    conn->flags &= ~(WS_CONN_F_NEED_SEND | WS_CONN_F_NEED_RECV | WS_CONN_F_NEED_CLOSE);
+    free(conn->hbuf);
+    conn->hbuf = NULL;
+    conn->hlen = conn->hcap = conn->hprev = 0;
+    uint64_t before = conn->sq.bytes;
+    ws_sendq_drop_unsent(&conn->sq, &c->brefs);
+    sq_account(c, before, conn->sq.bytes);
+    if (conn->flags & WS_CONN_F_COUNTED) {
+        conn->flags &= ~WS_CONN_F_COUNTED;
+        atomic_fetch_sub_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
+        ws_metric_sub(&c->m->conns_current, 1);
+    }
+    if (conn->flags & WS_CONN_F_RECV)
+        cancel_op(c, conn, WS_UD_RECV);
+    if (conn->flags & WS_CONN_F_SEND)
+        cancel_op(c, conn, WS_UD_SEND);
+    maybe_finalize(c, conn);
+}
+
+/* ---- queueing ---------------------------------------------------------------------- */
+
+int ws_conn_queue_owned(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t len)
+{
+    if (ws_sendq_push(&conn->sq, WS_SQ_OWNED, buf, len, buf) < 0) {
+        free(buf);
+        return -ENOMEM;
+    }
+    ws_metric_add(&c->m->queue_bytes, len);
+    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+    return 0;
+}
+
+static int queue_control(ws_core_t *c, ws_conn_t *conn, uint8_t opcode, const void *payload,
+                         size_t len)
+{
+    if (len > WS_CONTROL_MAX)
+        len = WS_CONTROL_MAX;
+    uint8_t hdr[10];
+    size_t h = ws_frame_header_write(hdr, opcode, true, len);
+    uint8_t *b = malloc(h + len);
+    if (!b)
+        return -ENOMEM;
+    memcpy(b, hdr, h);
+    if (len)
+        memcpy(b + h, payload, len);
+    return ws_conn_queue_owned(c, conn, b, (uint32_t)(h + len));
+}
+
+static int queue_close(ws_core_t *c, ws_conn_t *conn, unsigned code, const char *why)
+{
+    uint8_t payload[WS_CONTROL_MAX];
+    size_t wlen = why ? strlen(why) : 0;
+    if (wlen > WS_CONTROL_MAX - 2)
+        wlen = WS_CONTROL_MAX - 2;
+    payload[0] = (uint8_t)(code >> 8);
+    payload[1] = (uint8_t)code;
+    if (wlen)
+        memcpy(payload + 2, why, wlen);
+    conn->flags |= WS_CONN_F_CLOSE_SENT;
+    ws_metrics_close_sent(c->m, code);
+    return queue_control(c, conn, WS_OP_CLOSE, payload, 2 + wlen);
+}
+
+/* True when the queue can take `len` more bytes. A frame always fits an empty queue, so a
+ * message larger than max_queue (but within max_message) can still be delivered. */
+static bool queue_has_room(const ws_core_t *c, const ws_conn_t *conn, uint32_t len)
+{
+    if (conn->sq.count == 0)
+        return true;
+    return conn->sq.count < c->cfg->max_queue_frames && conn->sq.bytes + len <= c->cfg->max_queue;
+}
+
+void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
+{
+    uint32_t len = br->block->len;
+    if (conn->state != WS_CONN_OPEN || (conn->flags & WS_CONN_F_NEED_CLOSE)) {
+        ws_bref_put(&c->brefs, br);
+        return;
+    }
+    if (!queue_has_room(c, conn, len)) {
+        ws_bref_put(&c->brefs, br);
+        ws_conn_close_later(c, conn, WS_CLOSE_POLICY, "slow consumer");
+        return;
+    }
+    if (ws_sendq_push(&conn->sq, WS_SQ_BREF, br->block->data, len, br) < 0) {
+        ws_bref_put(&c->brefs, br);
+        ws_conn_close_later(c, conn, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    ws_metric_add(&c->m->queue_bytes, len);
+    ws_metric_inc(&c->m->msgs_out);
+    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+}
+
+/* ---- closing ----------------------------------------------------------------------- */
+
+static void enter_closing(ws_core_t *c, ws_conn_t *conn)
+{
+    conn->state = WS_CONN_CLOSING;
+    conn->t_close = c->now_ms + c->cfg->close_timeout_ms;
+    conn_schedule(c, conn);
+}
+
+void ws_conn_finish(ws_core_t *c, ws_conn_t *conn)
+{
+    if (conn->state == WS_CONN_DEAD)
+        return;
+    conn->flags |= WS_CONN_F_FLUSH_CLOSE;
+    if (conn->state == WS_CONN_HTTP || conn->state == WS_CONN_OPEN)
+        enter_closing(c, conn);
+    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+}
+
+void ws_conn_close(ws_core_t *c, ws_conn_t *conn, unsigned code, const char *why, bool drop_queue)
+{
+    if (conn->state == WS_CONN_HTTP) {
+        ws_conn_teardown(c, conn);
+        return;
+    }
+    if (conn->state != WS_CONN_OPEN)
+        return;
+    ws_room_leave(c, conn);
+    if (drop_queue) {
+        uint64_t before = conn->sq.bytes;
+        ws_sendq_drop_unsent(&conn->sq, &c->brefs);
+        sq_account(c, before, conn->sq.bytes);
+    }
+    enter_closing(c, conn);
+    if (queue_close(c, conn, code, why) < 0) {
+        /* No memory for 2..125 bytes: give up on the handshake, just end the stream. */
+        conn->flags |= WS_CONN_F_FLUSH_CLOSE;
+    }
+    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+}
+
+void ws_conn_close_later(ws_core_t *c, ws_conn_t *conn, unsigned code, const char *why)
+{
+    if (conn->state != WS_CONN_OPEN || (conn->flags & WS_CONN_F_NEED_CLOSE))
+        return;
+    conn->close_code = (uint16_t)code;
+    conn->close_why = why;
+    ws_core_pending(c, conn, WS_CONN_F_NEED_CLOSE);
+}
+
+/* Our side is done sending: half-close and keep reading (and discarding) until the peer
+ * closes too, so the kernel never answers unread data with a RST that could destroy our
+ * last bytes in flight (lingering close). */
+static void begin_linger(ws_core_t *c, ws_conn_t *conn)
+{
+    if (conn->state == WS_CONN_LINGER || conn->state == WS_CONN_DEAD)
+        return;
+    if (!(conn->flags & (WS_CONN_F_RECV | WS_CONN_F_NEED_RECV))) {
+        ws_conn_teardown(c, conn);
+        return;
+    }
+    if (conn->state != WS_CONN_CLOSING)
+        conn->t_close = c->now_ms + c->cfg->close_timeout_ms;
+    conn->state = WS_CONN_LINGER;
+    conn_schedule(c, conn);
+    if (conn->direct) {
+        struct io_uring_sqe *sqe = ws_core_sqe(c);
+        io_uring_prep_shutdown(sqe, conn->fd, SHUT_WR);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SHUTDOWN, conn->idx, conn->gen));
+        conn->flags |= WS_CONN_F_SHUT;
+    } else if (shutdown(conn->fd, SHUT_WR) < 0) {
+        ws_conn_teardown(c, conn);
+    }
+}
+
+/* ---- sending ----------------------------------------------------------------------- */
+
+static void start_send(ws_core_t *c, ws_conn_t *conn)
+{
+    if ((conn->flags & WS_CONN_F_SEND) || conn->state == WS_CONN_DEAD)
+        return;
+    if (!ws_sendq_has_unsent(&conn->sq)) {
+        if ((conn->flags & WS_CONN_F_FLUSH_CLOSE) && ws_sendq_empty(&conn->sq))
+            begin_linger(c, conn);
+        return;
+    }
+    /* Without a pooled iovec array (allocation failure) send one entry at a time. */
+    ws_sendctx_t *s = ws_core_sctx_get(c);
+    struct iovec single;
+    struct iovec *iov = s ? s->iov : &single;
+    unsigned max_iov = s ? c->cfg->send_max_iov : 1;
+    size_t bytes;
+    unsigned n = ws_sendq_gather(&conn->sq, iov, max_iov, c->cfg->send_max_bytes, &bytes);
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    if (n == 1) {
+        io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        if (s)
+            ws_core_sctx_put(c, s);
+    } else {
+        memset(&s->msg, 0, sizeof(s->msg));
+        s->msg.msg_iov = s->iov;
+        s->msg.msg_iovlen = n;
+        io_uring_prep_sendmsg(sqe, conn->fd, &s->msg, MSG_NOSIGNAL);
+        conn->sctx = s;
+    }
+    set_fixed(conn, sqe);
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
+    conn->flags |= WS_CONN_F_SEND;
+    ws_metric_inc(&c->m->sends);
+}
+
+void ws_conn_on_send(ws_core_t *c, ws_conn_t *conn, int res)
+{
+    conn->flags &= ~WS_CONN_F_SEND;
+    size_t sent = res > 0 ? (size_t)res : 0;
+    uint64_t before = conn->sq.bytes;
+    ws_sendq_complete(&conn->sq, sent, &c->brefs);
+    sq_account(c, before, conn->sq.bytes);
+    ws_metric_add(&c->m->bytes_out, sent);
+    if (conn->sctx) {
+        ws_core_sctx_put(c, conn->sctx);
+        conn->sctx = NULL;
+    }
+    if (conn->state == WS_CONN_DEAD) {
+        maybe_finalize(c, conn);
+        return;
+    }
+    if (res <= 0) {
+        ws_log_debug("conn %u: send failed: %s", conn->idx, res ? strerror(-res) : "0 bytes");
+        ws_conn_teardown(c, conn);
+        return;
+    }
+    start_send(c, conn); /* the rest of a short send, or what queued meanwhile */
+}
+
+/* ---- HTTP phase -------------------------------------------------------------------- */
+
+static void reject(ws_core_t *c, ws_conn_t *conn, int status, const char *why)
+{
+    ws_log_verbose("conn %u: rejected with %d: %s", conn->idx, status, why);
+    ws_metric_inc(&c->m->hs_errors[ws_metrics_hs_index(status)]);
+    char resp[1024];
+    size_t n = ws_handshake_error_response(status, why, resp, sizeof(resp));
+    uint8_t *buf = n ? malloc(n) : NULL;
+    if (buf) {
+        memcpy(buf, resp, n);
+        (void)ws_conn_queue_owned(c, conn, buf, (uint32_t)n); /* frees buf on failure */
+    }
+    ws_conn_finish(c, conn);
+}
+
+static void upgrade(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs, uint8_t *rest,
+                    size_t rest_len)
+{
+    char resp[512];
+    size_t n = ws_handshake_response(hs, resp, sizeof(resp));
+    uint8_t *buf = n ? malloc(n) : NULL;
+    if (!buf) {
+        ws_log_error("conn %u: cannot build the 101 response", conn->idx);
+        ws_conn_teardown(c, conn);
+        return;
+    }
+    memcpy(buf, resp, n);
+    if (ws_conn_queue_owned(c, conn, buf, (uint32_t)n) < 0) {
+        ws_conn_teardown(c, conn);
+        return;
+    }
+    ws_parser_config_t pc;
+    memset(&pc, 0, sizeof(pc));
+    pc.max_message = c->cfg->max_message;
+    pc.frame_flags = WS_FRAME_REQUIRE_MASK;
+    ws_parser_init(&conn->parser, &pc);
+    conn->flags |= WS_CONN_F_PARSER;
+    conn->state = WS_CONN_OPEN;
+    conn->t_rx = conn->t_ping = c->now_ms;
+    conn_schedule(c, conn);
+    ws_metric_inc(&c->m->conns_upgraded);
+    if (hs->room_len == 4 && memcmp(hs->room, "echo", 4) == 0) {
+        conn->flags |= WS_CONN_F_ECHO;
+        ws_log_debug("conn %u: upgraded (echo)", conn->idx);
+    } else if (ws_room_join(c, conn, hs->room, hs->room_len) < 0) {
+        ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", false);
+        return;
+    } else {
+        ws_log_debug("conn %u: upgraded, room '%s'", conn->idx, hs->room);
+    }
+    if (rest_len)
+        ws_input(c, conn, rest, rest_len);
+}
+
+/* c->req holds a complete request head; rest[] are the bytes after it. */
+static void handle_request(ws_core_t *c, ws_conn_t *conn, uint8_t *rest, size_t rest_len)
+{
+    ws_handshake_t hs;
+    int st = ws_handshake_check(&c->req, &hs);
+    if (st == 101) {
+        upgrade(c, conn, &hs, rest, rest_len);
+    } else if (st == 0) {
+        ws_pages_respond(c, conn, &c->req, &hs);
+        ws_conn_finish(c, conn);
+    } else {
+        char resp[1024];
+        size_t n = ws_handshake_response(&hs, resp, sizeof(resp));
+        ws_log_verbose("conn %u: rejected with %d: %s (target %.*s)", conn->idx, st,
+                       hs.error ? hs.error : "bad request",
+                       (int)(c->req.target.len > 200 ? 200 : c->req.target.len),
+                       (const char *)c->req.target.base);
+        ws_metric_inc(&c->m->hs_errors[ws_metrics_hs_index(st)]);
+        uint8_t *buf = n ? malloc(n) : NULL;
+        if (buf) {
+            memcpy(buf, resp, n);
+            (void)ws_conn_queue_owned(c, conn, buf, (uint32_t)n);
+        }
+        ws_conn_finish(c, conn);
+    }
+}
+
+static int hbuf_append(ws_core_t *c, ws_conn_t *conn, const uint8_t *p, size_t n)
+{
+    size_t need = (size_t)conn->hlen + n;
+    /* The head may be up to max_header_bytes and WebSocket bytes may follow it in the same
+     * receive; more than that cannot be a valid head (the parser says 431 before). */
+    if (need > (size_t)c->cfg->max_header_bytes + c->bufs.buf_size)
+        return -E2BIG;
+    if (need > conn->hcap) {
+        size_t cap = conn->hcap ? conn->hcap : 1024;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *nb = realloc(conn->hbuf, cap);
+        if (!nb)
+            return -ENOMEM;
+        conn->hbuf = nb;
+        conn->hcap = (uint32_t)cap;
+    }
+    memcpy(conn->hbuf + conn->hlen, p, n);
+    conn->hlen = (uint32_t)need;
+    return 0;
+}
+
+static void http_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
+{
+    ws_http_limits_t lim = {c->cfg->max_header_bytes, c->cfg->max_headers};
+    int rc;
+    if (conn->hlen == 0) {
+        /* Fast path: a head that arrives in one receive is parsed in the ring buffer itself,
+         * and so are the WebSocket bytes after it. */
+        rc = ws_http_parse_request(p, n, 0, &lim, &c->req);
+        if (rc > 0) {
+            handle_request(c, conn, p + rc, n - (size_t)rc);
+            return;
+        }
+        if (rc != WS_INCOMPLETE)
+            goto fail;
+    }
+    int arc = hbuf_append(c, conn, p, n);
+    if (arc == -E2BIG) {
+        rc = -431;
+        goto fail;
+    }
+    if (arc < 0) {
+        ws_log_error("conn %u: out of memory for the request head", conn->idx);
+        ws_conn_teardown(c, conn);
+        return;
+    }
+    if (conn->hprev == 0 && conn->hlen == n) {
+        conn->hprev = conn->hlen; /* these bytes were just parsed in place */
+        return;
+    }
+    rc = ws_http_parse_request(conn->hbuf, conn->hlen, conn->hprev, &lim, &c->req);
+    conn->hprev = conn->hlen;
+    if (rc == WS_INCOMPLETE)
+        return;
+    if (rc > 0) {
+        /* The request and the bytes after it live in hbuf: free it only afterwards. */
+        uint8_t *hb = conn->hbuf;
+        uint32_t hlen = conn->hlen;
+        conn->hbuf = NULL;
+        conn->hlen = conn->hcap = conn->hprev = 0;
+        handle_request(c, conn, hb + rc, hlen - (size_t)rc);
+        free(hb);
+        return;
+    }
+fail:
+    if (rc == -431)
+        reject(c, conn, 431, "request head too large");
+    else
+        reject(c, conn, 400, "malformed request head");
+}
+
+/* ---- WebSocket phase --------------------------------------------------------------- */
+
+typedef struct cb_ctx {
+    ws_core_t *c;
+    ws_conn_t *conn;
+} cb_ctx_t;
+
+static int cb_message(void *ud, uint8_t opcode, const uint8_t *payload, size_t len)
+{
+    cb_ctx_t *x = ud;
+    ws_core_t *c = x->c;
+    ws_conn_t *conn = x->conn;
+    if (conn->state != WS_CONN_OPEN)
+        return 0; /* after our close frame, data is read and dropped */
+    ws_metric_inc(&c->m->msgs_in);
+    ws_block_t *b = ws_block_frame(opcode, payload, len);
+    if (!b) {
+        ws_log_error("conn %u: out of memory for a %zu-byte message", conn->idx, len);
+        ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", true);
+        return 1;
+    }
+    ws_metric_inc(&c->m->frames_built);
+    if (conn->flags & WS_CONN_F_ECHO)
+        ws_room_deliver_one(c, conn, b);
+    else
+        ws_room_publish(c, conn, b);
+    return 0;
+}
+
+static int cb_control(void *ud, uint8_t opcode, const uint8_t *payload, size_t len)
+{
+    cb_ctx_t *x = ud;
+    ws_core_t *c = x->c;
+    ws_conn_t *conn = x->conn;
+    if (opcode != WS_OP_PING || conn->state != WS_CONN_OPEN)
+        return 0; /* pongs only prove liveness (t_rx is already updated) */
+    /* A peer that pings without reading our pongs is a slow consumer like any other. */
+    if (!queue_has_room(c, conn, (uint32_t)(len + 2))) {
+        ws_conn_close_later(c, conn, WS_CLOSE_POLICY, "slow consumer");
+        return 0;
+    }
+    if (queue_control(c, conn, WS_OP_PONG, payload, len) < 0) {
+        ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", true);
+        return 1;
+    }
+    return 0;
+}
+
+static int cb_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
+{
+    (void)reason;
+    (void)len;
+    cb_ctx_t *x = ud;
+    ws_core_t *c = x->c;
+    ws_conn_t *conn = x->conn;
+    conn->flags |= WS_CONN_F_CLOSE_RCVD;
+    ws_log_debug("conn %u: peer closed with %u", conn->idx, code);
+    if (conn->state == WS_CONN_OPEN) {
+        ws_room_leave(c, conn);
+        enter_closing(c, conn);
+        if (queue_close(c, conn, ws_close_reply_code(code), NULL) < 0)
+            ws_log_error("conn %u: out of memory for the close reply", conn->idx);
+    }
+    /* Both close frames are (or will be) on the wire: end the stream after the queue. */
+    conn->flags |= WS_CONN_F_FLUSH_CLOSE;
+    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+    return 1;
+}
+
+static const ws_parser_callbacks_t callbacks = {
+    .on_message = cb_message,
+    .on_control = cb_control,
+    .on_close = cb_close,
+};
+
+static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
+{
+    cb_ctx_t x = {c, conn};
+    while (n) {
+        if (!(conn->flags & WS_CONN_F_PARSER) ||
+            (conn->flags & (WS_CONN_F_CLOSE_RCVD | WS_CONN_F_FLUSH_CLOSE)) ||
+            (conn->state != WS_CONN_OPEN && conn->state != WS_CONN_CLOSING))
+            return;
+        size_t used = 0;
+        int rc = ws_parser_feed(&conn->parser, p, n, &used, &callbacks, &x);
+        if (rc == 0)
+            return;
+        if (rc > 0) {
+            p += used;
+            n -= used;
+            continue;
+        }
+        if (rc == -WS_CLOSE_NORMAL)
+            return; /* bytes after the peer's close frame: ignored */
+        unsigned code = rc == -ENOMEM ? WS_CLOSE_INTERNAL : (unsigned)-rc;
+        if (!ws_close_code_valid(code))
+            code = WS_CLOSE_PROTOCOL_ERROR;
+        ws_log_verbose("conn %u: protocol error, closing with %u", conn->idx, code);
+        /* The parser is dead: do not wait for the peer's close reply. */
+        conn->flags |= WS_CONN_F_FLUSH_CLOSE;
+        ws_conn_close(c, conn, code,
+                      code == WS_CLOSE_TOO_BIG           ? "message too big"
+                      : code == WS_CLOSE_INVALID_PAYLOAD ? "invalid UTF-8"
+                      : code == WS_CLOSE_INTERNAL        ? "out of memory"
+                                                         : "protocol error",
+                      false);
+        ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+        return;
+    }
+}
+
+/* ---- completions ------------------------------------------------------------------- */
+
+static void bufs_exhausted(ws_core_t *c)
+{
+    ws_metric_inc(&c->m->enobufs);
+    if (c->enobufs_seen)
+        return; /* grow at most once per loop iteration */
+    c->enobufs_seen = true;
+    uint32_t before = c->bufs.nbufs;
+    int rc = ws_bufring_grow(&c->bufs);
+    if (rc == 0) {
+        ws_metric_add(&c->m->recv_bufs, c->bufs.nbufs - before);
+        ws_log_info("receive buffer ring grown from %u to %u buffers", before, c->bufs.nbufs);
+    } else if (rc == -ENOMEM) {
+        ws_log_warn("receive buffer ring cannot grow: out of memory");
+    }
+}
+
+void ws_conn_on_recv(ws_core_t *c, ws_conn_t *conn, int res, unsigned cqe_flags, uint8_t *buf)
+{
+    bool more = (cqe_flags & IORING_CQE_F_MORE) != 0;
+    if (res > 0) {
+        ws_metric_add(&c->m->bytes_in, (uint64_t)res);
+        conn->t_rx = c->now_ms;
+        if (conn->state == WS_CONN_HTTP)
+            http_input(c, conn, buf, (size_t)res);
+        else if (conn->state == WS_CONN_OPEN || conn->state == WS_CONN_CLOSING)
+            ws_input(c, conn, buf, (size_t)res);
+        /* LINGER and DEAD: the bytes are dropped. */
+    }
+    if (more)
+        return;
+    /* The recv ended: clear the flag only now, so nothing above could free conn. */
+    conn->flags &= ~WS_CONN_F_RECV;
+    if (conn->state == WS_CONN_DEAD) {
+        maybe_finalize(c, conn);
+        return;
+    }
+    if (res > 0) {
+        arm_recv(c, conn);
+    } else if (res == -ENOBUFS) {
+        bufs_exhausted(c);
+        ws_core_pending(c, conn, WS_CONN_F_NEED_RECV); /* after this batch returned buffers */
+    } else if (res == -EINVAL && c->multishot_recv) {
+        c->multishot_recv = false;
+        ws_log_warn("multishot recv refused by the kernel: using single-shot receives");
+        arm_recv(c, conn);
+    } else {
+        if (res < 0 && conn->state != WS_CONN_LINGER)
+            ws_log_debug("conn %u: recv: %s", conn->idx, strerror(-res));
+        else
+            ws_log_debug("conn %u: peer closed the connection", conn->idx);
+        ws_conn_teardown(c, conn);
+    }
+}
+
+void ws_conn_on_sockopt(ws_core_t *c, ws_conn_t *conn, int res)
+{
+    conn->flags &= ~WS_CONN_F_SOCKOPT;
+    if (res < 0 && c->sockopt_cmd) {
+        c->sockopt_cmd = false;
+        ws_log_warn("TCP_NODELAY through URING_CMD failed (%s): skipped from now on",
+                    strerror(-res));
+    }
+    maybe_finalize(c, conn);
+}
+
+void ws_conn_on_shutdown(ws_core_t *c, ws_conn_t *conn, int res)
+{
+    conn->flags &= ~WS_CONN_F_SHUT;
+    if (res < 0 && conn->state != WS_CONN_DEAD) {
+        ws_conn_teardown(c, conn);
+        return;
+    }
+    maybe_finalize(c, conn);
+}
+
+/* ---- accept, timers, pending work -------------------------------------------------- */
+
+void ws_conn_accept(ws_core_t *c, int fd)
+{
+    ws_conn_t *conn = calloc(1, sizeof(*conn));
+    if (!conn) {
+        ws_log_error("out of memory for a new connection");
+        close_socket(c, fd, c->direct);
+        return;
+    }
+    conn->fd = fd;
+    conn->direct = c->direct;
+    if (ws_core_slot_alloc(c, conn) < 0) {
+        ws_log_warn("connection table full (%u): dropping a new connection", c->nslots);
+        free(conn);
+        close_socket(c, fd, c->direct);
+        return;
+    }
+    ws_timer_init(&conn->timer);
+    ws_dlink_init(&conn->pending);
+    ws_dlink_init(&conn->member);
+    ws_sendq_init(&conn->sq);
+    conn->state = WS_CONN_HTTP;
+    conn->t_accept = conn->t_rx = c->now_ms;
+    ws_metric_inc(&c->m->conns_accepted);
+    uint32_t prev = atomic_fetch_add_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
+    bool over = prev >= c->cfg->max_conns;
+    if (over) {
+        atomic_fetch_sub_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
+    } else {
+        conn->flags |= WS_CONN_F_COUNTED;
+        ws_metric_inc(&c->m->conns_current);
+    }
+    set_nodelay(c, conn);
+    arm_recv(c, conn);
+    ws_log_debug("conn %u: accepted (fd %d%s)", conn->idx, fd, conn->direct ? ", direct" : "");
+    if (over) {
+        reject(c, conn, 503, "too many connections");
+        return;
+    }
+    conn_schedule(c, conn);
+}
+
+void ws_conn_on_timer(ws_core_t *c, ws_conn_t *conn)
+{
+    const ws_server_config_t *cfg = c->cfg;
+    uint64_t now = c->now_ms;
+    switch (conn->state) {
+    case WS_CONN_HTTP:
+        if (now >= conn->t_accept + cfg->handshake_timeout_ms) {
+            ws_log_verbose("conn %u: rejected: handshake timeout", conn->idx);
+            ws_metric_inc(&c->m->hs_errors[WS_HS_408]);
+            ws_conn_teardown(c, conn);
+            return;
+        }
+        break;
+    case WS_CONN_OPEN:
+        if (cfg->idle_timeout_ms && now >= conn->t_rx + cfg->idle_timeout_ms) {
+            ws_log_verbose("conn %u: idle for %u ms, closing with 1001", conn->idx,
+                           cfg->idle_timeout_ms);
+            ws_conn_close(c, conn, WS_CLOSE_GOING_AWAY, "idle timeout", false);
+            break;
+        }
+        if (cfg->ping_interval_ms && now >= conn->t_ping + cfg->ping_interval_ms) {
+            conn->t_ping = now;
+            if (queue_has_room(c, conn, 2)) {
+                if (queue_control(c, conn, WS_OP_PING, NULL, 0) < 0)
+                    ws_log_error("conn %u: out of memory for a ping", conn->idx);
+            }
+        }
+        break;
+    case WS_CONN_CLOSING:
+    case WS_CONN_LINGER:
+        if (now >= conn->t_close) {
+            ws_log_debug("conn %u: close timeout", conn->idx);
+            ws_conn_teardown(c, conn);
+            return;
+        }
+        break;
+    default:
+        return;
+    }
+    conn_schedule(c, conn);
+}
+
+void ws_conn_do_pending(ws_core_t *c, ws_conn_t *conn)
+{
+    uint32_t f = conn->flags;
+    conn->flags &= ~(WS_CONN_F_NEED_SEND | WS_CONN_F_NEED_RECV | WS_CONN_F_NEED_CLOSE);
+    if (conn->state == WS_CONN_DEAD)
+        return;
+    if (f & WS_CONN_F_NEED_CLOSE) {
+        if (conn->close_code == WS_CLOSE_POLICY) {
+            ws_metric_inc(&c->m->slow_closes);
+            ws_log_verbose("conn %u: slow consumer (%llu bytes, %u frames queued), closing "
+                           "with 1008",
+                           conn->idx, (unsigned long long)conn->sq.bytes, conn->sq.count);
+        } else {
+            ws_log_verbose("conn %u: closing with %u (%s)", conn->idx, conn->close_code,
+                           conn->close_why ? conn->close_why : "");
+        }
+        /* Drop what is queued: a slow consumer would never get through it anyway. */
+        ws_conn_close(c, conn, conn->close_code, conn->close_why, true);
+    }
+    if ((f & WS_CONN_F_NEED_RECV) && !(conn->flags & WS_CONN_F_RECV))
+        arm_recv(c, conn);
+    start_send(c, conn); /* may tear down (and free) conn: last */
+}

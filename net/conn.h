@@ -1,0 +1,110 @@
+/* Connection state machine: HTTP request head -> WebSocket (or one plain HTTP response) ->
+ * close handshake -> lingering close -> teardown. A connection belongs to one core and is
+ * only touched by it. It is freed only when no operation of it is in flight any more, so a
+ * completion always finds either its connection or a freed slot with a newer generation. */
+#ifndef URINGWS_NET_CONN_H
+#define URINGWS_NET_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "list.h"
+#include "sendq.h"
+#include "timer.h"
+#include "uringws/parser.h"
+
+struct ws_core;
+struct ws_room;
+struct ws_sendctx;
+
+enum ws_conn_state {
+    WS_CONN_HTTP,    /* reading the request head */
+    WS_CONN_OPEN,    /* WebSocket open */
+    WS_CONN_CLOSING, /* close frame or final HTTP response queued; waiting for the peer */
+    WS_CONN_LINGER,  /* our side shut down (SHUT_WR); discarding input until EOF */
+    WS_CONN_DEAD,    /* torn down; waiting for in-flight operations, then freed */
+};
+
+enum ws_conn_flags {
+    WS_CONN_F_RECV = 1u << 0,        /* a recv is armed (multishot or single) */
+    WS_CONN_F_SEND = 1u << 1,        /* the one send is in flight */
+    WS_CONN_F_SOCKOPT = 1u << 2,     /* URING_CMD setsockopt in flight */
+    WS_CONN_F_SHUT = 1u << 3,        /* IORING_OP_SHUTDOWN in flight */
+    WS_CONN_F_COUNTED = 1u << 4,     /* counted against max_conns */
+    WS_CONN_F_CLOSE_SENT = 1u << 5,  /* our close frame is queued */
+    WS_CONN_F_CLOSE_RCVD = 1u << 6,  /* the peer's close frame arrived */
+    WS_CONN_F_FLUSH_CLOSE = 1u << 7, /* once the queue drains: SHUT_WR and linger */
+    WS_CONN_F_PARSER = 1u << 8,      /* parser initialised */
+    WS_CONN_F_ECHO = 1u << 9,        /* the /echo endpoint: messages go back to the sender */
+    WS_CONN_F_NEED_SEND = 1u << 10,  /* pending work: start a send */
+    WS_CONN_F_NEED_RECV = 1u << 11,  /* pending work: re-arm the recv (after ENOBUFS) */
+    WS_CONN_F_NEED_CLOSE = 1u << 12, /* pending work: server close with close_code */
+};
+
+typedef struct ws_conn {
+    uint32_t idx; /* slot in the core's table */
+    uint32_t gen; /* the slot's generation when this connection got it */
+    int fd;       /* regular fd, or direct descriptor (fixed-file index) when `direct` */
+    bool direct;
+    uint8_t state;       /* enum ws_conn_state */
+    uint16_t close_code; /* pending server close (F_NEED_CLOSE) */
+    uint32_t flags;      /* enum ws_conn_flags */
+    const char *close_why;
+    uint64_t t_accept; /* ms */
+    uint64_t t_rx;     /* last byte received */
+    uint64_t t_ping;   /* last ping sent (or the upgrade) */
+    uint64_t t_close;  /* deadline in CLOSING/LINGER */
+    ws_timer_t timer;
+    ws_dlink_t pending; /* the core's list of connections with end-of-iteration work */
+    /* HTTP phase: the request head when it spans receives (freed after the handshake). */
+    uint8_t *hbuf;
+    uint32_t hlen, hcap, hprev;
+    /* WebSocket phase. */
+    struct ws_room *room;
+    ws_dlink_t member; /* in room->members */
+    ws_parser_t parser;
+    /* Sending. */
+    ws_sendq_t sq;
+    struct ws_sendctx *sctx; /* iovec array of the sendmsg in flight, NULL for a plain send */
+} ws_conn_t;
+
+/* Takes a new socket from accept (fd or direct descriptor). Never fails visibly: when the
+ * connection cannot be set up, the socket is closed and counted. */
+void ws_conn_accept(struct ws_core *c, int fd);
+
+/* Completions, routed by the reactor after the generation check. */
+void ws_conn_on_recv(struct ws_core *c, ws_conn_t *conn, int res, unsigned cqe_flags, uint8_t *buf);
+void ws_conn_on_send(struct ws_core *c, ws_conn_t *conn, int res);
+void ws_conn_on_sockopt(struct ws_core *c, ws_conn_t *conn, int res);
+void ws_conn_on_shutdown(struct ws_core *c, ws_conn_t *conn, int res);
+
+/* Deadline handling: called when conn->timer fires. */
+void ws_conn_on_timer(struct ws_core *c, ws_conn_t *conn);
+/* The connection's end-of-iteration work (sends, re-arms, deferred closes). */
+void ws_conn_do_pending(struct ws_core *c, ws_conn_t *conn);
+
+/* Queues one reference of br (the caller counted it in br->refs) for a broadcast. On a full
+ * queue the connection is scheduled for a slow-consumer close; in every failure the
+ * reference is released here. */
+void ws_conn_deliver(struct ws_core *c, ws_conn_t *conn, ws_bref_t *br);
+
+/* Server-initiated close: leaves the room, optionally drops unsent data, queues a close frame
+ * with `code` and waits up to close_timeout for the peer. From inside a room's delivery loop
+ * use ws_conn_close_later. HTTP-phase connections are simply torn down. */
+void ws_conn_close(struct ws_core *c, ws_conn_t *conn, unsigned code, const char *why,
+                   bool drop_queue);
+void ws_conn_close_later(struct ws_core *c, ws_conn_t *conn, unsigned code, const char *why);
+
+/* Immediate teardown: cancels what is in flight, releases everything, frees the connection
+ * once the last completion is in. */
+void ws_conn_teardown(struct ws_core *c, ws_conn_t *conn);
+
+/* Queues bytes (HTTP responses): takes ownership of buf (malloc'd). Returns 0 or -ENOMEM
+ * (buf freed). */
+int ws_conn_queue_owned(struct ws_core *c, ws_conn_t *conn, uint8_t *buf, uint32_t len);
+
+/* Finishes the connection after what is queued: SHUT_WR once the queue drains, then discard
+ * input until EOF or close_timeout. */
+void ws_conn_finish(struct ws_core *c, ws_conn_t *conn);
+
+#endif

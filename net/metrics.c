@@ -1,0 +1,168 @@
+/* Prometheus text rendering of the per-core counters: one family per metric for the
+ * per-core series (uringws_core_*{core="i"}) and one for the totals (uringws_*), so a sum()
+ * over a family never double counts. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum ws_hs_err ws_metrics_hs_index(int status)
+{
+    switch (status) {
+    case 400:
+        return WS_HS_400;
+    case 404:
+        return WS_HS_404;
+    case 405:
+        return WS_HS_405;
+    case 408:
+        return WS_HS_408;
+    case 426:
+        return WS_HS_426;
+    case 431:
+        return WS_HS_431;
+    case 503:
+        return WS_HS_503;
+    default:
+        return WS_HS_OTHER;
+    }
+}
+
+static const char *const hs_label[WS_HS_N] = {"400", "404", "405", "408",
+                                              "426", "431", "503", "other"};
+
+void ws_metrics_close_sent(ws_metrics_t *m, unsigned code)
+{
+    if (code >= 1000 && code < 1000 + WS_CLOSE_CODES)
+        ws_metric_inc(&m->closes_sent[code - 1000]);
+}
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+    int err;
+} buf_t;
+
+static void put(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void put(buf_t *b, const char *fmt, ...)
+{
+    if (b->err)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->err = -EINVAL;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t ncap = b->cap * 2 + (size_t)n;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->err = -ENOMEM;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+}
+
+static uint64_t ld(const _Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+/* One scalar metric: the per-core family and the total family. */
+static void scalar(buf_t *b, const ws_metrics_t *m, unsigned n, size_t off, const char *name,
+                   const char *type, const char *help)
+{
+    uint64_t total = 0;
+    put(b, "# HELP uringws_core_%s %s, per core.\n# TYPE uringws_core_%s %s\n", name, help, name,
+        type);
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t v = ld((const _Atomic uint64_t *)((const char *)&m[i] + off));
+        total += v;
+        put(b, "uringws_core_%s{core=\"%u\"} %llu\n", name, i, (unsigned long long)v);
+    }
+    put(b, "# HELP uringws_%s %s.\n# TYPE uringws_%s %s\nuringws_%s %llu\n", name, help, name, type,
+        name, (unsigned long long)total);
+}
+
+long ws_metrics_render(const ws_metrics_t *m, unsigned n, char **out)
+{
+    buf_t b = {malloc(8192), 0, 8192, 0};
+    if (!b.p)
+        return -ENOMEM;
+#define S(field, name, type, help) scalar(&b, m, n, offsetof(ws_metrics_t, field), name, type, help)
+    S(conns_current, "connections", "gauge", "Open connections");
+    S(conns_accepted, "connections_accepted_total", "counter", "Sockets accepted");
+    S(conns_upgraded, "websocket_upgrades_total", "counter", "WebSocket handshakes completed");
+    S(http_requests, "http_requests_total", "counter", "Plain HTTP requests answered");
+    S(rooms, "rooms", "gauge", "Rooms homed on the core with members on any core");
+    S(msgs_in, "messages_in_total", "counter", "Data messages received");
+    S(msgs_out, "messages_out_total", "counter", "Data frames queued to recipients");
+    S(bytes_in, "bytes_in_total", "counter", "Bytes received");
+    S(bytes_out, "bytes_out_total", "counter", "Bytes sent");
+    S(frames_built, "frames_built_total", "counter", "Broadcast frames built");
+    S(sends, "sends_submitted_total", "counter", "Send operations submitted");
+    S(slow_closes, "slow_consumer_closes_total", "counter", "Connections closed as slow consumers");
+    S(queue_bytes, "queue_bytes", "gauge", "Bytes waiting in send queues");
+    S(enobufs, "recv_enobufs_total", "counter", "Receives that found the buffer ring empty");
+    S(recv_bufs, "recv_buffers", "gauge", "Provided receive buffers");
+    S(xevents, "xcore_events_total", "counter", "Cross-core events received");
+    S(xwakes, "xcore_wakeups_total", "counter", "Cross-core MSG_RING wakeups sent");
+#undef S
+    /* Labeled families: handshake errors by status, close frames sent by code. */
+    put(&b, "# HELP uringws_core_handshake_errors_total Requests rejected, by status, per core.\n"
+            "# TYPE uringws_core_handshake_errors_total counter\n");
+    uint64_t hs_total[WS_HS_N] = {0};
+    for (unsigned i = 0; i < n; i++) {
+        for (int s = 0; s < WS_HS_N; s++) {
+            uint64_t v = ld(&m[i].hs_errors[s]);
+            hs_total[s] += v;
+            put(&b, "uringws_core_handshake_errors_total{core=\"%u\",status=\"%s\"} %llu\n", i,
+                hs_label[s], (unsigned long long)v);
+        }
+    }
+    put(&b, "# HELP uringws_handshake_errors_total Requests rejected, by status.\n"
+            "# TYPE uringws_handshake_errors_total counter\n");
+    for (int s = 0; s < WS_HS_N; s++)
+        put(&b, "uringws_handshake_errors_total{status=\"%s\"} %llu\n", hs_label[s],
+            (unsigned long long)hs_total[s]);
+
+    put(&b, "# HELP uringws_core_close_frames_sent_total Close frames sent, by code, per core.\n"
+            "# TYPE uringws_core_close_frames_sent_total counter\n");
+    uint64_t cl_total[WS_CLOSE_CODES] = {0};
+    for (unsigned i = 0; i < n; i++) {
+        for (int c = 0; c < WS_CLOSE_CODES; c++) {
+            uint64_t v = ld(&m[i].closes_sent[c]);
+            cl_total[c] += v;
+            if (v)
+                put(&b, "uringws_core_close_frames_sent_total{core=\"%u\",code=\"%d\"} %llu\n", i,
+                    1000 + c, (unsigned long long)v);
+        }
+    }
+    put(&b, "# HELP uringws_close_frames_sent_total Close frames sent, by code.\n"
+            "# TYPE uringws_close_frames_sent_total counter\n");
+    for (int c = 0; c < WS_CLOSE_CODES; c++) {
+        if (c == 4 || c == 5 || c == 6 || c == 15)
+            continue; /* 1004-1006 and 1015 never appear on the wire */
+        put(&b, "uringws_close_frames_sent_total{code=\"%d\"} %llu\n", 1000 + c,
+            (unsigned long long)cl_total[c]);
+    }
+    if (b.err) {
+        free(b.p);
+        return b.err;
+    }
+    *out = b.p;
+    return (long)b.len;
+}

@@ -1,0 +1,529 @@
+/* The per-core event loop: ring and resource setup, one io_uring_submit_and_wait per
+ * iteration, completion dispatch by user_data kind, cross-core drain and wakeups, the timer
+ * tick, end-of-iteration connection work, and the shutdown sequence. */
+#include "reactor.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broadcast.h"
+#include "probe.h"
+#include "log.h"
+#include "server_internal.h"
+
+#define CQE_BATCH      256
+#define SCTX_POOL_KEEP 1024
+/* After the shutdown deadline every connection is torn down; cancellations complete at
+ * once, so a loop still waiting this much later means a completion was lost. */
+#define STOP_GRACE_MS 2000
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- SQEs, slots, pools ------------------------------------------------------------ */
+
+struct io_uring_sqe *ws_core_sqe(ws_core_t *c)
+{
+    for (int tries = 0;; tries++) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
+        if (sqe)
+            return sqe;
+        /* SQ full: flush it now (this is the only submit besides the loop's own). */
+        int rc = io_uring_submit(&c->ring);
+        if (rc == -EAGAIN || rc == -EBUSY)
+            (void)io_uring_get_events(&c->ring); /* flush overflowed CQEs, then retry */
+        else if (rc < 0 && rc != -EINTR)
+            ws_log_error("io_uring_submit: %s", strerror(-rc));
+        if (tries == 1000) {
+            /* The kernel takes no SQEs at all: nothing can be cancelled or closed any more,
+             * so no clean state is reachable. Only possible when kernel memory is gone. */
+            ws_log_error("io_uring submission queue stuck; aborting");
+            abort();
+        }
+    }
+}
+
+int ws_core_slot_alloc(ws_core_t *c, ws_conn_t *conn)
+{
+    if (c->free_head == UINT32_MAX)
+        return -ENFILE;
+    uint32_t idx = c->free_head;
+    ws_conn_slot_t *s = &c->slots[idx];
+    c->free_head = s->next_free;
+    s->conn = conn;
+    s->next_free = UINT32_MAX;
+    conn->idx = idx;
+    conn->gen = s->gen;
+    c->nconns++;
+    return 0;
+}
+
+void ws_core_slot_free(ws_core_t *c, ws_conn_t *conn)
+{
+    ws_conn_slot_t *s = &c->slots[conn->idx];
+    s->conn = NULL;
+    s->gen = (s->gen + 1) & WS_UD_GEN_MASK; /* completions for the old owner now miss */
+    s->next_free = c->free_head;
+    c->free_head = conn->idx;
+    c->nconns--;
+}
+
+ws_sendctx_t *ws_core_sctx_get(ws_core_t *c)
+{
+    ws_sendctx_t *s = c->sctx_free;
+    if (s) {
+        c->sctx_free = s->next_free;
+    } else {
+        s = malloc(sizeof(*s) + sizeof(struct iovec) * c->cfg->send_max_iov);
+        if (!s)
+            return NULL;
+    }
+    s->next_free = NULL;
+    c->sctx_live++;
+    return s;
+}
+
+void ws_core_sctx_put(ws_core_t *c, ws_sendctx_t *s)
+{
+    c->sctx_live--;
+    s->next_free = c->sctx_free;
+    c->sctx_free = s;
+}
+
+/* ---- cross-core -------------------------------------------------------------------- */
+
+void ws_core_xpush(ws_core_t *c, unsigned dst, const ws_xev_t *ev)
+{
+    ws_xq_push(ws_xcore_q(&c->srv->xcore, c->id, dst), ev);
+    if (!c->xdirty[dst]) {
+        c->xdirty[dst] = 1;
+        c->xdirty_list[c->nxdirty++] = dst;
+    }
+}
+
+/* One MSG_RING per destination that got events in this iteration, and none while the
+ * destination still has an unanswered wakeup from us. */
+static void xflush(ws_core_t *c)
+{
+    for (unsigned i = 0; i < c->nxdirty; i++) {
+        unsigned dst = c->xdirty_list[i];
+        c->xdirty[dst] = 0;
+        if (!ws_xq_need_wake(ws_xcore_q(&c->srv->xcore, c->id, dst)))
+            continue;
+        struct io_uring_sqe *sqe = ws_core_sqe(c);
+        io_uring_prep_msg_ring(sqe, c->srv->cores[dst].ring_fd, 0,
+                               ws_ud_make(WS_UD_XWAKE, c->id, 0), 0);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_MSG_SENT, dst, 0));
+        ws_metric_inc(&c->m->xwakes);
+    }
+    c->nxdirty = 0;
+}
+
+static void xdrain(ws_core_t *c)
+{
+    uint64_t n = 0;
+    for (unsigned src = 0; src < c->ncores; src++) {
+        if (src == c->id)
+            continue;
+        ws_xq_t *q = ws_xcore_q(&c->srv->xcore, src, c->id);
+        ws_xq_rearm(q);
+        ws_xev_t ev;
+        while (ws_xq_pop(q, &ev)) {
+            ws_room_on_event(c, &ev);
+            n++;
+        }
+    }
+    if (n)
+        ws_metric_add(&c->m->xevents, n);
+}
+
+/* ---- accept, tick, stop ------------------------------------------------------------ */
+
+static void arm_accept(ws_core_t *c)
+{
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    if (c->direct) {
+        if (c->multishot_accept)
+            io_uring_prep_multishot_accept_direct(sqe, c->listen_fd, NULL, NULL, 0);
+        else
+            io_uring_prep_accept_direct(sqe, c->listen_fd, NULL, NULL, 0, IORING_FILE_INDEX_ALLOC);
+    } else {
+        if (c->multishot_accept)
+            io_uring_prep_multishot_accept(sqe, c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        else
+            io_uring_prep_accept(sqe, c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    }
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_ACCEPT, 0, 0));
+    c->accept_armed = true;
+    c->accept_retry = false;
+}
+
+static void close_listener(ws_core_t *c)
+{
+    if (c->listen_fd >= 0) {
+        close(c->listen_fd);
+        c->listen_fd = -1;
+    }
+}
+
+static void on_accept(ws_core_t *c, int res, unsigned flags)
+{
+    if (!(flags & IORING_CQE_F_MORE))
+        c->accept_armed = false;
+    if (res >= 0) {
+        if (c->stopping) {
+            if (c->direct) {
+                struct io_uring_sqe *sqe = ws_core_sqe(c);
+                io_uring_prep_close_direct(sqe, (unsigned)res);
+                io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CLOSE, 0, 0));
+            } else {
+                close(res);
+            }
+        } else {
+            ws_conn_accept(c, res);
+        }
+    } else if (res == -EINVAL && c->multishot_accept && !c->accept_armed) {
+        c->multishot_accept = false;
+        ws_log_warn("multishot accept refused by the kernel: using single-shot accepts");
+    } else if (res == -ENFILE || res == -EMFILE || res == -ENOMEM || res == -ENOBUFS) {
+        ws_log_warn("accept: %s: retrying on the next tick", strerror(-res));
+        if (!c->accept_armed)
+            c->accept_retry = true;
+        return;
+    } else if (res != -ECANCELED) {
+        ws_log_debug("accept: %s", strerror(-res));
+    }
+    if (c->accept_armed)
+        return;
+    if (c->stopping)
+        close_listener(c);
+    else
+        arm_accept(c);
+}
+
+static void arm_tick(ws_core_t *c)
+{
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    io_uring_prep_timeout(sqe, &c->tick_ts, 0, 0);
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_TICK, 0, 0));
+    c->tick_armed = true;
+}
+
+static void stop_conn(ws_core_t *c, ws_conn_t *conn, bool force)
+{
+    if (force) {
+        ws_conn_teardown(c, conn);
+        return;
+    }
+    switch (conn->state) {
+    case WS_CONN_HTTP:
+        ws_conn_teardown(c, conn);
+        break;
+    case WS_CONN_OPEN:
+        ws_conn_close(c, conn, WS_CLOSE_GOING_AWAY, "server shutdown", false);
+        break;
+    default:
+        break;
+    }
+}
+
+static void for_each_conn(ws_core_t *c, bool force)
+{
+    for (uint32_t i = 0; i < c->nslots; i++) {
+        ws_conn_t *conn = c->slots[i].conn;
+        if (conn)
+            stop_conn(c, conn, force);
+    }
+}
+
+static void arm_stop(ws_core_t *c)
+{
+    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    io_uring_prep_read(sqe, c->stop_efd, &c->stop_buf, sizeof(c->stop_buf), 0);
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_STOP, 0, 0));
+    c->stop_armed = true;
+}
+
+static void begin_stop(ws_core_t *c)
+{
+    if (c->stopping)
+        return;
+    c->stopping = true;
+    if (c->stop_armed) {
+        /* Stopping for another reason (a fatal ring error): the read must not outlive us. */
+        struct io_uring_sqe *sqe = ws_core_sqe(c);
+        io_uring_prep_cancel64(sqe, ws_ud_make(WS_UD_STOP, 0, 0), 0);
+        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, 0, 0));
+    }
+    c->stop_deadline = c->now_ms + c->cfg->shutdown_timeout_ms;
+    ws_log_debug("stopping: %u connections", c->nconns);
+    if (c->accept_armed) {
+        struct io_uring_sqe *sqe = ws_core_sqe(c);
+        io_uring_prep_cancel64(sqe, ws_ud_make(WS_UD_ACCEPT, 0, 0), 0);
+        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, 0, 0));
+    } else {
+        close_listener(c);
+    }
+    for_each_conn(c, false);
+}
+
+static void on_tick(ws_core_t *c)
+{
+    ws_wheel_expire(&c->wheel, c->now_ms);
+    ws_timer_t *t;
+    while ((t = ws_wheel_pop_expired(&c->wheel)))
+        ws_conn_on_timer(c, ws_container_of(t, ws_conn_t, timer));
+    if (c->accept_retry && !c->stopping && !c->accept_armed)
+        arm_accept(c);
+    if (c->stopping && !c->forced && c->now_ms >= c->stop_deadline) {
+        c->forced = true;
+        if (c->nconns)
+            ws_log_info("shutdown timeout: dropping %u connections", c->nconns);
+        for_each_conn(c, true);
+    }
+}
+
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+typedef struct cqe_copy {
+    uint64_t ud;
+    int res;
+    unsigned flags;
+} cqe_copy_t;
+
+static void on_recv_cqe(ws_core_t *c, const cqe_copy_t *e)
+{
+    int bid = -1;
+    uint8_t *buf = NULL;
+    int res = e->res;
+    if (e->flags & IORING_CQE_F_BUFFER) {
+        unsigned b = e->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (ws_bufring_valid(&c->bufs, b)) {
+            bid = (int)b;
+            buf = ws_bufring_addr(&c->bufs, (uint16_t)b);
+        } else {
+            ws_log_error("recv completion names unknown buffer %u", b);
+        }
+    }
+    if (res > 0 && !buf)
+        res = -EIO; /* data without a buffer: cannot happen with buffer select */
+    ws_conn_t *conn = ws_core_conn(c, e->ud);
+    if (conn)
+        ws_conn_on_recv(c, conn, res, e->flags, buf);
+    else
+        ws_log_debug("stale recv completion for slot %u", ws_ud_idx(e->ud));
+    /* Whoever the data was for, the parser is done with it (it copies what it keeps). */
+    if (bid >= 0)
+        ws_bufring_recycle(&c->bufs, (uint16_t)bid);
+}
+
+static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
+{
+    ws_conn_t *conn;
+    switch (ws_ud_kind(e->ud)) {
+    case WS_UD_ACCEPT:
+        on_accept(c, e->res, e->flags);
+        break;
+    case WS_UD_RECV:
+        on_recv_cqe(c, e);
+        break;
+    case WS_UD_SEND:
+        if ((conn = ws_core_conn(c, e->ud)))
+            ws_conn_on_send(c, conn, e->res);
+        else
+            ws_log_error("stale send completion for slot %u", ws_ud_idx(e->ud));
+        break;
+    case WS_UD_SOCKOPT:
+        if ((conn = ws_core_conn(c, e->ud)))
+            ws_conn_on_sockopt(c, conn, e->res);
+        break;
+    case WS_UD_SHUTDOWN:
+        if ((conn = ws_core_conn(c, e->ud)))
+            ws_conn_on_shutdown(c, conn, e->res);
+        break;
+    case WS_UD_TICK:
+        c->tick_armed = false;
+        *tick = true;
+        if (!c->stopping || c->nconns || c->accept_armed || c->stop_armed)
+            arm_tick(c);
+        break;
+    case WS_UD_XWAKE:
+        break; /* the queues are drained every iteration */
+    case WS_UD_STOP:
+        c->stop_armed = false;
+        if (e->res < 0 && e->res != -ECANCELED)
+            ws_log_error("stop eventfd read: %s: stopping", strerror(-e->res));
+        begin_stop(c);
+        break;
+    case WS_UD_MSG_SENT:
+        ws_log_error("cross-core wakeup to core %u failed: %s", ws_ud_idx(e->ud),
+                     strerror(-e->res));
+        break;
+    case WS_UD_CANCEL:
+    case WS_UD_CLOSE:
+    case WS_UD_TICK_DEL:
+        if (e->res < 0 && e->res != -ENOENT && e->res != -EALREADY)
+            ws_log_debug("%s: %s", ws_ud_kind(e->ud) == WS_UD_CLOSE ? "close" : "cancel",
+                         strerror(-e->res));
+        break;
+    default:
+        ws_log_error("completion with unknown user_data %#llx", (unsigned long long)e->ud);
+        break;
+    }
+}
+
+static void process_pending(ws_core_t *c)
+{
+    ws_dlink_t *n;
+    while ((n = ws_dlink_pop(&c->pending)))
+        ws_conn_do_pending(c, ws_container_of(n, ws_conn_t, pending));
+}
+
+/* ---- setup, loop, teardown --------------------------------------------------------- */
+
+int ws_core_setup(ws_core_t *c)
+{
+    const ws_server_config_t *cfg = c->cfg;
+    const ws_features_t *f = &c->srv->feat;
+    int rc;
+    c->now_ms = now_ms();
+    rc = ws_ring_create(&c->ring, cfg->sq_entries, cfg->cq_entries, f->setup_flags, &c->setup_flags,
+                        true);
+    if (rc < 0) {
+        ws_log_error("io_uring setup: %s", strerror(-rc));
+        return rc;
+    }
+    c->ring_ok = true;
+    c->ring_fd = c->ring.ring_fd;
+    /* Saves the fd lookup on every io_uring_enter; optional (5.18). */
+    (void)io_uring_register_ring_fd(&c->ring);
+    c->multishot_recv = f->multishot_recv;
+    c->multishot_accept = f->multishot_accept;
+    c->sockopt_cmd = f->sockopt_cmd;
+    if (cfg->use_direct_fds && f->direct_fds) {
+        rc = io_uring_register_files_sparse(&c->ring, c->nslots);
+        if (rc == 0) {
+            c->direct = true;
+            c->files_registered = true;
+        } else if (c->id == 0) {
+            ws_log_warn("direct descriptors: registering %u slots failed (%s): using regular fds",
+                        c->nslots, strerror(-rc));
+        }
+    }
+    rc = ws_bufring_init(&c->bufs, &c->ring, WS_BGID, cfg->recv_buf_size, cfg->recv_bufs,
+                         cfg->recv_bufs_max);
+    if (rc < 0) {
+        ws_log_error("buffer ring: %s", strerror(-rc));
+        return rc;
+    }
+    ws_metric_add(&c->m->recv_bufs, c->bufs.nbufs);
+    c->slots = calloc(c->nslots, sizeof(*c->slots));
+    c->xdirty = calloc(c->ncores, 1);
+    c->xdirty_list = calloc(c->ncores, sizeof(*c->xdirty_list));
+    if (!c->slots || !c->xdirty || !c->xdirty_list)
+        return -ENOMEM;
+    for (uint32_t i = 0; i < c->nslots; i++)
+        c->slots[i].next_free = i + 1 < c->nslots ? i + 1 : UINT32_MAX;
+    c->free_head = c->nslots ? 0 : UINT32_MAX;
+    rc = ws_roommap_init(&c->rooms);
+    if (rc < 0)
+        return rc;
+    ws_bref_pool_init(&c->brefs);
+    ws_wheel_init(&c->wheel, c->now_ms, cfg->tick_ms);
+    c->tick_ts.tv_sec = cfg->tick_ms / 1000;
+    c->tick_ts.tv_nsec = (long long)(cfg->tick_ms % 1000) * 1000000;
+    return 0;
+}
+
+void ws_core_run(ws_core_t *c)
+{
+    cqe_copy_t batch[CQE_BATCH];
+    struct io_uring_cqe *cqes[CQE_BATCH];
+    arm_accept(c);
+    arm_tick(c);
+    arm_stop(c);
+    for (;;) {
+        xflush(c);
+        int rc = io_uring_submit_and_wait(&c->ring, 1);
+        if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+            ws_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
+            if (!c->err)
+                c->err = rc;
+            begin_stop(c); /* keeps looping: the connections still need their completions */
+        }
+        c->now_ms = now_ms();
+        c->enobufs_seen = false;
+        bool tick = false;
+        unsigned n;
+        while ((n = io_uring_peek_batch_cqe(&c->ring, cqes, CQE_BATCH)) > 0) {
+            /* Copy out and release the CQ slots first: handlers may submit (when the SQ is
+             * full), and inline completions must find room in the CQ. */
+            for (unsigned i = 0; i < n; i++) {
+                batch[i].ud = cqes[i]->user_data;
+                batch[i].res = cqes[i]->res;
+                batch[i].flags = cqes[i]->flags;
+            }
+            io_uring_cq_advance(&c->ring, n);
+            for (unsigned i = 0; i < n; i++)
+                dispatch(c, &batch[i], &tick);
+            if (n < CQE_BATCH)
+                break;
+        }
+        if (c->ncores > 1)
+            xdrain(c);
+        if (tick)
+            on_tick(c);
+        process_pending(c);
+        if (c->stopping) {
+            if (c->nconns == 0 && !c->accept_armed && !c->stop_armed)
+                break;
+            if (c->now_ms >= c->stop_deadline + STOP_GRACE_MS) {
+                ws_log_error("shutdown: %u connections still have operations in flight", c->nconns);
+                break;
+            }
+        }
+    }
+    /* Let other cores see the last LEAVEs (they are drained at exit if nobody reads them). */
+    xflush(c);
+    io_uring_submit(&c->ring);
+}
+
+void ws_core_teardown_thread(ws_core_t *c)
+{
+    close_listener(c);
+    if (c->ring_ok)
+        ws_bufring_free(&c->bufs, &c->ring); /* unregistering must come from the owner */
+    else
+        ws_bufring_free(&c->bufs, NULL);
+}
+
+void ws_core_free(ws_core_t *c)
+{
+    if (c->nconns == 0 && c->brefs.live)
+        ws_log_error("core %u: %zu block references leaked", c->id, c->brefs.live);
+    if (c->rooms.buckets)
+        ws_roommap_free(&c->rooms);
+    ws_bref_pool_free(&c->brefs);
+    while (c->sctx_free) {
+        ws_sendctx_t *s = c->sctx_free;
+        c->sctx_free = s->next_free;
+        free(s);
+    }
+    free(c->slots);
+    c->slots = NULL;
+    free(c->xdirty);
+    free(c->xdirty_list);
+    c->xdirty = NULL;
+    c->xdirty_list = NULL;
+    if (c->ring_ok)
+        io_uring_queue_exit(&c->ring);
+    c->ring_ok = false;
+}

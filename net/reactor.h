@@ -1,0 +1,143 @@
+/* One core: its io_uring, listener, buffer ring, connection table, timer wheel, rooms and
+ * cross-core endpoints, and the event loop that drives them. Everything in ws_core_t is
+ * touched only by the core's own thread, except `m` (metrics, read by /metrics renderers on
+ * other cores) and the room structs other cores read by name under the protocol in room.h. */
+#ifndef URINGWS_NET_REACTOR_H
+#define URINGWS_NET_REACTOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "bufring.h"
+#include "compat.h"
+#include "conn.h"
+#include "list.h"
+#include "metrics.h"
+#include "room.h"
+#include "sendq.h"
+#include "timer.h"
+#include "udata.h"
+#include "uringws/http.h"
+#include "uringws/server.h"
+#include "xcore.h"
+
+struct ws_server;
+
+#define WS_BGID 0 /* buffer group of the core's receive ring */
+
+/* The iovec array and msghdr of one sendmsg in flight. Pooled per core; only connections
+ * with a multi-entry send in flight hold one. */
+typedef struct ws_sendctx {
+    struct ws_sendctx *next_free;
+    struct msghdr msg;
+    struct iovec iov[]; /* cfg->send_max_iov */
+} ws_sendctx_t;
+
+typedef struct ws_conn_slot {
+    ws_conn_t *conn;    /* NULL when free */
+    uint32_t gen;       /* bumped on every free; completions carry the gen they were made for */
+    uint32_t next_free; /* free list link (index), UINT32_MAX ends it */
+} ws_conn_slot_t;
+
+typedef struct ws_core {
+    unsigned id;
+    unsigned ncores;
+    struct ws_server *srv;
+    const ws_server_config_t *cfg;
+    ws_metrics_t *m;
+
+    struct io_uring ring;
+    bool ring_ok;
+    int ring_fd; /* the real fd, for other cores' MSG_RING */
+    unsigned setup_flags;
+    bool direct; /* accepted sockets are direct descriptors */
+    bool files_registered;
+    bool multishot_recv; /* else single-shot recv re-armed after each completion */
+    bool multishot_accept;
+    bool sockopt_cmd; /* TCP_NODELAY through URING_CMD on direct descriptors */
+    bool nodelay_note_logged;
+
+    int listen_fd;
+    bool accept_armed;
+    bool accept_retry; /* re-arm the accept on the next tick (after ENFILE/EMFILE) */
+
+    ws_bufring_t bufs;
+    bool enobufs_seen; /* the ring already grew in this loop iteration */
+
+    ws_conn_slot_t *slots;
+    uint32_t nslots;
+    uint32_t free_head;
+    uint32_t nconns; /* live connection structs (dead ones waiting for completions too) */
+
+    uint64_t now_ms;
+    ws_wheel_t wheel;
+    struct __kernel_timespec tick_ts;
+    bool tick_armed;
+
+    ws_dlink_t *pending; /* connections with end-of-iteration work */
+
+    ws_roommap_t rooms;
+    ws_bref_pool_t brefs;
+    ws_sendctx_t *sctx_free;
+    unsigned sctx_live;
+
+    /* Cross-core: destinations pushed to in this iteration (each wakes at most once). */
+    uint8_t *xdirty;
+    unsigned *xdirty_list;
+    unsigned nxdirty;
+
+    int stop_efd;      /* eventfd written by ws_server_stop; a read on it is always armed */
+    uint64_t stop_buf; /* the armed read's 8 bytes */
+    bool stop_armed;
+    bool stopping;
+    bool forced; /* shutdown_timeout passed: everything left was torn down */
+    uint64_t stop_deadline;
+    int err; /* first fatal error, reported by ws_server_wait */
+
+    ws_http_request_t req; /* scratch for the HTTP parser (4 KiB: kept off the stack) */
+} ws_core_t;
+
+/* Thread body parts, called by server.c in the core's own thread. */
+int ws_core_setup(ws_core_t *c);            /* ring, files, buffers: 0 or -errno */
+void ws_core_run(ws_core_t *c);             /* the loop; returns after shutdown */
+void ws_core_teardown_thread(ws_core_t *c); /* what must run on the owning thread */
+
+/* An SQE; submits (once, without waiting) when the SQ is full. Never NULL: see reactor.c. */
+struct io_uring_sqe *ws_core_sqe(ws_core_t *c);
+
+/* Connection table. */
+static inline ws_conn_t *ws_core_conn(ws_core_t *c, uint64_t ud)
+{
+    uint32_t idx = ws_ud_idx(ud);
+    if (idx >= c->nslots)
+        return NULL;
+    ws_conn_slot_t *s = &c->slots[idx];
+    if (!s->conn || !ws_ud_gen_eq(ud, s->gen))
+        return NULL;
+    return s->conn;
+}
+/* Claims a slot for conn (sets conn->idx/gen). -ENFILE when the table is full. */
+int ws_core_slot_alloc(ws_core_t *c, ws_conn_t *conn);
+void ws_core_slot_free(ws_core_t *c, ws_conn_t *conn);
+
+/* Marks conn as having end-of-iteration work (flag is one of WS_CONN_F_NEED_*). */
+static inline void ws_core_pending(ws_core_t *c, ws_conn_t *conn, uint32_t flag)
+{
+    conn->flags |= flag;
+    if (!ws_dlink_linked(&conn->pending))
+        ws_dlink_push(&c->pending, &conn->pending);
+}
+
+/* Send contexts. */
+ws_sendctx_t *ws_core_sctx_get(ws_core_t *c);
+void ws_core_sctx_put(ws_core_t *c, ws_sendctx_t *s);
+
+/* Cross-core: queue an event for core dst (never this core). */
+void ws_core_xpush(ws_core_t *c, unsigned dst, const ws_xev_t *ev);
+
+/* Frees what is left after the thread is gone (rooms map, pools): main thread, after all
+ * cores have been joined and the cross-core queues drained. */
+void ws_core_free(ws_core_t *c);
+
+#endif

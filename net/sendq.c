@@ -1,0 +1,198 @@
+/* Send queue bookkeeping: a growable ring of entries, gathering into iovecs, and partial-send
+ * accounting. Also the per-core pool of block references (ws_bref_t). */
+#include "sendq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BREF_POOL_KEEP 4096 /* free brefs kept for reuse; more are returned to malloc */
+#define SQ_INITIAL_CAP 8
+#define SQ_SHRINK_CAP  64 /* an emptied ring larger than this is freed */
+
+void ws_bref_pool_init(ws_bref_pool_t *p)
+{
+    memset(p, 0, sizeof(*p));
+}
+
+void ws_bref_pool_free(ws_bref_pool_t *p)
+{
+    while (p->free) {
+        ws_bref_t *r = p->free;
+        p->free = r->next_free;
+        free(r);
+    }
+    p->nfree = 0;
+}
+
+ws_bref_t *ws_bref_new(ws_bref_pool_t *p, ws_block_t *b, uint32_t refs)
+{
+    ws_bref_t *r = p->free;
+    if (r) {
+        p->free = r->next_free;
+        p->nfree--;
+    } else {
+        r = malloc(sizeof(*r));
+        if (!r)
+            return NULL;
+    }
+    r->block = b;
+    r->refs = refs;
+    r->next_free = NULL;
+    p->live++;
+    return r;
+}
+
+void ws_bref_put(ws_bref_pool_t *p, ws_bref_t *r)
+{
+    if (--r->refs)
+        return;
+    ws_block_unref(r->block);
+    r->block = NULL;
+    p->live--;
+    if (p->nfree >= BREF_POOL_KEEP) {
+        free(r);
+        return;
+    }
+    r->next_free = p->free;
+    p->free = r;
+    p->nfree++;
+}
+
+void ws_sendq_init(ws_sendq_t *q)
+{
+    memset(q, 0, sizeof(*q));
+}
+
+static void release(ws_sq_entry_t *e, ws_bref_pool_t *pool)
+{
+    switch (e->kind) {
+    case WS_SQ_BREF:
+        ws_bref_put(pool, e->owner);
+        break;
+    case WS_SQ_OWNED:
+        free(e->owner);
+        break;
+    default:
+        break;
+    }
+    e->owner = NULL;
+}
+
+static int grow(ws_sendq_t *q)
+{
+    uint32_t ncap = q->cap ? q->cap * 2 : SQ_INITIAL_CAP;
+    if (ncap < q->cap)
+        return -ENOMEM;
+    ws_sq_entry_t *n = malloc((size_t)ncap * sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    /* Unroll the circle so the head lands at 0. */
+    for (uint32_t i = 0; i < q->count; i++)
+        n[i] = q->ring[(q->head + i) & (q->cap - 1)];
+    free(q->ring);
+    q->ring = n;
+    q->cap = ncap;
+    q->head = 0;
+    return 0;
+}
+
+int ws_sendq_push(ws_sendq_t *q, uint8_t kind, const void *base, uint32_t len, void *owner)
+{
+    if (len == 0 && kind == WS_SQ_STATIC)
+        return 0;
+    if (q->count == q->cap) {
+        int rc = grow(q);
+        if (rc < 0)
+            return rc;
+    }
+    ws_sq_entry_t *e = &q->ring[(q->head + q->count) & (q->cap - 1)];
+    e->base = base;
+    e->owner = owner;
+    e->len = len;
+    e->kind = kind;
+    q->count++;
+    q->bytes += len;
+    return 0;
+}
+
+unsigned ws_sendq_gather(ws_sendq_t *q, struct iovec *iov, unsigned max_iov, size_t max_bytes,
+                         size_t *bytes)
+{
+    *bytes = 0;
+    if (q->inflight || q->count == 0 || max_iov == 0)
+        return 0;
+    unsigned n = 0;
+    size_t total = 0;
+    while (n < max_iov && n < q->count) {
+        ws_sq_entry_t *e = &q->ring[(q->head + n) & (q->cap - 1)];
+        uint32_t off = n == 0 ? q->head_off : 0;
+        size_t len = e->len - off;
+        /* The first entry always goes, however large; later ones only within max_bytes. */
+        if (n > 0 && total + len > max_bytes)
+            break;
+        iov[n].iov_base = (void *)(e->base + off);
+        iov[n].iov_len = len;
+        total += len;
+        n++;
+    }
+    q->inflight = n;
+    *bytes = total;
+    return n;
+}
+
+unsigned ws_sendq_complete(ws_sendq_t *q, size_t sent, ws_bref_pool_t *pool)
+{
+    unsigned released = 0;
+    while (q->inflight) {
+        ws_sq_entry_t *e = &q->ring[q->head];
+        size_t left = e->len - q->head_off;
+        if (sent < left) {
+            q->head_off += (uint32_t)sent;
+            q->bytes -= sent;
+            break;
+        }
+        sent -= left;
+        q->bytes -= left;
+        release(e, pool);
+        q->head = (q->head + 1) & (q->cap - 1);
+        q->head_off = 0;
+        q->count--;
+        q->inflight--;
+        released++;
+    }
+    q->inflight = 0;
+    if (q->count == 0) {
+        q->head = 0;
+        if (q->cap > SQ_SHRINK_CAP) {
+            free(q->ring);
+            q->ring = NULL;
+            q->cap = 0;
+        }
+    }
+    return released;
+}
+
+void ws_sendq_drop_unsent(ws_sendq_t *q, ws_bref_pool_t *pool)
+{
+    uint32_t keep = q->inflight;
+    if (keep == 0 && q->head_off > 0)
+        keep = 1;
+    while (q->count > keep) {
+        ws_sq_entry_t *e = &q->ring[(q->head + q->count - 1) & (q->cap - 1)];
+        q->bytes -= e->len;
+        release(e, pool);
+        q->count--;
+    }
+}
+
+void ws_sendq_clear(ws_sendq_t *q, ws_bref_pool_t *pool)
+{
+    while (q->count) {
+        release(&q->ring[q->head], pool);
+        q->head = (q->head + 1) & (q->cap - 1);
+        q->count--;
+    }
+    free(q->ring);
+    ws_sendq_init(q);
+}

@@ -1,0 +1,106 @@
+/* Per-connection send queue and per-core block references.
+ *
+ * A connection has at most ONE send in flight so its bytes can never reorder. Frames that
+ * arrive meanwhile are queued here; when the send completes, everything queued is gathered
+ * into one sendmsg (iovec array). A short send leaves the head entry partly sent and the
+ * rest is resubmitted. Entries are broadcast blocks (through a per-core ws_bref_t), owned
+ * heap buffers (pongs, close frames, HTTP responses) or static bytes. No I/O happens here. */
+#ifndef URINGWS_NET_SENDQ_H
+#define URINGWS_NET_SENDQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "uringws/block.h"
+#include "uringws/common.h"
+
+/* One core's share of a broadcast block. The core that receives a block for m local
+ * recipients holds exactly one block reference (taken by the room's home core) and creates
+ * one ws_bref_t with refs = m; each send-queue entry holds one of those m. The entry's
+ * release (send done, or queue dropped) decrements refs without atomics; the last one drops
+ * the core's block reference (one atomic per core per block, not per recipient) and returns
+ * the bref to its core's pool. Only the owning core touches a bref. */
+typedef struct ws_bref {
+    ws_block_t *block;
+    uint32_t refs;
+    struct ws_bref *next_free;
+} ws_bref_t;
+
+typedef struct ws_bref_pool {
+    ws_bref_t *free;
+    size_t nfree;
+    size_t live; /* brefs handed out and not yet returned (leak check at exit) */
+} ws_bref_pool_t;
+
+void ws_bref_pool_init(ws_bref_pool_t *p);
+/* Frees the pooled (unused) brefs. Live ones are the send queues' to release first. */
+void ws_bref_pool_free(ws_bref_pool_t *p);
+/* A bref holding `refs` entries' worth of the caller's one block reference, or NULL on
+ * allocation failure (the caller still owns its block reference). */
+ws_bref_t *ws_bref_new(ws_bref_pool_t *p, ws_block_t *b, uint32_t refs) WS_WARN_UNUSED;
+/* Drops one entry's reference; the last drops the block reference and recycles the bref. */
+void ws_bref_put(ws_bref_pool_t *p, ws_bref_t *r);
+
+enum ws_sq_kind {
+    WS_SQ_BREF = 1, /* owner is a ws_bref_t; base points into its block */
+    WS_SQ_OWNED,    /* owner is a malloc'd buffer freed on release (base points into it) */
+    WS_SQ_STATIC,   /* bytes that outlive the server; nothing to release */
+};
+
+typedef struct ws_sq_entry {
+    const uint8_t *base;
+    void *owner;
+    uint32_t len;
+    uint8_t kind;
+} ws_sq_entry_t;
+
+typedef struct ws_sendq {
+    ws_sq_entry_t *ring; /* circular, cap a power of two (0 = not allocated) */
+    uint32_t cap;
+    uint32_t head;     /* oldest entry */
+    uint32_t count;    /* entries queued, in-flight ones included */
+    uint32_t head_off; /* bytes of the head entry already sent (short send) */
+    uint32_t inflight; /* entries from head covered by the send in flight (0 = none) */
+    uint64_t bytes;    /* bytes still to send, in-flight ones included */
+} ws_sendq_t;
+
+void ws_sendq_init(ws_sendq_t *q);
+
+static inline bool ws_sendq_empty(const ws_sendq_t *q)
+{
+    return q->count == 0;
+}
+
+/* True when entries wait that no send in flight covers. */
+static inline bool ws_sendq_has_unsent(const ws_sendq_t *q)
+{
+    return q->count > q->inflight;
+}
+
+/* Appends an entry. Returns 0 or -ENOMEM (the queue could not grow; the caller keeps
+ * ownership of `owner`). len may be 0 only for kind WS_SQ_STATIC (then nothing is queued). */
+int ws_sendq_push(ws_sendq_t *q, uint8_t kind, const void *base, uint32_t len,
+                  void *owner) WS_WARN_UNUSED;
+
+/* Fills iov with the queued bytes from the first unsent one: at most max_iov entries and,
+ * past the first, at most max_bytes in total. Marks them in flight and returns how many
+ * iovecs were filled (0 when nothing waits or a send is already in flight); *bytes gets
+ * their total. */
+unsigned ws_sendq_gather(ws_sendq_t *q, struct iovec *iov, unsigned max_iov, size_t max_bytes,
+                         size_t *bytes);
+
+/* The send in flight completed with `sent` bytes (<= what was gathered; 0 for an error):
+ * releases the entries fully sent, keeps a partly sent head, clears the in-flight mark.
+ * Returns the number of entries released. */
+unsigned ws_sendq_complete(ws_sendq_t *q, size_t sent, ws_bref_pool_t *pool);
+
+/* Releases every entry that no send in flight covers, except a partly sent head (its tail
+ * must still go out to keep the stream's framing intact). For slow-consumer closes. */
+void ws_sendq_drop_unsent(ws_sendq_t *q, ws_bref_pool_t *pool);
+
+/* Releases every entry and frees the ring. Only when no send is in flight. */
+void ws_sendq_clear(ws_sendq_t *q, ws_bref_pool_t *pool);
+
+#endif

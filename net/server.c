@@ -1,0 +1,419 @@
+/* Server life cycle: configuration defaults and checks, feature probe, listeners, one thread
+ * per core (each creates its own ring: SINGLE_ISSUER wants the submitter to own it), the
+ * stop request (a write on each core's eventfd), joining and freeing, and ws_server_run's
+ * signal handling. */
+#include "uringws/server.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "probe.h"
+#include "listener.h"
+#include "log.h"
+#include "reactor.h"
+#include "server_internal.h"
+#include "uringws/http.h"
+#include "uringws/parser.h"
+
+#define WS_CORES_MAX 1024
+#define SLOT_SLACK   64 /* table room beyond max_conns for sockets that only get a 503 */
+
+void ws_server_config_defaults(ws_server_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->cores = 0;
+    cfg->pin = false;
+    cfg->bind_addr[0] = '\0';
+    cfg->port = 8080;
+    cfg->backlog = 4096;
+    cfg->max_conns = 10000;
+    cfg->max_message = WS_MAX_MESSAGE_DEFAULT;
+    cfg->max_queue = 4u << 20;
+    cfg->max_queue_frames = 65536;
+    cfg->max_header_bytes = WS_HTTP_MAX_HEADER_BYTES_DEFAULT;
+    cfg->max_headers = WS_HTTP_MAX_HEADERS_DEFAULT;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->ping_interval_ms = 30000;
+    cfg->idle_timeout_ms = 120000;
+    cfg->close_timeout_ms = 5000;
+    cfg->shutdown_timeout_ms = 5000;
+    cfg->tick_ms = 250;
+    cfg->sq_entries = 4096;
+    cfg->cq_entries = 65536;
+    cfg->recv_buf_size = 4096;
+    cfg->recv_bufs = 1024;
+    cfg->recv_bufs_max = 16384;
+    cfg->send_max_iov = 64;
+    cfg->send_max_bytes = 1u << 20;
+    cfg->use_direct_fds = true;
+    cfg->log_level = WS_LOG_INFO;
+}
+
+int ws_server_config_check(const ws_server_config_t *cfg, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    char tmp[160];
+    if (cfg->cores > WS_CORES_MAX)
+        why = "cores: at most 1024";
+    else if (cfg->backlog < 1)
+        why = "backlog must be positive";
+    else if (cfg->max_conns < 1)
+        why = "max-conns must be at least 1";
+    else if (cfg->max_conns > (1u << 24))
+        why = "max-conns: at most 16777216";
+    else if (cfg->max_message < 1 || cfg->max_message > (1ull << 32) - 64)
+        why = "max-message must be between 1 byte and 4 GiB";
+    else if (cfg->max_queue < 1024)
+        why = "max-queue must be at least 1 KiB";
+    else if (cfg->max_queue_frames < 1)
+        why = "max-queue-frames must be at least 1";
+    else if (cfg->max_header_bytes < 256 || cfg->max_header_bytes > (1u << 20))
+        why = "max-header-bytes must be between 256 and 1 MiB";
+    else if (cfg->max_headers < 1 || cfg->max_headers > WS_HTTP_HEADERS_CAP)
+        why = "max-headers must be between 1 and 128";
+    else if (cfg->handshake_timeout_ms < 1 || cfg->close_timeout_ms < 1)
+        why = "handshake and close timeouts must be positive";
+    else if (cfg->tick_ms < 10 || cfg->tick_ms > 10000)
+        why = "tick must be between 10 ms and 10 s";
+    else if (cfg->sq_entries < 8 || cfg->cq_entries < cfg->sq_entries)
+        why = "sq-entries must be at least 8 and cq-entries at least sq-entries";
+    else if (cfg->recv_buf_size < 256 || cfg->recv_buf_size > (1u << 20))
+        why = "recv-buf-size must be between 256 bytes and 1 MiB";
+    else if (cfg->recv_bufs < 1 || cfg->recv_bufs_max > 32768 ||
+             cfg->recv_bufs > cfg->recv_bufs_max)
+        why = "recv-bufs must be at least 1 and at most recv-bufs-max (<= 32768)";
+    else if (cfg->send_max_iov < 1 || cfg->send_max_iov > 1024)
+        why = "send-max-iov must be between 1 and 1024";
+    else if (cfg->send_max_bytes < 1024)
+        why = "send-max-bytes must be at least 1 KiB";
+    else if (cfg->bind_addr[0]) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        if (memchr(cfg->bind_addr, '\0', sizeof(cfg->bind_addr)) == NULL ||
+            ws_listener_parse_addr(cfg->bind_addr, 0, &ss, &len) < 0) {
+            snprintf(tmp, sizeof(tmp), "bind: '%.64s' is not an IPv4 or IPv6 address",
+                     cfg->bind_addr);
+            why = tmp;
+        }
+    }
+    if (!why)
+        return 0;
+    if (err && errlen)
+        snprintf(err, errlen, "%s", why);
+    return -EINVAL;
+}
+
+uint16_t ws_server_port(const ws_server_t *srv)
+{
+    return srv->port;
+}
+
+/* ---- threads ----------------------------------------------------------------------- */
+
+static void *core_main(void *arg)
+{
+    ws_core_t *c = arg;
+    ws_server_t *srv = c->srv;
+    ws_log_set_core((int)c->id);
+    int rc = ws_core_setup(c);
+    if (rc < 0) {
+        int expected = 0;
+        atomic_compare_exchange_strong(&srv->start_err, &expected, rc);
+        c->err = rc;
+    }
+    pthread_mutex_lock(&srv->start_lock);
+    srv->nready++;
+    pthread_cond_broadcast(&srv->start_cond);
+    while (!srv->go)
+        pthread_cond_wait(&srv->start_cond, &srv->start_lock);
+    pthread_mutex_unlock(&srv->start_lock);
+    /* Every ring exists now, so every MSG_RING target is valid. */
+    if (atomic_load(&srv->start_err) == 0)
+        ws_core_run(c);
+    ws_core_teardown_thread(c);
+    return NULL;
+}
+
+static unsigned online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+/* Raises the soft fd limit to the hard one: regular-fd connections need one fd each, and a
+ * direct-descriptor table cannot be larger than RLIMIT_NOFILE. Returns the soft limit. */
+static rlim_t raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return rl.rlim_cur;
+}
+
+typedef struct probe_arg {
+    ws_server_t *srv;
+    int rc;
+} probe_arg_t;
+
+static void *probe_main(void *arg)
+{
+    probe_arg_t *p = arg;
+    p->rc = ws_features_probe(&p->srv->cfg, &p->srv->feat);
+    return NULL;
+}
+
+/* Probes on a short-lived thread: when a ring is torn down, the kernel's exit work posts
+ * signal-style task work to every task that used it, which would interrupt a blocking
+ * system call of the caller's thread with EINTR some time later. A thread that has exited
+ * is no longer on that list. */
+static int probe_in_thread(ws_server_t *srv)
+{
+    probe_arg_t p = {srv, 0};
+    pthread_t t;
+    int rc = pthread_create(&t, NULL, probe_main, &p);
+    if (rc)
+        return -rc;
+    pthread_join(t, NULL);
+    return p.rc;
+}
+
+static void free_server(ws_server_t *srv)
+{
+    for (unsigned i = 0; i < srv->ncores && srv->cores; i++) {
+        ws_core_t *c = &srv->cores[i];
+        if (c->listen_fd >= 0)
+            close(c->listen_fd);
+        c->listen_fd = -1;
+        ws_core_free(c);
+        if (c->stop_efd >= 0)
+            close(c->stop_efd);
+        c->stop_efd = -1;
+    }
+    ws_xcore_free(&srv->xcore);
+    free(srv->cores);
+    free(srv->metrics);
+    free(srv->threads);
+    pthread_mutex_destroy(&srv->start_lock);
+    pthread_cond_destroy(&srv->start_cond);
+    free(srv);
+}
+
+int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
+{
+    char err[200];
+    int rc = ws_server_config_check(cfg_in, err, sizeof(err));
+    if (rc < 0) {
+        ws_log_error("invalid configuration: %s", err);
+        return rc;
+    }
+    ws_log_set_level(cfg_in->log_level);
+    ws_server_t *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return -ENOMEM;
+    pthread_mutex_init(&srv->start_lock, NULL);
+    pthread_cond_init(&srv->start_cond, NULL);
+    srv->cfg = *cfg_in;
+    ws_server_config_t *cfg = &srv->cfg;
+    srv->ncores = cfg->cores ? cfg->cores : online_cpus();
+    if (srv->ncores > WS_CORES_MAX)
+        srv->ncores = WS_CORES_MAX;
+
+    rc = probe_in_thread(srv);
+    if (rc < 0)
+        goto err;
+    ws_features_log(&srv->feat, cfg);
+
+    rlim_t nofile = raise_nofile();
+    uint64_t nslots = (uint64_t)cfg->max_conns + SLOT_SLACK;
+    /* Per core: reuseport may send every connection to one core. Keep fds for listeners,
+     * rings and the process itself below the limit. */
+    rlim_t reserve = 16 + 4 * (rlim_t)srv->ncores;
+    if (nofile > reserve && nslots > nofile - reserve) {
+        nslots = nofile - reserve;
+        ws_log_warn("max-conns %u is above the open-file limit (%llu): connections per core "
+                    "are capped at %llu",
+                    cfg->max_conns, (unsigned long long)nofile, (unsigned long long)nslots);
+    }
+
+    srv->cores = calloc(srv->ncores, sizeof(*srv->cores));
+    if (!srv->cores) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    for (unsigned i = 0; i < srv->ncores; i++) {
+        srv->cores[i].listen_fd = -1; /* free_server closes only what was opened */
+        srv->cores[i].stop_efd = -1;
+    }
+    srv->metrics = aligned_alloc(64, sizeof(ws_metrics_t) * srv->ncores);
+    srv->threads = calloc(srv->ncores, sizeof(*srv->threads));
+    if (!srv->metrics || !srv->threads) {
+        rc = -ENOMEM;
+        goto err;
+    }
+    memset(srv->metrics, 0, sizeof(ws_metrics_t) * srv->ncores);
+    for (unsigned i = 0; i < srv->ncores; i++) {
+        ws_core_t *c = &srv->cores[i];
+        c->id = i;
+        c->ncores = srv->ncores;
+        c->srv = srv;
+        c->cfg = cfg;
+        c->m = &srv->metrics[i];
+        c->nslots = (uint32_t)nslots;
+    }
+    for (unsigned i = 0; i < srv->ncores; i++) {
+        int efd = eventfd(0, EFD_CLOEXEC);
+        if (efd < 0) {
+            rc = -errno;
+            ws_log_error("eventfd: %s", strerror(-rc));
+            goto err;
+        }
+        srv->cores[i].stop_efd = efd;
+    }
+    rc = ws_xcore_init(&srv->xcore, srv->ncores);
+    if (rc < 0)
+        goto err;
+
+    uint16_t port = cfg->port;
+    for (unsigned i = 0; i < srv->ncores; i++) {
+        rc = ws_listener_open(cfg, &port, i == 0);
+        if (rc < 0) {
+            ws_log_error("cannot listen on %s%s%s port %u: %s", cfg->bind_addr[0] ? "" : "all",
+                         cfg->bind_addr, cfg->bind_addr[0] ? "" : " addresses", cfg->port,
+                         strerror(-rc));
+            goto err;
+        }
+        srv->cores[i].listen_fd = rc;
+    }
+    srv->port = port;
+
+    /* Workers take no asynchronous signals: the controlling thread handles them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    unsigned ncpu = online_cpus();
+    for (unsigned i = 0; i < srv->ncores; i++) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        if (cfg->pin) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(i % ncpu, &set);
+            pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+        }
+        rc = pthread_create(&srv->threads[i], &attr, core_main, &srv->cores[i]);
+        pthread_attr_destroy(&attr);
+        if (rc) {
+            rc = -rc;
+            ws_log_error("cannot start core %u: %s", i, strerror(-rc));
+            atomic_store(&srv->start_err, rc); /* start none of the loops */
+            break;
+        }
+        srv->nthreads++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_mutex_lock(&srv->start_lock);
+    while (srv->nready < srv->nthreads)
+        pthread_cond_wait(&srv->start_cond, &srv->start_lock);
+    srv->go = true;
+    pthread_cond_broadcast(&srv->start_cond);
+    pthread_mutex_unlock(&srv->start_lock);
+    rc = atomic_load(&srv->start_err);
+    if (rc < 0) {
+        for (unsigned i = 0; i < srv->nthreads; i++)
+            pthread_join(srv->threads[i], NULL);
+        srv->nthreads = 0;
+        goto err;
+    }
+    char where[128];
+    ws_listener_describe(srv->cores[0].listen_fd, where, sizeof(where));
+    ws_log_info("listening on %s with %u core%s (%s)", where, srv->ncores,
+                srv->ncores == 1 ? "" : "s",
+                srv->cores[0].direct ? "direct descriptors" : "regular fds");
+    *out = srv;
+    return 0;
+err:
+    free_server(srv);
+    return rc;
+}
+
+void ws_server_stop(ws_server_t *srv)
+{
+    if (atomic_exchange(&srv->stop_requested, true))
+        return;
+    static const uint64_t one = 1;
+    for (unsigned i = 0; i < srv->ncores; i++) {
+        /* An eventfd write only fails on counter overflow, impossible with one write. */
+        ssize_t w;
+        do
+            w = write(srv->cores[i].stop_efd, &one, sizeof(one));
+        while (w < 0 && errno == EINTR);
+    }
+}
+
+int ws_server_wait(ws_server_t *srv)
+{
+    for (unsigned i = 0; i < srv->nthreads; i++)
+        pthread_join(srv->threads[i], NULL);
+    /* Events nobody consumed (a core stopped before another's last LEAVE or FANOUT) still
+     * hold block references. */
+    for (unsigned s = 0; s < srv->ncores && srv->xcore.q; s++) {
+        for (unsigned d = 0; d < srv->ncores; d++) {
+            if (s == d)
+                continue;
+            ws_xev_t ev;
+            while (ws_xq_pop(ws_xcore_q(&srv->xcore, s, d), &ev)) {
+                if (ev.block)
+                    ws_block_unref(ev.block);
+            }
+        }
+    }
+    int rc = 0;
+    for (unsigned i = 0; i < srv->ncores; i++) {
+        if (srv->cores[i].err && !rc)
+            rc = srv->cores[i].err;
+    }
+    free_server(srv);
+    return rc;
+}
+
+int ws_server_run(const ws_server_config_t *cfg)
+{
+    sigset_t wait_set, block_set, old;
+    sigemptyset(&wait_set);
+    sigaddset(&wait_set, SIGINT);
+    sigaddset(&wait_set, SIGTERM);
+    block_set = wait_set;
+    sigaddset(&block_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block_set, &old);
+    ws_server_t *srv;
+    int rc = ws_server_start(cfg, &srv);
+    if (rc < 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return rc;
+    }
+    int sig = 0;
+    while (sigwait(&wait_set, &sig) != 0 || (sig != SIGINT && sig != SIGTERM))
+        ;
+    ws_log_info("%s: shutting down (up to %u ms for close handshakes)",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
+    ws_server_stop(srv);
+    rc = ws_server_wait(srv);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc == 0)
+        ws_log_info("stopped");
+    return rc;
+}

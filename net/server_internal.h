@@ -1,0 +1,38 @@
+/* The server object shared by the cores: configuration, the cores themselves, the
+ * cross-core queues and the global connection count. Private to net/. */
+#ifndef URINGWS_NET_SERVER_INTERNAL_H
+#define URINGWS_NET_SERVER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "probe.h"
+#include "metrics.h"
+#include "reactor.h"
+#include "uringws/server.h"
+#include "xcore.h"
+
+struct ws_server {
+    ws_server_config_t cfg;
+    ws_features_t feat;
+    unsigned ncores;
+    uint16_t port;
+    ws_core_t *cores;      /* [ncores] */
+    ws_metrics_t *metrics; /* [ncores], cache-line aligned */
+    pthread_t *threads;
+    unsigned nthreads;
+    ws_xcore_t xcore;
+    _Atomic uint32_t open_conns; /* counted connections, all cores (max_conns) */
+    /* Start-up: every core sets up, then waits until all have (`go`); a failure anywhere
+     * (start_err) stops them all before any loop runs. */
+    pthread_mutex_t start_lock;
+    pthread_cond_t start_cond;
+    unsigned nready;
+    bool go;
+    _Atomic int start_err;
+    /* Stop: set once; each core then gets a write on its stop eventfd (async-signal-safe). */
+    _Atomic bool stop_requested;
+};
+
+#endif

@@ -1,0 +1,544 @@
+/* Unit test for core/http.c: the request-head parser (field values, every rejection with its
+ * exact result, limits, incremental feeding against one-shot parsing at every split point),
+ * header lookup and token lists, and response writing. */
+#include "uringws/http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failures;
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+#define CHECK_INT(got, want)                                                                       \
+    do {                                                                                           \
+        long long got_ = (long long)(got), want_ = (long long)(want);                              \
+        if (got_ != want_) {                                                                       \
+            fprintf(stderr, "%s:%d: %s is %lld, want %lld\n", __FILE__, __LINE__, #got, got_,      \
+                    want_);                                                                        \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+static bool slice_is(ws_slice_t s, const char *want)
+{
+    return s.len == strlen(want) && memcmp(s.base, want, s.len) == 0;
+}
+
+/* Parses a private, exactly sized copy so that sanitizer builds catch reads past len. */
+static int parse_copy(const void *data, size_t len, size_t prev_len, const ws_http_limits_t *lim,
+                      ws_http_request_t *req, uint8_t **copy)
+{
+    *copy = malloc(len ? len : 1);
+    if (*copy == NULL)
+        abort();
+    memcpy(*copy, data, len);
+    return ws_http_parse_request(*copy, len, prev_len, lim, req);
+}
+
+static ws_http_request_t req_a, req_b;
+
+/* Same result, and for a parsed head the same fields at the same offsets. */
+static bool same_parse(int r, const ws_http_request_t *a, const uint8_t *abuf, int s,
+                       const ws_http_request_t *b, const uint8_t *bbuf)
+{
+#define SAME(x, y) ((x).len == (y).len && (x).base - abuf == (y).base - bbuf)
+    if (r != s)
+        return false;
+    if (r <= 0)
+        return true;
+    if (!SAME(a->method, b->method) || !SAME(a->target, b->target) ||
+        a->minor_version != b->minor_version || a->num_headers != b->num_headers)
+        return false;
+    for (size_t i = 0; i < a->num_headers; i++)
+        if (!SAME(a->headers[i].name, b->headers[i].name) ||
+            !SAME(a->headers[i].value, b->headers[i].value))
+            return false;
+    return true;
+#undef SAME
+}
+
+/* Feeds data in two pieces split at every byte boundary, then one byte at a time, always
+ * growing the same buffer and passing prev_len; each must end with the one-shot result.
+ * Also checks that every prefix parsed on its own gives WS_INCOMPLETE or that result. */
+static void check_incremental(const char *name, const void *data, size_t len,
+                              const ws_http_limits_t *lim)
+{
+    uint8_t *one, *buf;
+    int want = parse_copy(data, len, 0, lim, &req_a, &one);
+    int bad = 0;
+
+    buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        abort();
+    memcpy(buf, data, len);
+    for (size_t k = 1; k < len && !bad; k++) {
+        int r = ws_http_parse_request(buf, k, 0, lim, &req_b);
+        if (r != WS_INCOMPLETE && !same_parse(want, &req_a, one, r, &req_b, buf)) {
+            fprintf(stderr, "%s: prefix %zu alone gives %d, whole input %d\n", name, k, r, want);
+            bad = 1;
+        }
+        if (r == WS_INCOMPLETE)
+            r = ws_http_parse_request(buf, len, k, lim, &req_b);
+        if (!same_parse(want, &req_a, one, r, &req_b, buf)) {
+            fprintf(stderr, "%s: split at %zu gives %d, one-shot %d\n", name, k, r, want);
+            bad = 1;
+        }
+    }
+    int r = WS_INCOMPLETE;
+    size_t prev = 0;
+    for (size_t k = 1; k <= len && r == WS_INCOMPLETE; k++) {
+        r = ws_http_parse_request(buf, k, prev, lim, &req_b);
+        prev = k;
+    }
+    if (len != 0 && !same_parse(want, &req_a, one, r, &req_b, buf)) {
+        fprintf(stderr, "%s: byte-at-a-time gives %d, one-shot %d\n", name, r, want);
+        bad = 1;
+    }
+    if (bad) {
+        fprintf(stderr, "%s:%d: incremental parse of \"%s\" differs from one-shot\n", __FILE__,
+                __LINE__, name);
+        failures++;
+    }
+    free(buf);
+    free(one);
+}
+
+/* --- fixed vectors: one-shot result, then the incremental check on each ------------------- */
+
+#define HEAD_LEN(s) ((int)sizeof(s) - 1)
+
+typedef struct vec {
+    const char *name;
+    const char *data;
+    size_t len;
+    int want; /* head length, WS_INCOMPLETE, -400 or -431 */
+} vec_t;
+
+#define V(name, lit, want)                                                                         \
+    {                                                                                              \
+        name, lit, sizeof(lit) - 1, want                                                           \
+    }
+
+#define RFC_HEAD                                                                                   \
+    "GET /chat HTTP/1.1\r\n"                                                                       \
+    "Host: server.example.com\r\n"                                                                 \
+    "Upgrade: websocket\r\n"                                                                       \
+    "Connection: Upgrade\r\n"                                                                      \
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"                                              \
+    "Origin: http://example.com\r\n"                                                               \
+    "Sec-WebSocket-Protocol: chat, superchat\r\n"                                                  \
+    "Sec-WebSocket-Version: 13\r\n"                                                                \
+    "\r\n"
+
+#define CHROMIUM_HEAD                                                                              \
+    "GET /lobby HTTP/1.1\r\n"                                                                      \
+    "Host: 127.0.0.1:8080\r\n"                                                                     \
+    "Connection: Upgrade\r\n"                                                                      \
+    "Pragma: no-cache\r\n"                                                                         \
+    "Cache-Control: no-cache\r\n"                                                                  \
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "          \
+    "Chrome/120.0.0.0 Safari/537.36\r\n"                                                           \
+    "Upgrade: websocket\r\n"                                                                       \
+    "Origin: http://127.0.0.1:8080\r\n"                                                            \
+    "Sec-WebSocket-Version: 13\r\n"                                                                \
+    "Accept-Encoding: gzip, deflate, br\r\n"                                                       \
+    "Accept-Language: en-US,en;q=0.9\r\n"                                                          \
+    "Sec-WebSocket-Key: 8J+YgPCfmIDwn5iA8J+YgA==\r\n"                                              \
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"                     \
+    "\r\n"
+
+/* A masked "Hello" text frame (RFC 6455 5.7) sent in the same packet as the head. */
+#define HELLO_FRAME "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
+
+static const vec_t vectors[] = {
+    V("minimal", "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+      HEAD_LEN("GET / HTTP/1.1\r\nHost: a\r\n\r\n")),
+    V("rfc6455", RFC_HEAD, HEAD_LEN(RFC_HEAD)),
+    V("chromium", CHROMIUM_HEAD, HEAD_LEN(CHROMIUM_HEAD)),
+    V("http/1.0 no headers", "GET / HTTP/1.0\r\n\r\n", HEAD_LEN("GET / HTTP/1.0\r\n\r\n")),
+    V("ows", "GET / HTTP/1.1\r\nHost:\t a \t\r\nX-Empty:\r\nX-Sp:   \r\n\r\n",
+      HEAD_LEN("GET / HTTP/1.1\r\nHost:\t a \t\r\nX-Empty:\r\nX-Sp:   \r\n\r\n")),
+    V("pipelined frame", RFC_HEAD HELLO_FRAME, HEAD_LEN(RFC_HEAD)),
+    V("pipelined crlfcrlf", RFC_HEAD "\r\n\r\nGET / HTTP/1.1\r\n\r\n", HEAD_LEN(RFC_HEAD)),
+    V("obs-text value", "GET / HTTP/1.1\r\nX: caf\xc3\xa9\r\n\r\n",
+      HEAD_LEN("GET / HTTP/1.1\r\nX: caf\xc3\xa9\r\n\r\n")),
+    V("utf-8 target", "GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",
+      HEAD_LEN("GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n")),
+    V("htab and colon in value", "GET / HTTP/1.1\r\nX: a\tb:c\r\n\r\n",
+      HEAD_LEN("GET / HTTP/1.1\r\nX: a\tb:c\r\n\r\n")),
+
+    V("empty", "", WS_INCOMPLETE),
+    V("request line only", "GET / HTTP/1.1\r\n", WS_INCOMPLETE),
+    V("no final crlf", "GET / HTTP/1.1\r\nHost: a\r\n", WS_INCOMPLETE),
+    V("final cr only", "GET / HTTP/1.1\r\nHost: a\r\n\r", WS_INCOMPLETE),
+    V("bad byte, line unfinished", "GET / HTTP/1.1\r\nX: a\0b", WS_INCOMPLETE),
+    V("bad version, line unfinished", "GET / HTTP/9.9", WS_INCOMPLETE),
+
+    V("HTTP/1.2", "GET / HTTP/1.2\r\n\r\n", -400),
+    V("HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", -400),
+    V("HTTP/0.9 style", "GET /\r\n\r\n", -400),
+    V("lowercase http", "GET / http/1.1\r\n\r\n", -400),
+    V("version with extra byte", "GET / HTTP/1.11\r\n\r\n", -400),
+    V("space after version", "GET / HTTP/1.1 \r\n\r\n", -400),
+    V("double space", "GET  / HTTP/1.1\r\n\r\n", -400),
+    V("empty method", " / HTTP/1.1\r\n\r\n", -400),
+    V("empty target", "GET  HTTP/1.1\r\n\r\n", -400),
+    V("bad method char", "G(T / HTTP/1.1\r\n\r\n", -400),
+    V("control in target", "GET /a\x01z HTTP/1.1\r\n\r\n", -400),
+    V("DEL in target", "GET /a\x7fz HTTP/1.1\r\n\r\n", -400),
+    V("leading crlf", "\r\nGET / HTTP/1.1\r\n\r\n", -400),
+    V("lf-only request line", "GET / HTTP/1.1\n\n", -400),
+    V("lf-only header", "GET / HTTP/1.1\r\nHost: a\n\r\n", -400),
+    V("lf-only end", "GET / HTTP/1.1\r\nHost: a\r\n\n", -400),
+    V("bare cr in value", "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", -400),
+    V("bare cr at line start", "GET / HTTP/1.1\r\nHost: a\r\n\rX: b\r\n\r\n", -400),
+    V("bare cr in request line", "GET /\r HTTP/1.1\r\n\r\n", -400),
+    V("no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", -400),
+    V("space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", -400),
+    V("tab before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", -400),
+    V("obs-fold sp", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", -400),
+    V("obs-fold ht", "GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", -400),
+    V("space before first header", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", -400),
+    V("empty name", "GET / HTTP/1.1\r\n: a\r\n\r\n", -400),
+    V("bad name char", "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", -400),
+    V("utf-8 in name", "GET / HTTP/1.1\r\nH\xc3\xa9: a\r\n\r\n", -400),
+    V("NUL in value", "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", -400),
+    V("SOH in value", "GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", -400),
+    V("VT in value", "GET / HTTP/1.1\r\nX: a\x0b\r\n\r\n", -400),
+    V("ESC in value", "GET / HTTP/1.1\r\nX: \x1b[0m\r\n\r\n", -400),
+    V("DEL in value", "GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n", -400),
+    V("NUL then lf", "GET / HTTP/1.1\r\nX: a\0b\n", -400),
+    V("error in head, more after", "GET / HTTP/1.1\r\nX y\r\nZ: 1\r\n\r\n" HELLO_FRAME, -400),
+};
+
+static void test_vectors(void)
+{
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        const vec_t *v = &vectors[i];
+        uint8_t *copy;
+        int r = parse_copy(v->data, v->len, 0, NULL, &req_a, &copy);
+        if (r != v->want) {
+            fprintf(stderr, "%s:%d: vector \"%s\": got %d, want %d\n", __FILE__, __LINE__, v->name,
+                    r, v->want);
+            failures++;
+        }
+        free(copy);
+        check_incremental(v->name, v->data, v->len, NULL);
+    }
+}
+
+/* --- field values --------------------------------------------------------------------------- */
+
+static void test_fields(void)
+{
+    static const char in[] = "GET /chat?x=1 HTTP/1.1\r\n"
+                             "Host:server.example.com\r\n"
+                             "upgrade: \t websocket\t \r\n"
+                             "X-Empty:   \r\n"
+                             "X-Inner: a  b\r\n"
+                             "\r\n" HELLO_FRAME;
+    ws_http_request_t req;
+    int r = ws_http_parse_request((const uint8_t *)in, sizeof in - 1, 0, NULL, &req);
+    CHECK_INT(r, sizeof in - 1 - (sizeof HELLO_FRAME - 1));
+    CHECK(slice_is(req.method, "GET"));
+    CHECK(slice_is(req.target, "/chat?x=1"));
+    CHECK_INT(req.minor_version, 1);
+    CHECK_INT(req.num_headers, 4);
+    CHECK(slice_is(req.headers[0].name, "Host"));
+    CHECK(slice_is(req.headers[0].value, "server.example.com"));
+    CHECK(slice_is(req.headers[1].name, "upgrade"));
+    CHECK(slice_is(req.headers[1].value, "websocket"));
+    CHECK(slice_is(req.headers[2].name, "X-Empty"));
+    CHECK_INT(req.headers[2].value.len, 0);
+    CHECK(slice_is(req.headers[3].value, "a  b"));
+    /* Zero copy: the slices point into the input. */
+    CHECK(req.method.base == (const uint8_t *)in);
+    CHECK(req.target.base == (const uint8_t *)in + 4);
+
+    static const char v10[] = "HEAD /x HTTP/1.0\r\n\r\n";
+    r = ws_http_parse_request((const uint8_t *)v10, sizeof v10 - 1, 0, NULL, &req);
+    CHECK_INT(r, sizeof v10 - 1);
+    CHECK(slice_is(req.method, "HEAD"));
+    CHECK_INT(req.minor_version, 0);
+    CHECK_INT(req.num_headers, 0);
+
+    /* The picohttpparser contract step by step: incomplete, then resumed with prev_len. */
+    size_t cut = sizeof RFC_HEAD - 1 - 3;
+    r = ws_http_parse_request((const uint8_t *)RFC_HEAD, cut, 0, NULL, &req);
+    CHECK_INT(r, WS_INCOMPLETE);
+    r = ws_http_parse_request((const uint8_t *)RFC_HEAD, cut + 1, cut, NULL, &req);
+    CHECK_INT(r, WS_INCOMPLETE);
+    r = ws_http_parse_request((const uint8_t *)RFC_HEAD, sizeof RFC_HEAD - 1, cut + 1, NULL, &req);
+    CHECK_INT(r, sizeof RFC_HEAD - 1);
+    CHECK_INT(req.num_headers, 7);
+    CHECK(slice_is(req.headers[6].value, "13"));
+    /* No new bytes since the last call: still incomplete. */
+    r = ws_http_parse_request((const uint8_t *)RFC_HEAD, cut, cut, NULL, &req);
+    CHECK_INT(r, WS_INCOMPLETE);
+}
+
+/* --- limits --------------------------------------------------------------------------------- */
+
+/* "GET / HTTP/1.1\r\n" + n headers "H<i>: v\r\n" + (final ? "\r\n" : "") + tail */
+static size_t build_headers(char *out, size_t n, bool final, const char *tail)
+{
+    size_t len = (size_t)sprintf(out, "GET / HTTP/1.1\r\n");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)sprintf(out + len, "H%zu: v\r\n", i);
+    if (final)
+        len += (size_t)sprintf(out + len, "\r\n");
+    len += (size_t)sprintf(out + len, "%s", tail);
+    return len;
+}
+
+/* A head of exactly `total` bytes: request line, one X header padded to fit, CRLF. */
+static size_t build_sized(char *out, size_t total, bool final)
+{
+    static const char line[] = "GET / HTTP/1.1\r\nX: ";
+    size_t len = sizeof line - 1;
+    memcpy(out, line, len);
+    size_t pad = total - len - 4;
+    memset(out + len, 'a', pad);
+    len += pad;
+    memcpy(out + len, final ? "\r\n\r\n" : "\r\n", final ? 4 : 2);
+    return len + (final ? 4 : 2);
+}
+
+static void test_limits(void)
+{
+    static char big[32768];
+    ws_http_request_t req;
+    size_t n;
+    int r;
+
+    /* Header count: 64 pass, 65 are refused complete, incomplete, and as soon as the first
+     * byte of the 65th line arrives. */
+    n = build_headers(big, 64, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), (int)n);
+    CHECK_INT(req.num_headers, 64);
+    check_incremental("64 headers", big, n, NULL);
+    n = build_headers(big, 65, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), -431);
+    check_incremental("65 headers", big, n, NULL);
+    n = build_headers(big, 65, false, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), -431);
+    n = build_headers(big, 64, false, "H");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), -431);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n - 1, 0, NULL, &req), WS_INCOMPLETE);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, n - 1, NULL, &req), -431);
+    /* 64 headers and the final CRLF arriving byte by byte is a complete head, not 431. */
+    n = build_headers(big, 64, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n - 1, 0, NULL, &req), WS_INCOMPLETE);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, n - 1, NULL, &req), (int)n);
+
+    /* Head bytes: exactly 8192 pass, 8193 are refused. */
+    n = build_sized(big, 8192, true);
+    CHECK_INT(n, 8192);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), 8192);
+    CHECK_INT(req.headers[0].value.len, 8192 - 23);
+    n = build_sized(big, 8193, true);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), -431);
+    check_incremental("8193-byte head", big, n, NULL);
+    /* The 8192-byte head followed by frame bytes is still fine. */
+    n = build_sized(big, 8192, true);
+    memcpy(big + n, HELLO_FRAME, sizeof HELLO_FRAME - 1);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n + sizeof HELLO_FRAME - 1, 0, NULL, &req),
+              8192);
+
+    /* An endless header line: refused once byte 8193 is in, not earlier, even though no LF
+     * has come; fed a byte at a time, exactly at that call. */
+    n = build_sized(big, 20000, false);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, 8192, 0, NULL, &req), WS_INCOMPLETE);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, 8193, 0, NULL, &req), -431);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, 8193, 8192, NULL, &req), -431);
+    r = WS_INCOMPLETE;
+    size_t k = 0;
+    while (r == WS_INCOMPLETE && k < n) {
+        k++;
+        r = ws_http_parse_request((uint8_t *)big, k, k - 1, NULL, &req);
+    }
+    CHECK_INT(r, -431);
+    CHECK_INT(k, 8193);
+    /* A line without any LF at all (no request line end either). */
+    memset(big, 'A', 9000);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, 9000, 0, NULL, &req), -431);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, 9000, 4000, NULL, &req), -431);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, 8192, 4000, NULL, &req), WS_INCOMPLETE);
+
+    /* Which comes first decides: a malformed line completed early is 400 however long the
+     * rest; a malformed line whose LF is past the limit is 431. */
+    n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nX y\r\n");
+    memset(big + n, 'a', 9000);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n + 9000, 0, NULL, &req), -400);
+    n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nX: \x01");
+    memset(big + n, 'a', 9000);
+    memcpy(big + n + 9000, "\r\n\r\n", 4);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n + 9004, 0, NULL, &req), -431);
+
+    /* Configured limits, with the incremental check on each side of them. */
+    ws_http_limits_t lim = {64, 3};
+    n = build_headers(big, 3, true, "");
+    CHECK_INT(n, 39);
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &lim, &req), 39);
+    check_incremental("3 headers, limit 3", big, n, &lim);
+    n = build_headers(big, 4, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &lim, &req), -431);
+    check_incremental("4 headers, limit 3", big, n, &lim);
+    lim.max_headers = 100;
+    lim.max_header_bytes = 39;
+    n = build_headers(big, 3, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &lim, &req), 39);
+    lim.max_header_bytes = 38;
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &lim, &req), -431);
+    check_incremental("39 bytes, limit 38", big, n, &lim);
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
+        check_incremental(vectors[i].name, vectors[i].data, vectors[i].len, &lim);
+
+    /* Zero fields mean the defaults; max_headers is capped at WS_HTTP_HEADERS_CAP. */
+    ws_http_limits_t zero = {0, 0};
+    n = build_headers(big, 64, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &zero, &req), (int)n);
+    n = build_headers(big, 65, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &zero, &req), -431);
+    ws_http_limits_t huge = {1 << 20, 100000};
+    n = build_headers(big, WS_HTTP_HEADERS_CAP, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &huge, &req), (int)n);
+    CHECK_INT(req.num_headers, WS_HTTP_HEADERS_CAP);
+    n = build_headers(big, WS_HTTP_HEADERS_CAP + 1, true, "");
+    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &huge, &req), -431);
+}
+
+/* --- lookups -------------------------------------------------------------------------------- */
+
+static void test_lookup(void)
+{
+    static const char in[] = "GET / HTTP/1.1\r\n"
+                             "Host: a\r\n"
+                             "connection: keep-alive, Upgrade\r\n"
+                             "X-List: ,, a ,\tb\t,,\r\n"
+                             "CONNECTION: close\r\n"
+                             "Upgrade: websocketx, xwebsocket\r\n"
+                             "\r\n";
+    ws_http_request_t req;
+    CHECK_INT(ws_http_parse_request((const uint8_t *)in, sizeof in - 1, 0, NULL, &req),
+              sizeof in - 1);
+
+    CHECK(ws_slice_eq_ci(ws_slice("Upgrade", 7), "uPGRADE"));
+    CHECK(!ws_slice_eq_ci(ws_slice("Upgrade", 7), "Upgrad"));
+    CHECK(!ws_slice_eq_ci(ws_slice("Upgrad", 6), "Upgrade"));
+    CHECK(ws_slice_eq_ci(ws_slice("", 0), ""));
+    /* Only letters fold: '@' (0x40) and '`' (0x60) differ by the case bit but are not equal. */
+    CHECK(!ws_slice_eq_ci(ws_slice("@", 1), "`"));
+    CHECK(!ws_slice_eq_ci(ws_slice("[", 1), "{"));
+
+    const ws_http_header_t *h = ws_http_find(&req, "CONNECTION");
+    CHECK(h != NULL && h == &req.headers[1]);
+    CHECK(ws_http_find(&req, "Origin") == NULL);
+    CHECK(ws_http_find(&req, "Hos") == NULL);
+    CHECK_INT(ws_http_count(&req, "Connection"), 2);
+    CHECK_INT(ws_http_count(&req, "host"), 1);
+    CHECK_INT(ws_http_count(&req, "Origin"), 0);
+
+    CHECK(ws_http_has_token(&req, "Connection", "upgrade"));
+    CHECK(ws_http_has_token(&req, "Connection", "KEEP-ALIVE"));
+    CHECK(ws_http_has_token(&req, "Connection", "close")); /* from the second header */
+    CHECK(!ws_http_has_token(&req, "Connection", "keep"));
+    CHECK(!ws_http_has_token(&req, "Connection", "alive, upgrade"));
+    CHECK(ws_http_has_token(&req, "x-list", "a"));
+    CHECK(ws_http_has_token(&req, "x-list", "b"));
+    CHECK(!ws_http_has_token(&req, "x-list", ""));
+    CHECK(!ws_http_has_token(&req, "Upgrade", "websocket"));
+    CHECK(!ws_http_has_token(&req, "Origin", "a"));
+
+    CHECK(ws_http_list_has_token(ws_slice("Upgrade", 7), "upgrade"));
+    CHECK(ws_http_list_has_token(ws_slice(" \tkeep-alive ,\t UPGRADE\t", 24), "upgrade"));
+    CHECK(ws_http_list_has_token(ws_slice("a,upgrade,", 10), "upgrade"));
+    CHECK(!ws_http_list_has_token(ws_slice("up grade", 8), "upgrade"));
+    CHECK(!ws_http_list_has_token(ws_slice("upgrade2", 8), "upgrade"));
+    CHECK(!ws_http_list_has_token(ws_slice(",,,", 3), "upgrade"));
+    CHECK(!ws_http_list_has_token(ws_slice("", 0), "upgrade"));
+    /* Case folding is for letters only, in both directions. */
+    CHECK(ws_slice_eq_ci(ws_slice("sec-websocket-key", 17), "Sec-WebSocket-Key"));
+    CHECK(!ws_slice_eq_ci(ws_slice("Sec\rWebSocket-Key", 17), "Sec-WebSocket-Key"));
+    CHECK(!ws_slice_eq_ci(ws_slice("a", 1), "A\x01"));
+    CHECK(!ws_slice_eq_ci(ws_slice("\x01", 1), "!"));
+    CHECK(!ws_slice_eq_ci(ws_slice("\xc1", 1), "\xe1"));
+    CHECK(!ws_slice_eq_ci(ws_slice(" ", 1), ""));
+}
+
+/* --- responses ------------------------------------------------------------------------------ */
+
+static void test_response(void)
+{
+    char out[512];
+    static const char want[] = "HTTP/1.1 404 Not Found\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 5\r\n"
+                               "Connection: close\r\n"
+                               "\r\n"
+                               "nope\n";
+    size_t n = ws_http_write_response(out, sizeof out, 404, "text/plain", NULL, "nope\n", 5);
+    CHECK_INT(n, sizeof want - 1);
+    CHECK(n == sizeof want - 1 && memcmp(out, want, n) == 0);
+    /* Exactly the length fits (no NUL is written); one byte less does not. */
+    CHECK_INT(ws_http_write_response(out, sizeof want - 1, 404, "text/plain", NULL, "nope\n", 5),
+              sizeof want - 1);
+    CHECK_INT(ws_http_write_response(out, sizeof want - 2, 404, "text/plain", NULL, "nope\n", 5),
+              0);
+    CHECK_INT(ws_http_write_response(out, 0, 404, "text/plain", NULL, "nope\n", 5), 0);
+
+    static const char want2[] = "HTTP/1.1 405 Method Not Allowed\r\n"
+                                "Content-Length: 0\r\n"
+                                "Connection: close\r\n"
+                                "Allow: GET\r\n"
+                                "\r\n";
+    n = ws_http_write_response(out, sizeof out, 405, NULL, "Allow: GET\r\n", NULL, 0);
+    CHECK_INT(n, sizeof want2 - 1);
+    CHECK(n == sizeof want2 - 1 && memcmp(out, want2, n) == 0);
+
+    char body[1234];
+    memset(body, 'x', sizeof body);
+    static char big[2048];
+    n = ws_http_write_response(big, sizeof big, 200, "text/html", NULL, body, sizeof body);
+    CHECK(n > sizeof body && memcmp(big + n - sizeof body, body, sizeof body) == 0);
+    CHECK(memmem(big, n, "Content-Length: 1234\r\n", 22) != NULL);
+
+    CHECK_INT(ws_http_write_response(out, sizeof out, 99, NULL, NULL, NULL, 0), 0);
+    CHECK_INT(ws_http_write_response(out, sizeof out, 1000, NULL, NULL, NULL, 0), 0);
+
+    CHECK(strcmp(ws_http_reason(101), "Switching Protocols") == 0);
+    CHECK(strcmp(ws_http_reason(200), "OK") == 0);
+    CHECK(strcmp(ws_http_reason(400), "Bad Request") == 0);
+    CHECK(strcmp(ws_http_reason(403), "Forbidden") == 0);
+    CHECK(strcmp(ws_http_reason(404), "Not Found") == 0);
+    CHECK(strcmp(ws_http_reason(405), "Method Not Allowed") == 0);
+    CHECK(strcmp(ws_http_reason(408), "Request Timeout") == 0);
+    CHECK(strcmp(ws_http_reason(426), "Upgrade Required") == 0);
+    CHECK(strcmp(ws_http_reason(431), "Request Header Fields Too Large") == 0);
+    CHECK(strcmp(ws_http_reason(500), "Internal Server Error") == 0);
+    CHECK(strcmp(ws_http_reason(503), "Service Unavailable") == 0);
+    CHECK(strcmp(ws_http_reason(299), "Error") == 0);
+}
+
+int main(void)
+{
+    test_vectors();
+    test_fields();
+    test_limits();
+    test_lookup();
+    test_response();
+    if (failures != 0) {
+        fprintf(stderr, "test_http: %d check(s) failed\n", failures);
+        return 1;
+    }
+    printf("test_http: all checks passed\n");
+    return 0;
+}

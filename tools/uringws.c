@@ -1,0 +1,266 @@
+/* uringws: the WebSocket broadcast server executable. Parses the command line into a
+ * ws_server_config_t and runs the server until SIGINT/SIGTERM. Exit status: 0 after a clean
+ * shutdown, 1 when the server cannot start (old kernel, port in use...), 2 for a bad
+ * command line. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "uringws/server.h"
+
+#ifndef WS_VERSION
+#define WS_VERSION "0.0.0"
+#endif
+
+static const char *prog = "uringws";
+
+static void usage(FILE *out, const ws_server_config_t *d)
+{
+    fprintf(out,
+            "Usage: %s [options]\n"
+            "WebSocket broadcast server on io_uring. Clients join ws://HOST:PORT/<room>\n"
+            "(\"/\" is room \"lobby\"); ws://HOST:PORT/echo echoes; GET / serves a chat page,\n"
+            "/healthz and /metrics (Prometheus) report health.\n"
+            "\n"
+            "  -c, --cores N             worker threads, one io_uring each (default: online "
+            "CPUs)\n"
+            "  -p, --port N              TCP port (default %u)\n"
+            "  -b, --bind ADDR           IPv4 or IPv6 address (default: all, dual stack)\n"
+            "      --max-message SIZE    largest message, k/m/g suffixes (default 16m)\n"
+            "      --max-conns N         open connections; more get 503 (default %" PRIu32 ")\n"
+            "      --max-queue SIZE      bytes queued per connection before it is closed\n"
+            "                            with 1008 as a slow consumer (default 4m)\n"
+            "      --ping-interval DUR   ping every DUR, 0 = never (default 30s)\n"
+            "      --idle-timeout DUR    close connections silent for DUR, 0 = never\n"
+            "                            (default 120s)\n"
+            "      --handshake-timeout DUR  time to send the request head (default 10s)\n"
+            "      --close-timeout DUR   wait for the peer's close reply (default 5s)\n"
+            "      --shutdown-timeout DUR  on SIGINT/SIGTERM, wait for close handshakes\n"
+            "                            (default 5s)\n"
+            "      --pin                 pin worker i to CPU i (default off)\n"
+            "      --no-direct           regular fds instead of io_uring direct descriptors\n"
+            "  -v, --verbose             more logging (repeat for debug)\n"
+            "  -q, --quiet               errors only\n"
+            "  -h, --help                this text\n"
+            "  -V, --version             print the version\n"
+            "\n"
+            "DUR is seconds, or a number with ms, s or m (\"500ms\", \"30s\", \"2m\").\n",
+            prog, d->port, d->max_conns);
+}
+
+static void die_value(const char *opt, const char *val, const char *want)
+{
+    fprintf(stderr, "%s: invalid value for %s: '%s' (%s)\n", prog, opt, val, want);
+    exit(2);
+}
+
+static uint64_t parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
+                          const char *want)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        die_value(opt, s, want);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < min || v > max)
+        die_value(opt, s, want);
+    return v;
+}
+
+static uint64_t parse_size(const char *opt, const char *s, uint64_t min, uint64_t max,
+                           const char *want)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        die_value(opt, s, want);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        die_value(opt, s, want);
+    unsigned shift = 0;
+    if (*end) {
+        switch (*end) {
+        case 'k':
+        case 'K':
+            shift = 10;
+            break;
+        case 'm':
+        case 'M':
+            shift = 20;
+            break;
+        case 'g':
+        case 'G':
+            shift = 30;
+            break;
+        default:
+            die_value(opt, s, want);
+        }
+        end++;
+        if (*end == 'i' || *end == 'I')
+            end++;
+        if (*end == 'b' || *end == 'B')
+            end++;
+        if (*end)
+            die_value(opt, s, want);
+    }
+    if (shift && v > (UINT64_MAX >> shift))
+        die_value(opt, s, want);
+    v <<= shift;
+    if (v < min || v > max)
+        die_value(opt, s, want);
+    return v;
+}
+
+/* Duration in milliseconds: "30" (seconds), "500ms", "30s", "2m". */
+static uint32_t parse_duration(const char *opt, const char *s, uint32_t min_ms, uint32_t max_ms)
+{
+    const char *want = "a duration such as 30, 30s, 500ms or 2m";
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-')
+        die_value(opt, s, want);
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        die_value(opt, s, want);
+    unsigned long long mult;
+    if (!*end || strcmp(end, "s") == 0)
+        mult = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "m") == 0)
+        mult = 60000;
+    else
+        die_value(opt, s, want);
+    if (v > UINT32_MAX / mult)
+        die_value(opt, s, want);
+    v *= mult;
+    if (v < min_ms || v > max_ms)
+        die_value(opt, s, want);
+    return (uint32_t)v;
+}
+
+enum {
+    OPT_MAX_MESSAGE = 256,
+    OPT_MAX_CONNS,
+    OPT_MAX_QUEUE,
+    OPT_PING,
+    OPT_IDLE,
+    OPT_HANDSHAKE,
+    OPT_CLOSE,
+    OPT_SHUTDOWN,
+    OPT_PIN,
+    OPT_NO_DIRECT,
+};
+
+int main(int argc, char **argv)
+{
+    ws_server_config_t cfg, defaults;
+    ws_server_config_defaults(&cfg);
+    defaults = cfg;
+    static const struct option longopts[] = {
+        {"cores", required_argument, NULL, 'c'},
+        {"port", required_argument, NULL, 'p'},
+        {"bind", required_argument, NULL, 'b'},
+        {"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+        {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+        {"max-queue", required_argument, NULL, OPT_MAX_QUEUE},
+        {"ping-interval", required_argument, NULL, OPT_PING},
+        {"idle-timeout", required_argument, NULL, OPT_IDLE},
+        {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE},
+        {"close-timeout", required_argument, NULL, OPT_CLOSE},
+        {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+        {"pin", no_argument, NULL, OPT_PIN},
+        {"no-direct", no_argument, NULL, OPT_NO_DIRECT},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int verbose = 0;
+    bool quiet = false;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":c:p:b:vqhV", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            cfg.cores = (unsigned)parse_u64("--cores", optarg, 1, 1024, "1..1024");
+            break;
+        case 'p':
+            cfg.port = (uint16_t)parse_u64("--port", optarg, 0, 65535, "0..65535");
+            break;
+        case 'b':
+            if (strlen(optarg) >= sizeof(cfg.bind_addr))
+                die_value("--bind", optarg, "an IPv4 or IPv6 address");
+            strcpy(cfg.bind_addr, optarg);
+            break;
+        case OPT_MAX_MESSAGE:
+            cfg.max_message = parse_size("--max-message", optarg, 1, (1ull << 32) - 64,
+                                         "1 byte to 4g, e.g. 64k or 16m");
+            break;
+        case OPT_MAX_CONNS:
+            cfg.max_conns = (uint32_t)parse_u64("--max-conns", optarg, 1, 1u << 24, "1..16777216");
+            break;
+        case OPT_MAX_QUEUE:
+            cfg.max_queue =
+                parse_size("--max-queue", optarg, 1024, 1ull << 40, "at least 1k, e.g. 4m");
+            break;
+        case OPT_PING:
+            cfg.ping_interval_ms = parse_duration("--ping-interval", optarg, 0, UINT32_MAX);
+            break;
+        case OPT_IDLE:
+            cfg.idle_timeout_ms = parse_duration("--idle-timeout", optarg, 0, UINT32_MAX);
+            break;
+        case OPT_HANDSHAKE:
+            cfg.handshake_timeout_ms = parse_duration("--handshake-timeout", optarg, 1, UINT32_MAX);
+            break;
+        case OPT_CLOSE:
+            cfg.close_timeout_ms = parse_duration("--close-timeout", optarg, 1, UINT32_MAX);
+            break;
+        case OPT_SHUTDOWN:
+            cfg.shutdown_timeout_ms = parse_duration("--shutdown-timeout", optarg, 0, UINT32_MAX);
+            break;
+        case OPT_PIN:
+            cfg.pin = true;
+            break;
+        case OPT_NO_DIRECT:
+            cfg.use_direct_fds = false;
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'h':
+            usage(stdout, &defaults);
+            return 0;
+        case 'V':
+            printf("uringws %s\n", WS_VERSION);
+            return 0;
+        case ':':
+            fprintf(stderr, "%s: option %s needs a value (see --help)\n", prog, argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "%s: unknown option %s (see --help)\n", prog, argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+        return 2;
+    }
+    cfg.log_level = quiet ? WS_LOG_ERROR : WS_LOG_INFO + verbose;
+    if (cfg.log_level > WS_LOG_DEBUG)
+        cfg.log_level = WS_LOG_DEBUG;
+    char err[200];
+    if (ws_server_config_check(&cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 2;
+    }
+    int rc = ws_server_run(&cfg);
+    return rc < 0 ? 1 : 0;
+}
