@@ -72,6 +72,7 @@ function parseOptions(extra = {}) {
     if (!fs.existsSync(values.server)) fail(`--server ${values.server}: no such file`);
     extraServerArgs = values['server-arg'] || [];
     values.seed = values.seed !== undefined ? Number(values.seed) >>> 0 : (Date.now() & 0x7fffffff);
+    info(`seed ${values.seed} (rerun with --seed ${values.seed})`);
     return values;
 }
 
