@@ -1,7 +1,8 @@
 // Shared plumbing for the integration tests: command-line options, starting the server under
 // test on a free loopback port, HTTP requests, /metrics parsing, fd counting, polling, and the
-// single place where a test fails (message + server log, non-zero exit). It must not contain
-// test assertions of its own beyond "the server started, stayed up and exited cleanly".
+// single place where a test fails (message + server log, non-zero exit). It holds no test
+// scenario: its checks are helpers the tests call, plus "the server started, stayed up and
+// exited with status 0 after SIGTERM", which every test needs.
 'use strict';
 
 const { spawn } = require('node:child_process');
