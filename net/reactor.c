@@ -215,7 +215,13 @@ static void on_accept(ws_core_t *c, unsigned i, int res, unsigned flags)
         c->multishot_accept = false;
         ws_log_warn("multishot accept refused by the kernel: using single-shot accepts");
     } else if (res == -ENFILE || res == -EMFILE || res == -ENOMEM || res == -ENOBUFS) {
-        ws_log_warn("accept: %s: retrying on the next tick", strerror(-res));
+        /* Sustained overload would log this every tick: once per 10 s is enough. */
+        if (c->now_ms >= c->accept_warned_ms + 10000 || !c->accept_warned_ms) {
+            c->accept_warned_ms = c->now_ms ? c->now_ms : 1;
+            ws_log_warn("accept: %s (%u connections on this core): pausing accepts until the "
+                        "next tick",
+                        strerror(-res), c->nconns);
+        }
         if (!l->armed)
             l->retry = true;
         return;
@@ -389,10 +395,22 @@ static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
             ws_log_error("stop eventfd read: %s: stopping", strerror(-e->res));
         begin_stop(c);
         break;
-    case WS_UD_MSG_SENT:
-        ws_log_error("cross-core wakeup to core %u failed: %s", ws_ud_idx(e->ud),
-                     strerror(-e->res));
+    case WS_UD_MSG_SENT: {
+        /* Only failures post a completion (CQE_SKIP_SUCCESS). Re-open the wakeup flag and
+         * retry on the next iteration; meanwhile the destination's own tick bounds the
+         * delay. */
+        unsigned dst = ws_ud_idx(e->ud);
+        ws_log_warn("cross-core wakeup to core %u failed: %s; retrying", dst, strerror(-e->res));
+        if (dst < c->ncores && dst != c->id) {
+            atomic_store_explicit(&ws_xcore_q(&c->srv->xcore, c->id, dst)->wake_pending, 0,
+                                  memory_order_relaxed);
+            if (!c->xdirty[dst]) {
+                c->xdirty[dst] = 1;
+                c->xdirty_list[c->nxdirty++] = dst;
+            }
+        }
         break;
+    }
     case WS_UD_CANCEL:
     case WS_UD_CLOSE:
     case WS_UD_TICK_DEL:
@@ -430,7 +448,7 @@ int ws_core_setup(ws_core_t *c)
     c->ring_ok = true;
     c->ring_fd = c->ring.ring_fd;
     /* Saves the fd lookup on every io_uring_enter; optional (5.18). */
-    (void)io_uring_register_ring_fd(&c->ring);
+    c->ring_fd_registered = io_uring_register_ring_fd(&c->ring) == 1;
     c->multishot_recv = f->multishot_recv;
     c->multishot_accept = f->multishot_accept;
     c->sockopt_cmd = f->sockopt_cmd;
@@ -480,10 +498,15 @@ void ws_core_run(ws_core_t *c)
         xflush(c);
         int rc = io_uring_submit_and_wait(&c->ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
-            ws_log_error("io_uring_submit_and_wait: %s", strerror(-rc));
-            if (!c->err)
+            if (!c->err) {
+                ws_log_error("io_uring_submit_and_wait: %s: stopping this core", strerror(-rc));
                 c->err = rc;
-            begin_stop(c); /* keeps looping: the connections still need their completions */
+            }
+            /* Keep looping (the connections still need their completions), but do not spin
+             * on a ring that keeps failing. */
+            begin_stop(c);
+            struct timespec pause = {0, 1000000};
+            nanosleep(&pause, NULL);
         }
         c->now_ms = now_ms();
         c->enobufs_seen = false;
@@ -526,10 +549,14 @@ void ws_core_teardown_thread(ws_core_t *c)
 {
     for (unsigned i = 0; i < WS_LSN_N; i++)
         close_listener(c, i);
-    if (c->ring_ok)
-        ws_bufring_free(&c->bufs, &c->ring); /* unregistering must come from the owner */
-    else
+    if (c->ring_ok) {
+        /* Registration calls must come from the ring's owner (SINGLE_ISSUER). */
+        ws_bufring_free(&c->bufs, &c->ring);
+        if (c->ring_fd_registered)
+            io_uring_unregister_ring_fd(&c->ring);
+    } else {
         ws_bufring_free(&c->bufs, NULL);
+    }
 }
 
 void ws_core_free(ws_core_t *c)

@@ -64,6 +64,7 @@ typedef struct ws_core {
     struct io_uring ring;
     bool ring_ok;
     int ring_fd; /* the real fd, for other cores' MSG_RING */
+    bool ring_fd_registered;
     unsigned setup_flags;
     bool direct; /* accepted sockets are direct descriptors */
     bool files_registered;
@@ -73,6 +74,7 @@ typedef struct ws_core {
     bool nodelay_note_logged;
 
     ws_listen_t lsn[WS_LSN_N];
+    uint64_t accept_warned_ms; /* last "accept: EMFILE" warning (rate-limited) */
 
     ws_bufring_t bufs;
     bool enobufs_seen; /* the ring already grew in this loop iteration */

@@ -25,7 +25,7 @@
 #include "uringws/parser.h"
 
 #define WS_CORES_MAX 1024
-#define SLOT_SLACK   64 /* table room beyond max_conns for sockets that only get a 503 */
+#define SLOT_SLACK   256 /* table room beyond max_conns for sockets that only get a 503 */
 
 void ws_server_config_defaults(ws_server_config_t *cfg)
 {

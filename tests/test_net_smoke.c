@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net_test.h"
@@ -191,9 +192,12 @@ static void ws_send(int fd, uint8_t opcode, const void *payload, size_t len)
     free(buf);
 }
 
-/* Reads one server frame (unmasked, FIN). Returns the opcode or -1; payload in *out. */
+/* Reads one server frame (unmasked, FIN). Returns the opcode, or -1 (closed, timeout) or -2
+ * (masked); payload in *out (NULL on failure). */
 static int ws_recv(int fd, uint8_t **out, size_t *len)
 {
+    *out = NULL; /* so callers may free(*out) whatever happened */
+    *len = 0;
     uint8_t h[2];
     if (recv_exact(fd, h, 2) < 0)
         return -1;
@@ -236,7 +240,7 @@ static void expect_close(int fd, unsigned code)
     while ((op = ws_recv(fd, &p, &n)) == 0x1 || op == 0x2 || op == 0x9)
         free(p);
     CHECK_EQ_U(op, 0x8);
-    if (op == 0x8) {
+    if (op >= 0) {
         CHECK(n >= 2);
         if (n >= 2)
             CHECK_EQ_U((unsigned)(p[0] << 8 | p[1]), code);
@@ -264,7 +268,7 @@ static void pages(void)
     r = http_get("/metrics", &st);
     CHECK_EQ_U(st, 200);
     CHECK(strstr(r, "uringws_connections_accepted_total ") != NULL);
-    CHECK(strstr(r, "uringws_core_connections{core=\"1\"}") != NULL);
+    CHECK(strstr(r, "uringws_core_connections{core=\"0\"}") != NULL);
 
     /* Wrong version: 426 with the version we speak. */
     int fd = dial();
@@ -447,7 +451,7 @@ static void slow_consumer(void)
         free(p);
     }
     CHECK_EQ_U(op, 0x8);
-    if (op == 0x8) {
+    if (op >= 0) {
         CHECK(n >= 2 && (p[0] << 8 | p[1]) == 1008);
         free(p);
     }
@@ -456,30 +460,169 @@ static void slow_consumer(void)
     close(fast);
 }
 
-static int run(bool direct)
+static ws_server_t *start(ws_server_config_t *cfg)
+{
+    cfg->port = 0;
+    strcpy(cfg->bind_addr, "127.0.0.1");
+    cfg->log_level = getenv("WS_TEST_VERBOSE") ? WS_LOG_DEBUG : WS_LOG_WARN;
+    ws_server_t *srv;
+    int rc = ws_server_start(cfg, &srv);
+    if (rc == -ENOSYS) {
+        printf("test_net_smoke: io_uring unavailable here: skipped\n");
+        exit(77);
+    }
+    REQUIRE(rc == 0);
+    port = ws_server_port(srv);
+    return srv;
+}
+
+static long metric(const char *name)
+{
+    int st;
+    char *r = http_get("/metrics", &st);
+    char key[128];
+    snprintf(key, sizeof(key), "\n%s ", name);
+    char *p = strstr(r, key);
+    return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+static uint64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* max_conns, handshake timeout, pings and the idle timeout, with short limits. */
+static void limits(bool direct)
 {
     ws_server_config_t cfg;
     ws_server_config_defaults(&cfg);
     cfg.cores = 2;
-    cfg.port = 0;
-    strcpy(cfg.bind_addr, "127.0.0.1");
+    cfg.use_direct_fds = direct;
+    cfg.max_conns = 2;
+    cfg.handshake_timeout_ms = 300;
+    cfg.ping_interval_ms = 200;
+    cfg.idle_timeout_ms = 1200;
+    cfg.close_timeout_ms = 500;
+    cfg.tick_ms = 50;
+    ws_server_t *srv = start(&cfg);
+
+    /* Handshake timeout: a silent socket is closed without a response. */
+    uint64_t t0 = ms_now();
+    int quiet = dial();
+    CHECK(wait_eof(quiet));
+    uint64_t took = ms_now() - t0;
+    CHECK(took >= 250 && took < 2000);
+    close(quiet);
+
+    int a = ws_open("/echo");
+    int b = ws_open("/room");
+    /* A third connection is over max_conns: 503, then closed. */
+    int c = dial();
+    char resp[1024];
+    CHECK(read_response(c, resp, sizeof(resp)) > 0);
+    CHECK_EQ_U(status_of(resp), 503);
+    CHECK(wait_eof(c));
+    close(c);
+
+    /* Pings arrive every ~200 ms; answering them is not required. */
+    uint8_t *p;
+    size_t n;
+    CHECK_EQ_U(ws_recv(b, &p, &n), 0x9);
+    free(p);
+    /* a stays active (pongs count as activity), b stays silent: b gets 1001 after ~1.2 s. */
+    t0 = ms_now();
+    int op;
+    while ((op = ws_recv(b, &p, &n)) == 0x9) {
+        free(p);
+        ws_send(a, 0xA, "", 0);
+    }
+    CHECK_EQ_U(op, 0x8);
+    if (op >= 0) {
+        CHECK(n >= 2 && (p[0] << 8 | p[1]) == 1001);
+        free(p);
+    }
+    took = ms_now() - t0;
+    CHECK(took >= 700 && took < 4000);
+    /* No close reply from b: the server drops it after close_timeout. */
+    CHECK(wait_eof(b));
+    close(b);
+    /* a is still open and echoes. */
+    ws_send(a, 0x1, "still", 5);
+    while ((op = ws_recv(a, &p, &n)) == 0x9)
+        free(p);
+    CHECK_EQ_U(op, 0x1);
+    if (op >= 0) {
+        CHECK(n == 5 && memcmp(p, "still", 5) == 0);
+        free(p);
+    }
+    close(a);
+    usleep(100 * 1000);
+    CHECK_EQ_U(metric("uringws_handshake_errors_total{status=\"503\"}"), 1);
+    CHECK_EQ_U(metric("uringws_handshake_errors_total{status=\"408\"}"), 1);
+    ws_server_stop(srv);
+    CHECK_EQ_U(ws_server_wait(srv), 0);
+}
+
+/* A buffer ring of 1 buffer (growing to 4) per core under 16 concurrent senders: receives
+ * hit ENOBUFS, the ring grows, recvs are re-armed, and every byte still arrives. */
+static void tiny_buffers(bool direct)
+{
+    ws_server_config_t cfg;
+    ws_server_config_defaults(&cfg);
+    cfg.cores = 2;
+    cfg.use_direct_fds = direct;
+    cfg.recv_bufs = 1;
+    cfg.recv_bufs_max = 4;
+    cfg.recv_buf_size = 512;
+    ws_server_t *srv = start(&cfg);
+    enum { C = 16, K = 40 };
+    int fd[C];
+    for (int i = 0; i < C; i++)
+        fd[i] = ws_open("/echo");
+    static uint8_t msg[3000];
+    for (size_t i = 0; i < sizeof(msg); i++)
+        msg[i] = (uint8_t)i;
+    for (int k = 0; k < K; k++)
+        for (int i = 0; i < C; i++)
+            ws_send(fd[i], 0x2, msg, 1000 + (size_t)k * 50);
+    for (int i = 0; i < C; i++) {
+        for (int k = 0; k < K; k++) {
+            uint8_t *p;
+            size_t n;
+            int op = ws_recv(fd[i], &p, &n);
+            CHECK_EQ_U(op, 0x2);
+            if (op != 0x2)
+                break;
+            CHECK(n == 1000 + (size_t)k * 50 && memcmp(p, msg, n) == 0);
+            free(p);
+        }
+        close(fd[i]);
+    }
+    CHECK(metric("uringws_recv_enobufs_total") > 0);
+    CHECK(metric("uringws_recv_buffers") > 2);
+    ws_server_stop(srv);
+    CHECK_EQ_U(ws_server_wait(srv), 0);
+}
+
+static void run(bool direct, unsigned cores)
+{
+    ws_server_config_t cfg;
+    ws_server_config_defaults(&cfg);
+    cfg.cores = cores;
     cfg.max_queue = 1 << 20;
     cfg.use_direct_fds = direct;
-    cfg.log_level = getenv("WS_TEST_VERBOSE") ? WS_LOG_DEBUG : WS_LOG_WARN;
     cfg.shutdown_timeout_ms = 2000;
-    ws_server_t *srv;
-    int rc = ws_server_start(&cfg, &srv);
-    if (rc == -ENOSYS) {
-        printf("test_net_smoke: io_uring unavailable here: skipped\n");
-        return 77;
-    }
-    REQUIRE(rc == 0);
-    port = ws_server_port(srv);
-    printf("server on 127.0.0.1:%u (%s)\n", port, direct ? "direct descriptors" : "regular fds");
+    ws_server_t *srv = start(&cfg);
+    printf("server on 127.0.0.1:%u (%u cores, %s)\n", port, cores,
+           direct ? "direct descriptors" : "regular fds");
     pages();
     echo_and_ping();
     broadcast();
     slow_consumer();
+    if (cores > 1)
+        CHECK(metric("uringws_xcore_events_total") > 0);
     /* Shutdown: open connections get 1001. */
     int a = ws_open("/bye"), b = ws_open("/echo");
     ws_server_stop(srv);
@@ -488,15 +631,17 @@ static int run(bool direct)
     close(a);
     close(b);
     CHECK_EQ_U(ws_server_wait(srv), 0);
-    return 0;
 }
 
 int main(void)
 {
-    int rc = run(true);
-    if (rc == 77)
-        return 77;
-    run(false);
+    run(true, 2);
+    run(false, 2);
+    run(true, 1);
+    limits(true);
+    limits(false);
+    tiny_buffers(true);
+    tiny_buffers(false);
     printf("EINTR retries: %u\n", eintr_count);
     return net_test_result("test_net_smoke");
 }

@@ -63,7 +63,7 @@ static void usage(FILE *out, const ws_server_config_t *d)
             prog, d->port, d->max_conns);
 }
 
-static void die_value(const char *opt, const char *val, const char *want)
+static _Noreturn void die_value(const char *opt, const char *val, const char *want)
 {
     fprintf(stderr, "%s: invalid value for %s: '%s' (%s)\n", prog, opt, val, want);
     exit(2);
@@ -137,7 +137,7 @@ static uint32_t parse_duration(const char *opt, const char *s, uint32_t min_ms, 
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || end == s)
         die_value(opt, s, want);
-    unsigned long long mult;
+    unsigned long long mult = 0;
     if (!*end || strcmp(end, "s") == 0)
         mult = 1000;
     else if (strcmp(end, "ms") == 0)

@@ -119,6 +119,8 @@ class RawClient {
         this.handlers = handlers;
         this.autoPong = true;
         this.closeSent = false;
+        this.held = 0;            // > 0 while a frame is being written in pieces
+        this.deferred = [];       // control frames waiting for that frame to be complete
         this.closeFrame = null;   // {code, reason} of the server's close frame
         this.ended = false;       // the server closed its side (FIN)
         this.frag = null;         // {opcode, parts: []} while a fragmented message arrives
@@ -221,7 +223,7 @@ class RawClient {
             if (!f.fin) this.violation(`fragmented control frame (opcode ${f.opcode})`);
             if (f.payload.length > 125) this.violation(`control frame of ${f.payload.length} bytes`);
             if (f.opcode === OP.PING) {
-                if (this.autoPong) this.send(OP.PONG, f.payload);
+                if (this.autoPong) this.sendControl(OP.PONG, f.payload);
                 if (this.handlers.ping) this.handlers.ping(f.payload);
             } else if (f.opcode === OP.PONG) {
                 if (this.handlers.pong) this.handlers.pong(f.payload);
@@ -232,7 +234,7 @@ class RawClient {
                 this.closeFrame = { code, reason };
                 if (!this.closeSent) {
                     const echo = code >= 1000 && code < 5000 && ![1004, 1005, 1006, 1015].includes(code);
-                    this.send(OP.CLOSE, echo ? closePayload(code) : Buffer.alloc(0)).catch(() => {});
+                    this.sendControl(OP.CLOSE, echo ? closePayload(code) : Buffer.alloc(0));
                 }
                 if (this.handlers.close) this.handlers.close(code, reason);
             } else {
@@ -267,6 +269,26 @@ class RawClient {
             this.socket.on('drain', done);
             this.socket.on('close', done);
         });
+    }
+
+    // While held, frames this client writes on its own (pong, close reply) wait, so that they
+    // never land inside a frame the test is writing in several pieces.
+    hold() {
+        this.held++;
+    }
+
+    release() {
+        if (--this.held > 0) return;
+        const d = this.deferred;
+        this.deferred = [];
+        for (const f of d) this.write(f);
+    }
+
+    sendControl(opcode, payload) {
+        if (opcode === OP.CLOSE) this.closeSent = true;
+        const f = encodeFrame(opcode, payload);
+        if (this.held) this.deferred.push(f);
+        else this.write(f);
     }
 
     send(opcode, payload, opts) {
