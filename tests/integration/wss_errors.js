@@ -5,8 +5,9 @@
 // cipher, and a TLS 1.2 renegotiation attempt (`openssl s_client -tls1_2`, then `R`). Each
 // must end in a clean close (FIN, no RST), add exactly one to its category of
 // uringws_tls_errors_total, log a line at -v, and leave the server serving. Then: a 503 over
-// TLS past --max-conns (sent after the handshake), --no-plain, --ktls require/try/off, and
-// bad certificate or key files (one error line, exit 2).
+// TLS past --max-conns (sent after the handshake), a wss client that stops reading (closed
+// as a slow consumer), --no-plain, --ktls require/try/off, and bad certificate or key files
+// (one error line, exit 2).
 'use strict';
 
 const { spawn, spawnSync } = require('node:child_process');
@@ -17,6 +18,7 @@ const { Duplex } = require('node:stream');
 const tls = require('node:tls');
 const h = require('./lib/harness');
 const T = require('./lib/tlsutil');
+const { RawClient } = require('./lib/rawws');
 
 const REASONS = ['garbage', 'bad_record', 'oversize_record', 'handshake', 'renegotiation', 'peer_alert',
     'truncated', 'protocol', 'offloaded_write', 'internal', 'handshake_timeout'];
@@ -218,6 +220,32 @@ async function limitOverTls(o, certs) {
 
 // TLS only (--no-plain) and TLS 1.3 only (--tls-min 1.3): health over TLS, no plain port, a
 // TLS 1.2 client refused in the handshake.
+// A wss client that stops reading is a slow consumer like any other: its backlog stays
+// plaintext in the send queue (at most one batch is encrypted ahead), --max-queue closes it
+// with 1008, and the reading client of the same room gets everything.
+async function slowConsumer(o, certs) {
+    const server = await (await T.TlsServer.create(o.server, ['-c', '2', '--max-queue', '1m', '-v'], { certs })).start();
+    const tlsOpts = { tls: { ca: certs.ca, servername: 'localhost' } };
+    const slow = await RawClient.connect(server.tlsPort, '/slow', {}, tlsOpts);
+    slow.socket.pause();
+    const n = 400, size = 64 * 1024;
+    let got = 0;
+    const fast = await T.connectWss(server.wssUrl('/slow'), { ca: certs.ca });
+    const all = new Promise((resolve) => fast.addEventListener('message', () => { if (++got === n) resolve(); }));
+    const payload = crypto.randomBytes(size);
+    for (let i = 0; i < n; i++) {
+        fast.send(payload);
+        while (fast.bufferedAmount > 4 * size) await h.sleep(1);
+    }
+    await h.withTimeout(all, 30000, `the reading wss client got ${got} of ${n} messages`);
+    await h.pollUntil(async () => (await server.value('uringws_slow_consumer_closes_total', {})) === 1, 10000,
+        () => 'the paused wss client was not closed as a slow consumer');
+    h.check(/slow consumer .*closing with 1008/.test(server.log), 'slow-consumer log line');
+    slow.socket.destroy();
+    fast.close(1000);
+    await server.stop();
+}
+
 async function noPlain(o, certs) {
     const server = await (await T.TlsServer.create(o.server, ['-c', '2', '--tls-min', '1.3'], { certs, noPlain: true })).start();
     const refused = await new Promise((resolve) => {
@@ -333,6 +361,8 @@ async function main() {
     h.info('bad certificate/key and flag combinations: exit 2 with one line each');
     await hostileClients(o, certs);
     await limitOverTls(o, certs);
+    await slowConsumer(o, certs);
+    h.info('a paused wss client was closed as a slow consumer; the reading one got everything');
     await noPlain(o, certs);
     const k = await ktlsModes(o, certs);
     return `hostile TLS clients closed cleanly and counted; ${k}`;
