@@ -52,5 +52,36 @@ int main(void)
         CHECK(strncmp(line, "uringws_", 8) == 0);
     }
     free(text);
+
+    /* The TLS families: connections by transport always, the rest only with TLS facts. */
+    ws_metric_inc(&m[0].conns_by_transport[WS_TRANSPORT_TLS]);
+    ws_metric_inc(&m[1].conns_by_transport[WS_TRANSPORT_TLS]);
+    ws_metric_inc(&m[1].tls_handshakes[1][WS_TLS_CHACHA20]);
+    ws_metric_add(&m[0].tls_errors[3], 2);
+    ws_metric_inc(&m[1].tls_errors[WS_TLS_ERR_HS_TIMEOUT]);
+    ws_metric_inc(&m[0].ktls_refused);
+    static const char *names[WS_TLS_ERR_SLOTS] = {
+        [3] = "handshake", [WS_TLS_ERR_HS_TIMEOUT] = "handshake_timeout"};
+    ws_metrics_tls_t tls = {.ktls_mode = "auto", .ktls_probe = -2 /* ENOENT */, .err_names = names};
+    n = ws_metrics_render_tls(m, 2, &tls, &text);
+    REQUIRE(n > 0 && text);
+    CHECK(has(text, "uringws_connections_by_transport{transport=\"tls\"} 2\n"));
+    CHECK(has(text, "uringws_core_connections_by_transport{core=\"1\",transport=\"tls\"} 1\n"));
+    CHECK(has(text, "uringws_connections_by_transport{transport=\"plain\"} 0\n"));
+    CHECK(has(text, "uringws_tls_handshakes_total{version=\"1.3\",cipher=\"chacha20\"} 1\n"));
+    CHECK(has(text, "uringws_tls_handshakes_total{version=\"1.2\",cipher=\"aes128gcm\"} 0\n"));
+    CHECK(has(text, "uringws_tls_errors_total{reason=\"handshake\"} 2\n"));
+    CHECK(has(text, "uringws_tls_errors_total{reason=\"handshake_timeout\"} 1\n"));
+    CHECK(has(text, "\nuringws_ktls_refused_total 1\n"));
+    CHECK(has(text, "uringws_ktls_available{mode=\"auto\",probe=\"ENOENT\"} 0\n"));
+    CHECK(!has(text, "reason=\"(null)\""));
+    free(text);
+    /* Without TLS facts: no TLS families, but the transport gauges. */
+    n = ws_metrics_render(m, 2, &text);
+    REQUIRE(n > 0 && text);
+    CHECK(has(text, "uringws_connections_by_transport{transport=\"tls\"} 2\n"));
+    CHECK(!has(text, "uringws_tls_errors_total"));
+    CHECK(!has(text, "uringws_ktls_available"));
+    free(text);
     return net_test_result("test_net_metrics");
 }
