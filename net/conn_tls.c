@@ -140,7 +140,7 @@ static int ktls_policy(ws_server_t *srv)
 #endif
 }
 
-int ws_tls_server_init(ws_server_t *srv)
+int ws_conn_tls_server_init(ws_server_t *srv)
 {
     const ws_server_config_t *cfg = &srv->cfg;
     ws_tls_config_t tc;
@@ -178,7 +178,7 @@ bad_files:
     return rc == -ENOMEM ? rc : -ENOKEY;
 }
 
-void ws_tls_server_free(ws_server_t *srv)
+void ws_conn_tls_server_free(ws_server_t *srv)
 {
     ws_tls_ctx_free(srv->tls_ctx);
     srv->tls_ctx = NULL;
@@ -195,7 +195,7 @@ static void err_names_init(void)
     err_names[WS_TLS_ERR_HS_TIMEOUT] = "handshake_timeout";
 }
 
-void ws_tls_metrics_info(const ws_server_t *srv, ws_metrics_tls_t *out)
+void ws_conn_tls_metrics_info(const ws_server_t *srv, ws_metrics_tls_t *out)
 {
     pthread_once(&err_names_once, err_names_init);
     out->ktls_mode = ktls_mode_name(srv->cfg.ktls);

@@ -26,10 +26,10 @@ struct ws_server;
 /* Server start: creates the TLS context from the configuration and decides the kTLS policy
  * (probe, log line). Returns 0, -ENOKEY (certificate or key unusable; one error line
  * logged), -EOPNOTSUPP (kTLS required but unavailable), -ENOMEM. */
-int ws_tls_server_init(struct ws_server *srv);
-void ws_tls_server_free(struct ws_server *srv);
+int ws_conn_tls_server_init(struct ws_server *srv);
+void ws_conn_tls_server_free(struct ws_server *srv);
 /* The server-wide TLS facts /metrics shows (kTLS mode and probe, error category names). */
-void ws_tls_metrics_info(const struct ws_server *srv, ws_metrics_tls_t *out);
+void ws_conn_tls_metrics_info(const struct ws_server *srv, ws_metrics_tls_t *out);
 
 /* A new TLS connection: allocates its session. 0 or -ENOMEM. */
 int ws_conn_tls_attach(struct ws_core *c, struct ws_conn *conn);
@@ -57,16 +57,16 @@ bool ws_conn_tls_timed_out(struct ws_core *c, struct ws_conn *conn);
 
 #else
 
-static inline int ws_tls_server_init(struct ws_server *srv)
+static inline int ws_conn_tls_server_init(struct ws_server *srv)
 {
     (void)srv;
     return 0;
 }
-static inline void ws_tls_server_free(struct ws_server *srv)
+static inline void ws_conn_tls_server_free(struct ws_server *srv)
 {
     (void)srv;
 }
-static inline void ws_tls_metrics_info(const struct ws_server *srv, ws_metrics_tls_t *out)
+static inline void ws_conn_tls_metrics_info(const struct ws_server *srv, ws_metrics_tls_t *out)
 {
     (void)srv;
     (void)out;

@@ -62,7 +62,7 @@ int ws_pages_respond(ws_core_t *c, ws_conn_t *conn, const ws_http_request_t *req
         ws_metrics_tls_t tls;
         bool with_tls = c->srv->tls_ctx != NULL;
         if (with_tls)
-            ws_tls_metrics_info(c->srv, &tls);
+            ws_conn_tls_metrics_info(c->srv, &tls);
         long n =
             ws_metrics_render_tls(c->srv->metrics, c->srv->ncores, with_tls ? &tls : NULL, &text);
         if (n < 0) {

@@ -232,7 +232,7 @@ static void free_server(ws_server_t *srv)
         c->stop_efd = -1;
     }
     ws_xcore_free(&srv->xcore);
-    ws_tls_server_free(srv); /* after the cores: every session is gone */
+    ws_conn_tls_server_free(srv); /* after the cores: every session is gone */
     free(srv->cores);
     free(srv->metrics);
     free(srv->threads);
@@ -262,7 +262,7 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         srv->ncores = WS_CORES_MAX;
     srv->ktls_probe = 1;
     /* TLS first: a bad certificate is a configuration error, reported as the only line. */
-    if (cfg->tls && (rc = ws_tls_server_init(srv)) < 0)
+    if (cfg->tls && (rc = ws_conn_tls_server_init(srv)) < 0)
         goto err;
     /* The file names were for loading only; they belong to the caller. */
     cfg->tls_cert_file = cfg->tls_key_file = NULL;
