@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "../net/metrics.h"
-#include "net_test.h"
+#include "check.h"
 
 static int has(const char *text, const char *line)
 {
@@ -52,5 +52,5 @@ int main(void)
         CHECK(strncmp(line, "uringws_", 8) == 0);
     }
     free(text);
-    return net_test_result("test_net_metrics");
+    return check_exit_status("test_net_metrics");
 }
