@@ -52,6 +52,8 @@ static inline void check_count_(int fatal)
     }
 }
 
+/* The public macros stringify their arguments themselves: an argument passed on to another
+ * macro is expanded first (NULL would print as ((void *)0)). */
 #define CHECK_FAIL_(fatal, ...)                                                                    \
     do {                                                                                           \
         check_report_(__FILE__, __LINE__, (fatal) ? "REQUIRE" : "CHECK", __VA_ARGS__);             \
@@ -59,23 +61,23 @@ static inline void check_count_(int fatal)
         check_count_(fatal);                                                                       \
     } while (0)
 
-#define CHECK_COND_(fatal, cond)                                                                   \
+#define CHECK_COND_(fatal, cond, text)                                                             \
     do {                                                                                           \
         if (!(cond))                                                                               \
-            CHECK_FAIL_(fatal, "%s", #cond);                                                       \
+            CHECK_FAIL_(fatal, "%s", text);                                                        \
     } while (0)
 
-#define CHECK_INT_(fatal, a, b)                                                                    \
+#define CHECK_INT_(fatal, a, b, ta, tb)                                                            \
     do {                                                                                           \
         long long a_ = (long long)(a), b_ = (long long)(b);                                        \
         if (a_ != b_)                                                                              \
-            CHECK_FAIL_(fatal, "%s == %s (%lld != %lld)", #a, #b, a_, b_);                         \
+            CHECK_FAIL_(fatal, "%s == %s (%lld != %lld)", ta, tb, a_, b_);                         \
     } while (0)
 
-#define CHECK(cond)       CHECK_COND_(0, cond)
-#define REQUIRE(cond)     CHECK_COND_(1, cond)
-#define CHECK_INT(a, b)   CHECK_INT_(0, a, b)
-#define REQUIRE_INT(a, b) CHECK_INT_(1, a, b)
+#define CHECK(cond)       CHECK_COND_(0, cond, #cond)
+#define REQUIRE(cond)     CHECK_COND_(1, cond, #cond)
+#define CHECK_INT(a, b)   CHECK_INT_(0, a, b, #a, #b)
+#define REQUIRE_INT(a, b) CHECK_INT_(1, a, b, #a, #b)
 
 #define CHECK_EQ_U(a, b)                                                                           \
     do {                                                                                           \
