@@ -9,13 +9,7 @@
 #include "uringws/block.h"
 #include "uringws/frame.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static uint32_t refs(ws_block_t *b)
 {
@@ -36,17 +30,17 @@ static void test_frame_bytes(void)
         {65536, 10, {0x82, 0x7f, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00}},
     };
     uint8_t *payload = malloc(65536);
-    CHECK(payload);
+    REQUIRE(payload);
     for (size_t i = 0; i < 65536; i++)
         payload[i] = (uint8_t)(i * 7 + 3);
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         size_t len = cases[c].len;
         ws_block_t *b = ws_block_frame(WS_OP_BINARY, len ? payload : NULL, len);
-        CHECK(b != NULL);
+        REQUIRE(b != NULL);
         CHECK(refs(b) == 1);
         CHECK(b->seq == 0);
         CHECK(b->opcode == WS_OP_BINARY);
-        CHECK(b->header_len == cases[c].hl);
+        REQUIRE(b->header_len == cases[c].hl);
         CHECK(b->len == cases[c].hl + len);
         CHECK(memcmp(b->data, cases[c].header, cases[c].hl) == 0);
         CHECK(memcmp(b->data + b->header_len, payload, len) == 0);
@@ -59,7 +53,7 @@ static void test_frame_bytes(void)
     }
 
     ws_block_t *t = ws_block_frame(WS_OP_TEXT, (const uint8_t *)"hi", 2);
-    CHECK(t != NULL);
+    REQUIRE(t != NULL);
     CHECK(t->len == 4 && memcmp(t->data, "\x81\x02hi", 4) == 0);
     ws_block_unref(t);
     free(payload);
@@ -68,7 +62,7 @@ static void test_frame_bytes(void)
 static void test_refcount(void)
 {
     ws_block_t *b = ws_block_frame(WS_OP_TEXT, (const uint8_t *)"x", 1);
-    CHECK(b != NULL);
+    REQUIRE(b != NULL);
     ws_block_ref(b, 1);
     CHECK(refs(b) == 2);
     ws_block_ref(b, 1000);
@@ -114,11 +108,11 @@ static void *unref_worker(void *arg)
 static void test_threads(void)
 {
     ws_block_t *b = ws_block_frame(WS_OP_TEXT, (const uint8_t *)"shared", 6);
-    CHECK(b != NULL);
+    REQUIRE(b != NULL);
     ws_block_ref(b, THREADS * PER_THREAD); /* one per drop below, plus the creator's */
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++)
-        CHECK(pthread_create(&t[i], NULL, unref_worker, b) == 0);
+        REQUIRE(pthread_create(&t[i], NULL, unref_worker, b) == 0);
     for (int i = 0; i < THREADS; i++)
         CHECK(pthread_join(t[i], NULL) == 0);
     CHECK(refs(b) == 1);
@@ -132,6 +126,5 @@ int main(void)
     test_refcount();
     test_too_big();
     test_threads();
-    printf("test_block: ok\n");
-    return 0;
+    return check_exit_status("test_block");
 }

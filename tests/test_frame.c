@@ -10,22 +10,7 @@
 
 #include "uringws/frame.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_INT(a, b)                                                                            \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_) {                                                                            \
-            fprintf(stderr, "%s:%d: %s == %lld, expected %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define PROTO (-WS_CLOSE_PROTOCOL_ERROR)
 
@@ -263,8 +248,8 @@ static void test_no_overread(void)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uint8_t *map = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(map != MAP_FAILED);
-    CHECK(mprotect(map + page, page, PROT_NONE) == 0);
+    REQUIRE(map != MAP_FAILED);
+    REQUIRE(mprotect(map + page, page, PROT_NONE) == 0);
     const uint8_t full[] = {0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4};
     for (size_t n = 0; n <= sizeof(full); n++) {
         uint8_t *p = map + page - n;
@@ -302,6 +287,5 @@ int main(void)
     test_non_minimal();
     test_no_overread();
     test_close_codes();
-    printf("test_frame: ok\n");
-    return 0;
+    return check_exit_status("test_frame");
 }

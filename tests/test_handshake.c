@@ -7,25 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_INT(got, want)                                                                       \
-    do {                                                                                           \
-        long long got_ = (long long)(got), want_ = (long long)(want);                              \
-        if (got_ != want_) {                                                                       \
-            fprintf(stderr, "%s:%d: %s is %lld, want %lld\n", __FILE__, __LINE__, #got, got_,      \
-                    want_);                                                                        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static bool slice_is(ws_slice_t s, const char *want)
 {
@@ -42,7 +24,7 @@ static int run_at(int line, const char *raw, int want, ws_handshake_t *hs)
     int r = ws_http_parse_request((const uint8_t *)raw, len, 0, NULL, &req);
     if (r != (int)len) {
         fprintf(stderr, "%s:%d: request did not parse (%d)\n", __FILE__, line, r);
-        failures++;
+        check_failures++;
         memset(hs, 0, sizeof *hs);
         return -1;
     }
@@ -50,11 +32,11 @@ static int run_at(int line, const char *raw, int want, ws_handshake_t *hs)
     if (status != want || hs->status != status) {
         fprintf(stderr, "%s:%d: status %d (%s), want %d\n", __FILE__, line, status,
                 hs->error ? hs->error : "no error", want);
-        failures++;
+        check_failures++;
     }
     if ((status == 0 || status == 101) != (hs->error == NULL)) {
         fprintf(stderr, "%s:%d: error string does not match status %d\n", __FILE__, line, status);
-        failures++;
+        check_failures++;
     }
     return status;
 }
@@ -219,11 +201,11 @@ static void check_error_response(int line, const ws_handshake_t *hs, const char 
               hs->error != NULL && has(out, n, hs->error) && (extra == NULL || has(out, n, extra));
     if (!ok) {
         fprintf(stderr, "%s:%d: bad error response: %.*s\n", __FILE__, line, (int)n, out);
-        failures++;
+        check_failures++;
     }
     if (ws_handshake_response(hs, out, n) != n || ws_handshake_response(hs, out, n - 1) != 0) {
         fprintf(stderr, "%s:%d: error response does not fit exactly\n", __FILE__, line);
-        failures++;
+        check_failures++;
     }
 }
 
@@ -345,7 +327,7 @@ static void room_at(int line, const char *path, const char *want, size_t want_le
          hs.room[want_len] != '\0')) {
         fprintf(stderr, "%s:%d: room of %s is \"%s\" (%zu bytes)\n", __FILE__, line, path, hs.room,
                 hs.room_len);
-        failures++;
+        check_failures++;
     }
 }
 
@@ -518,10 +500,5 @@ int main(void)
     test_targets();
     test_error_responses();
     test_pipelined();
-    if (failures != 0) {
-        fprintf(stderr, "test_handshake: %d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_handshake: all checks passed\n");
-    return 0;
+    return check_exit_status("test_handshake");
 }

@@ -7,25 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_INT(got, want)                                                                       \
-    do {                                                                                           \
-        long long got_ = (long long)(got), want_ = (long long)(want);                              \
-        if (got_ != want_) {                                                                       \
-            fprintf(stderr, "%s:%d: %s is %lld, want %lld\n", __FILE__, __LINE__, #got, got_,      \
-                    want_);                                                                        \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static bool slice_is(ws_slice_t s, const char *want)
 {
@@ -105,7 +87,7 @@ static void check_incremental(const char *name, const void *data, size_t len,
     if (bad) {
         fprintf(stderr, "%s:%d: incremental parse of \"%s\" differs from one-shot\n", __FILE__,
                 __LINE__, name);
-        failures++;
+        check_failures++;
     }
     free(buf);
     free(one);
@@ -228,7 +210,7 @@ static void test_vectors(void)
         if (r != v->want) {
             fprintf(stderr, "%s:%d: vector \"%s\": got %d, want %d\n", __FILE__, __LINE__, v->name,
                     r, v->want);
-            failures++;
+            check_failures++;
         }
         free(copy);
         check_incremental(v->name, v->data, v->len, NULL);
@@ -535,10 +517,5 @@ int main(void)
     test_limits();
     test_lookup();
     test_response();
-    if (failures != 0) {
-        fprintf(stderr, "test_http: %d check(s) failed\n", failures);
-        return 1;
-    }
-    printf("test_http: all checks passed\n");
-    return 0;
+    return check_exit_status("test_http");
 }

@@ -75,12 +75,12 @@ static void emu_init(emu_t *e, const ws_ktls_crypto_info_t *ci)
     default:
         th_die(__FILE__, __LINE__, "unexpected cipher type %u", e->cipher);
     }
-    CHECK(e->salt_len + e->iv_len == 12);
+    REQUIRE(e->salt_len + e->iv_len == 12);
     if (e->salt_len > 0)
         memcpy(e->iv, salt, e->salt_len);
     memcpy(e->iv + e->salt_len, iv, e->iv_len);
     memcpy(e->seq, seq, 8);
-    CHECK(EVP_AEAD_CTX_init(&e->aead, aead, key, key_len, EVP_AEAD_DEFAULT_TAG_LENGTH, NULL));
+    REQUIRE(EVP_AEAD_CTX_init(&e->aead, aead, key, key_len, EVP_AEAD_DEFAULT_TAG_LENGTH, NULL));
 }
 
 static void emu_free(emu_t *e)
@@ -126,7 +126,7 @@ static void emu_seal(emu_t *e, uint8_t type, const void *data, size_t n, th_buf_
     bool v13 = e->version == TLS_1_3_VERSION;
     size_t plen = n + (v13 ? 1 : 0); /* TLS 1.3: inner plaintext = data || content type */
     uint8_t *pt = malloc(plen + 1), *ct = malloc(plen + 16);
-    CHECK(pt != NULL && ct != NULL);
+    REQUIRE(pt != NULL && ct != NULL);
     memcpy(pt, data, n);
     if (v13)
         pt[n] = type;
@@ -150,8 +150,8 @@ static void emu_seal(emu_t *e, uint8_t type, const void *data, size_t n, th_buf_
     uint8_t nonce[12];
     emu_nonce(e, nonce);
     size_t ct_len;
-    CHECK(EVP_AEAD_CTX_seal(&e->aead, ct, &ct_len, plen + 16, nonce, 12, pt, plen, aad, aad_len));
-    CHECK_EQ(ct_len, plen + 16);
+    REQUIRE(EVP_AEAD_CTX_seal(&e->aead, ct, &ct_len, plen + 16, nonce, 12, pt, plen, aad, aad_len));
+    REQUIRE_INT(ct_len, plen + 16);
     th_buf_add(out, hdr, 5);
     if (explicit_len > 0)
         th_buf_add(out, e->iv + e->salt_len, 8);
@@ -166,11 +166,11 @@ static void emu_seal(emu_t *e, uint8_t type, const void *data, size_t n, th_buf_
 static long emu_open(emu_t *e, const uint8_t *rec, size_t rec_len, uint8_t *type, th_buf_t *out)
 {
     bool v13 = e->version == TLS_1_3_VERSION;
-    CHECK(rec_len >= 5);
+    REQUIRE(rec_len >= 5);
     size_t body_len = (size_t)rec[3] << 8 | rec[4];
-    CHECK_EQ(rec_len, 5 + body_len);
+    REQUIRE_INT(rec_len, 5 + body_len);
     size_t explicit_len = emu_explicit(e) ? 8 : 0;
-    CHECK(body_len >= explicit_len + 16);
+    REQUIRE(body_len >= explicit_len + 16);
     const uint8_t *ct = rec + 5 + explicit_len;
     size_t ct_len = body_len - explicit_len;
     uint8_t nonce[12];
@@ -193,7 +193,7 @@ static long emu_open(emu_t *e, const uint8_t *rec, size_t rec_len, uint8_t *type
         aad_len = 13;
     }
     uint8_t *pt = malloc(ct_len);
-    CHECK(pt != NULL);
+    REQUIRE(pt != NULL);
     size_t pt_len;
     if (!EVP_AEAD_CTX_open(&e->aead, pt, &pt_len, ct_len, nonce, 12, ct, ct_len, aad, aad_len)) {
         ERR_clear_error();
@@ -203,7 +203,7 @@ static long emu_open(emu_t *e, const uint8_t *rec, size_t rec_len, uint8_t *type
     if (v13) {
         while (pt_len > 0 && pt[pt_len - 1] == 0) /* padding */
             pt_len--;
-        CHECK(pt_len > 0);
+        REQUIRE(pt_len > 0);
         *type = pt[--pt_len];
     } else {
         *type = rec[0];
@@ -279,9 +279,9 @@ static void start_combo(th_session_t *s, const struct combo *k, ws_tls_ctx_t *ct
                            NULL};
     th_session_start(s, ctx, extra);
     th_session_handshake(s);
-    CHECK_EQ(ws_tls_version(s->conn), k->version);
-    CHECKF(strcmp(ws_tls_cipher_name(s->conn), k->std_name) == 0, "cipher %s, want %s",
-           ws_tls_cipher_name(s->conn), k->std_name);
+    REQUIRE_INT(ws_tls_version(s->conn), k->version);
+    REQUIRE_MSG(strcmp(ws_tls_cipher_name(s->conn), k->std_name) == 0, "cipher %s, want %s",
+                ws_tls_cipher_name(s->conn), k->std_name);
 }
 
 /* Normal userspace traffic both ways, so both sequence numbers move past zero. For TLS 1.2
@@ -293,34 +293,34 @@ static void warm_up(th_session_t *s, const struct combo *k)
     /* Right after the handshake everything BoringSSL owed the client is on the wire: for
      * TLS 1.2 its Finished (sequence 0 of the new epoch), for TLS 1.3 the record carrying
      * the session tickets, which BoringSSL would otherwise hold back until a write. */
-    CHECK_EQ(ws_tls_out_bytes(s->conn), 0);
-    CHECK_EQ(SSL_get_write_sequence(ssl), 1);
+    REQUIRE_INT(ws_tls_out_bytes(s->conn), 0);
+    REQUIRE_INT(SSL_get_write_sequence(ssl), 1);
     uint64_t seq = SSL_get_write_sequence(ssl);
-    CHECK_EQ(ws_tls_write(s->conn, "srv-1\n", 6), 0);
+    REQUIRE_INT(ws_tls_write(s->conn, "srv-1\n", 6), 0);
     if (k->version == WS_TLS_V1_2 && k->ktls_cipher != TLS_CIPHER_CHACHA20_POLY1305) {
         struct iovec iov[1];
-        CHECK_EQ(ws_tls_pending_out(s->conn, iov, 1), 1);
+        REQUIRE_INT(ws_tls_pending_out(s->conn, iov, 1), 1);
         const uint8_t *rec = iov[0].iov_base;
-        CHECK(iov[0].iov_len >= 13 && rec[0] == 23);
+        REQUIRE(iov[0].iov_len >= 13 && rec[0] == 23);
         uint64_t nonce = 0;
         for (int i = 0; i < 8; i++)
             nonce = nonce << 8 | rec[5 + i];
-        CHECK_EQ(nonce, seq);
+        REQUIRE_INT(nonce, seq);
     }
     th_flush(s->conn, s->fd);
     th_session_expect_client(s, "srv-1\n");
-    CHECK_EQ(ws_tls_write(s->conn, "srv-2\n", 6), 0);
-    CHECK_EQ(ws_tls_write(s->conn, "srv-3\n", 6), 0);
+    REQUIRE_INT(ws_tls_write(s->conn, "srv-2\n", 6), 0);
+    REQUIRE_INT(ws_tls_write(s->conn, "srv-3\n", 6), 0);
     th_flush(s->conn, s->fd);
     th_session_expect_client(s, "srv-2\nsrv-3\n");
     th_child_send(&s->child, "cli-1\n");
     th_session_expect_plain(s, "cli-1\n");
     th_child_send(&s->child, "cli-2\n");
     th_session_expect_plain(s, "cli-1\ncli-2\n");
-    CHECK_EQ(ws_tls_out_bytes(s->conn), 0);
-    CHECK(ws_tls_at_record_boundary(s->conn));
-    CHECK(SSL_get_write_sequence(ssl) >= 3);
-    CHECK(SSL_get_read_sequence(ssl) >= 1);
+    REQUIRE_INT(ws_tls_out_bytes(s->conn), 0);
+    REQUIRE(ws_tls_at_record_boundary(s->conn));
+    REQUIRE(SSL_get_write_sequence(ssl) >= 3);
+    REQUIRE(SSL_get_read_sequence(ssl) >= 1);
 }
 
 static uint64_t be64(const uint8_t p[8])
@@ -363,16 +363,16 @@ static void build_info(SSL *ssl, const struct combo *k, unsigned dir, ws_ktls_cr
 {
     size_t len;
     int r = ws_ktls_crypto_info(ssl, dir, ci, &len);
-    CHECKF(r == 0, "ws_ktls_crypto_info(%s): %d", dir == WS_TLS_TX ? "TX" : "RX", r);
-    CHECK_EQ(len, k->info_size);
-    CHECK_EQ(ci->info.version, k->version == WS_TLS_V1_3 ? TLS_1_3_VERSION : TLS_1_2_VERSION);
-    CHECK_EQ(ci->info.cipher_type, k->ktls_cipher);
+    REQUIRE_MSG(r == 0, "ws_ktls_crypto_info(%s): %d", dir == WS_TLS_TX ? "TX" : "RX", r);
+    REQUIRE_INT(len, k->info_size);
+    REQUIRE_INT(ci->info.version, k->version == WS_TLS_V1_3 ? TLS_1_3_VERSION : TLS_1_2_VERSION);
+    REQUIRE_INT(ci->info.cipher_type, k->ktls_cipher);
     uint64_t seq = dir == WS_TLS_TX ? SSL_get_write_sequence(ssl) : SSL_get_read_sequence(ssl);
-    CHECK_EQ(be64(info_rec_seq(ci)), seq);
+    REQUIRE_INT(be64(info_rec_seq(ci)), seq);
     if (k->version == WS_TLS_V1_2 && k->ktls_cipher == TLS_CIPHER_AES_GCM_128)
-        CHECK_EQ(be64(ci->aes_gcm_128.iv), seq); /* next explicit nonce = sequence */
+        REQUIRE_INT(be64(ci->aes_gcm_128.iv), seq); /* next explicit nonce = sequence */
     if (k->version == WS_TLS_V1_2 && k->ktls_cipher == TLS_CIPHER_AES_GCM_256)
-        CHECK_EQ(be64(ci->aes_gcm_256.iv), seq);
+        REQUIRE_INT(be64(ci->aes_gcm_256.iv), seq);
 }
 
 /* One client line, read raw from the socket and opened with the RX emulation. */
@@ -381,14 +381,14 @@ static void rx_line(th_session_t *s, emu_t *erx, const char *line)
     th_child_send(&s->child, line);
     th_buf_t rec = {0}, plain = {0};
     while (plain.len < strlen(line)) {
-        CHECKF(read_record(s->fd, &rec, 10000), "no record from the client for \"%s\"", line);
+        REQUIRE_MSG(read_record(s->fd, &rec, 10000), "no record from the client for \"%s\"", line);
         /* The same record under the wrong sequence number must not open (the sequence is
          * in the nonce, or for TLS 1.2 GCM in the additional data). */
         emu_t wrong = *erx;
         bigint_inc(wrong.seq, 8);
         uint8_t wrong_type;
         th_buf_t junk = {0};
-        CHECK_EQ(emu_open(&wrong, rec.p, rec.len, &wrong_type, &junk), -1);
+        REQUIRE_INT(emu_open(&wrong, rec.p, rec.len, &wrong_type, &junk), -1);
         th_buf_free(&junk);
         uint8_t type = 0;
         long n = emu_open(erx, rec.p, rec.len, &type, &plain);
@@ -396,10 +396,10 @@ static void rx_line(th_session_t *s, emu_t *erx, const char *line)
             th_child_dump_stderr(&s->child);
             th_die(__FILE__, __LINE__, "RX record (%zu bytes) did not authenticate", rec.len);
         }
-        CHECKF(type == 23, "RX record type %u", type);
+        REQUIRE_MSG(type == 23, "RX record type %u", type);
     }
-    CHECKF(plain.len == strlen(line) && memcmp(plain.p, line, plain.len) == 0,
-           "RX plaintext \"%.*s\"", (int)plain.len, (char *)plain.p);
+    REQUIRE_MSG(plain.len == strlen(line) && memcmp(plain.p, line, plain.len) == 0,
+                "RX plaintext \"%.*s\"", (int)plain.len, (char *)plain.p);
     th_buf_free(&rec);
     th_buf_free(&plain);
 }
@@ -417,14 +417,14 @@ static void run_emulation(const struct combo *k)
     build_info(ssl, k, WS_TLS_RX, &rx);
     size_t klen, klen2;
     const uint8_t *ktx = info_key(&tx, &klen), *krx = info_key(&rx, &klen2);
-    CHECK(klen == klen2 && memcmp(ktx, krx, klen) != 0); /* the directions have own keys */
+    REQUIRE(klen == klen2 && memcmp(ktx, krx, klen) != 0); /* the directions have own keys */
     emu_t etx, erx;
     emu_init(&etx, &tx);
     emu_init(&erx, &rx);
     ws_ktls_wipe(&tx);
     ws_ktls_wipe(&rx);
     static const ws_ktls_crypto_info_t zero;
-    CHECK(memcmp(&tx, &zero, sizeof(zero)) == 0 && memcmp(&rx, &zero, sizeof(zero)) == 0);
+    REQUIRE(memcmp(&tx, &zero, sizeof(zero)) == 0 && memcmp(&rx, &zero, sizeof(zero)) == 0);
 
     /* From here on BoringSSL is out of the picture, as after a real hand-off. TX: one record,
      * then two records in one send. */
@@ -451,14 +451,14 @@ static void run_emulation(const struct combo *k)
     emu_seal(&etx, 21, close_notify, 2, &wire);
     th_send_all(s.fd, wire.p, wire.len);
     th_buf_t rec = {0}, plain = {0};
-    CHECKF(read_record(s.fd, &rec, 10000), "no close_notify from the client");
+    REQUIRE_MSG(read_record(s.fd, &rec, 10000), "no close_notify from the client");
     uint8_t type = 0;
-    CHECK_EQ(emu_open(&erx, rec.p, rec.len, &type, &plain), 2);
-    CHECKF(type == 21 && plain.p[0] == 1 && plain.p[1] == 0, "client answer: type %u %02x %02x",
-           type, plain.p[0], plain.p[1]);
-    CHECKF(th_child_wait(&s.child, 5000), "s_client did not exit after close_notify");
-    CHECKF(WIFEXITED(s.child.status) && WEXITSTATUS(s.child.status) == 0, "s_client status %d",
-           s.child.status);
+    REQUIRE_INT(emu_open(&erx, rec.p, rec.len, &type, &plain), 2);
+    REQUIRE_MSG(type == 21 && plain.p[0] == 1 && plain.p[1] == 0,
+                "client answer: type %u %02x %02x", type, plain.p[0], plain.p[1]);
+    REQUIRE_MSG(th_child_wait(&s.child, 5000), "s_client did not exit after close_notify");
+    REQUIRE_MSG(WIFEXITED(s.child.status) && WEXITSTATUS(s.child.status) == 0, "s_client status %d",
+                s.child.status);
     printf("ok emulated kTLS %s %s: TX from seq %llu, RX from seq %llu, close_notify both ways\n",
            vname(k->version), k->std_name, (unsigned long long)tx_seq, (unsigned long long)rx_seq);
     emu_free(&etx);
@@ -486,10 +486,10 @@ static void run_tamper(const struct combo *k)
     th_buf_t wire = {0};
     emu_seal(&etx, 23, "must-not-appear\n", 16, &wire);
     th_send_all(s.fd, wire.p, wire.len);
-    CHECKF(th_child_wait(&s.child, 5000), "s_client accepted or ignored a bad record");
-    CHECK(!th_contains(&s.child.out, "must-not-appear", 15));
-    CHECKF(!WIFEXITED(s.child.status) || WEXITSTATUS(s.child.status) != 0,
-           "s_client exited 0 after a forged record");
+    REQUIRE_MSG(th_child_wait(&s.child, 5000), "s_client accepted or ignored a bad record");
+    REQUIRE(!th_contains(&s.child.out, "must-not-appear", 15));
+    REQUIRE_MSG(!WIFEXITED(s.child.status) || WEXITSTATUS(s.child.status) != 0,
+                "s_client exited 0 after a forged record");
     printf("ok %s %s: a record under the wrong sequence number is rejected by the client\n",
            vname(k->version), k->std_name);
     emu_free(&etx);
@@ -506,25 +506,26 @@ static void run_kernel_or_fallback(const struct combo *k, bool kernel_has_ktls)
     warm_up(&s, k);
 
     /* Preconditions: pending ciphertext first. */
-    CHECK_EQ(ws_tls_write(s.conn, "pending\n", 8), 0);
-    CHECK_EQ(ws_ktls_offload(s.conn, s.fd, WS_TLS_TX | WS_TLS_RX), -EBUSY);
+    REQUIRE_INT(ws_tls_write(s.conn, "pending\n", 8), 0);
+    REQUIRE_INT(ws_ktls_offload(s.conn, s.fd, WS_TLS_TX | WS_TLS_RX), -EBUSY);
     th_flush(s.conn, s.fd);
     th_session_expect_client(&s, "pending\n");
 
     int r = ws_ktls_offload(s.conn, s.fd, WS_TLS_TX | WS_TLS_RX);
     if (kernel_has_ktls) {
         /* Runs only on a kernel with kTLS (not on the build machine). */
-        CHECKF(r > 0 && (r & WS_TLS_TX), "ws_ktls_offload: %d", r);
-        CHECK_EQ(ws_tls_offloaded(s.conn), (unsigned)r);
-        CHECK_EQ(ws_tls_write(s.conn, "x", 1), -EOPNOTSUPP);
-        CHECK_EQ(ws_tls_shutdown(s.conn), -EOPNOTSUPP);
+        REQUIRE_MSG(r > 0 && (r & WS_TLS_TX), "ws_ktls_offload: %d", r);
+        REQUIRE_INT(ws_tls_offloaded(s.conn), (unsigned)r);
+        REQUIRE_INT(ws_tls_write(s.conn, "x", 1), -EOPNOTSUPP);
+        REQUIRE_INT(ws_tls_shutdown(s.conn), -EOPNOTSUPP);
         char line[128];
         snprintf(line, sizeof(line), "kernel-tx %s %s\n", vname(k->version), k->std_name);
         th_send_all(s.fd, line, strlen(line));
         th_session_expect_client(&s, line);
         th_child_send(&s.child, "kernel-rx\n");
         if (r & WS_TLS_RX) {
-            CHECK_EQ(ws_tls_feed(s.conn, (const uint8_t *)"x", 1, th_sink, &s.plain), -EOPNOTSUPP);
+            REQUIRE_INT(ws_tls_feed(s.conn, (const uint8_t *)"x", 1, th_sink, &s.plain),
+                        -EOPNOTSUPP);
             th_buf_t got = {0};
             while (got.len < 10) {
                 char buf[256];
@@ -538,38 +539,38 @@ static void run_kernel_or_fallback(const struct combo *k, bool kernel_has_ktls)
                                      .msg_control = ctl.b,
                                      .msg_controllen = sizeof(ctl.b)};
                 struct pollfd pfd = {.fd = s.fd, .events = POLLIN};
-                CHECK(poll(&pfd, 1, 10000) == 1);
+                REQUIRE(poll(&pfd, 1, 10000) == 1);
                 ssize_t n = recvmsg(s.fd, &msg, 0);
-                CHECKF(n > 0, "recvmsg: %s", n < 0 ? strerror(errno) : "EOF");
-                CHECK_EQ(ws_ktls_record_type(&msg), 23);
+                REQUIRE_MSG(n > 0, "recvmsg: %s", n < 0 ? strerror(errno) : "EOF");
+                REQUIRE_INT(ws_ktls_record_type(&msg), 23);
                 th_buf_add(&got, buf, (size_t)n);
             }
-            CHECK(got.len == 10 && memcmp(got.p, "kernel-rx\n", 10) == 0);
+            REQUIRE(got.len == 10 && memcmp(got.p, "kernel-rx\n", 10) == 0);
             th_buf_free(&got);
         } else {
             th_session_expect_plain(&s, "kernel-rx\n");
         }
-        CHECK_EQ(ws_ktls_send_close_notify(s.fd), 0);
-        CHECKF(th_child_wait(&s.child, 5000), "s_client did not exit after close_notify");
+        REQUIRE_INT(ws_ktls_send_close_notify(s.fd), 0);
+        REQUIRE_MSG(th_child_wait(&s.child, 5000), "s_client did not exit after close_notify");
         printf("ok kernel kTLS %s %s: %s\n", vname(k->version), k->std_name,
                (r & WS_TLS_RX) ? "TX+RX" : "TX (RX stays in userspace)");
     } else {
-        CHECKF(r == -ENOENT || r == -ENOPROTOOPT, "ws_ktls_offload without kTLS: %d", r);
-        CHECK_EQ(ws_tls_offloaded(s.conn), 0);
+        REQUIRE_MSG(r == -ENOENT || r == -ENOPROTOOPT, "ws_ktls_offload without kTLS: %d", r);
+        REQUIRE_INT(ws_tls_offloaded(s.conn), 0);
         if (k->version == WS_TLS_V1_3) {
             /* The attempt forgot the captured secrets: nothing left to leak. */
             ws_ktls_crypto_info_t ci;
             size_t len;
-            CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), -ENOKEY);
+            REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), -ENOKEY);
         }
-        CHECK_EQ(ws_tls_write(s.conn, "fallback-tx\n", 12), 0);
+        REQUIRE_INT(ws_tls_write(s.conn, "fallback-tx\n", 12), 0);
         th_flush(s.conn, s.fd);
         th_session_expect_client(&s, "fallback-tx\n");
         th_child_send(&s.child, "fallback-rx\n");
         th_session_expect_plain(&s, "fallback-rx\n");
-        CHECK_EQ(ws_tls_shutdown(s.conn), 0);
+        REQUIRE_INT(ws_tls_shutdown(s.conn), 0);
         th_flush(s.conn, s.fd);
-        CHECKF(th_child_wait(&s.child, 5000), "s_client did not exit after close_notify");
+        REQUIRE_MSG(th_child_wait(&s.child, 5000), "s_client did not exit after close_notify");
         printf("ok %s %s: hand-off refused with %s, userspace TLS continues on the socket\n",
                vname(k->version), k->std_name, r == -ENOENT ? "ENOENT" : "ENOPROTOOPT");
     }
@@ -581,11 +582,11 @@ static void run_kernel_or_fallback(const struct combo *k, bool kernel_has_ktls)
 static void test_probe(bool *supported)
 {
     int r = ws_ktls_probe();
-    CHECK_EQ(ws_ktls_probe(), r); /* cached */
+    REQUIRE_INT(ws_ktls_probe(), r); /* cached */
     *supported = ws_ktls_supported();
-    CHECK_EQ(*supported, r == 0);
+    REQUIRE_INT(*supported, r == 0);
     if (!*supported)
-        CHECKF(r == -ENOENT || r == -ENOPROTOOPT, "probe: %d", r);
+        REQUIRE_MSG(r == -ENOENT || r == -ENOPROTOOPT, "probe: %d", r);
     printf("ok probe: kTLS %s (%d%s)\n", *supported ? "supported" : "not supported", r,
            r == -ENOENT        ? " ENOENT"
            : r == -ENOPROTOOPT ? " ENOPROTOOPT"
@@ -598,34 +599,34 @@ static void test_api_edges(void)
     ws_tls_conn_t *c = ws_tls_conn_new(g_ctx);
     ws_ktls_crypto_info_t ci;
     size_t len;
-    CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -EINVAL);
-    CHECK_EQ(ws_ktls_offload(c, -1, WS_TLS_TX), -ENOTCONN);
-    CHECK_EQ(ws_ktls_enable(-1, ws_tls_ssl(c), 0), -EINVAL);
-    CHECK_EQ(ws_ktls_enable(-1, ws_tls_ssl(c), WS_TLS_RX), -EINVAL);
+    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -EINVAL);
+    REQUIRE_INT(ws_ktls_offload(c, -1, WS_TLS_TX), -ENOTCONN);
+    REQUIRE_INT(ws_ktls_enable(-1, ws_tls_ssl(c), 0), -EINVAL);
+    REQUIRE_INT(ws_ktls_enable(-1, ws_tls_ssl(c), WS_TLS_RX), -EINVAL);
     ws_tls_conn_free(c);
 
     /* TLS 1.3 on a context without kTLS capture: no secrets, no crypto_info. */
     ws_tls_ctx_t *plain_ctx = th_server_ctx(g_certs.cert, g_certs.key, WS_TLS_V1_2, false);
     SSL_CTX *cctx = SSL_CTX_new(TLS_method());
-    CHECK(cctx != NULL);
+    REQUIRE(cctx != NULL);
     th_client_t cl;
     th_client_init(&cl, cctx);
     c = ws_tls_conn_new(plain_ctx);
     int fr;
-    CHECK(th_inproc_handshake(&cl, c, &fr) == 1 && fr == 0);
-    CHECK_EQ(ws_tls_version(c), WS_TLS_V1_3);
-    CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -ENOKEY);
+    REQUIRE(th_inproc_handshake(&cl, c, &fr) == 1 && fr == 0);
+    REQUIRE_INT(ws_tls_version(c), WS_TLS_V1_3);
+    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -ENOKEY);
     ws_tls_conn_free(c);
     th_client_free(&cl);
 
     /* With capture on, both directions derive; ws_ktls_forget() drops the secrets. */
     th_client_init(&cl, cctx);
     c = ws_tls_conn_new(g_ctx);
-    CHECK(th_inproc_handshake(&cl, c, &fr) == 1 && fr == 0);
-    CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), 0);
-    CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_RX, &ci, &len), 0);
+    REQUIRE(th_inproc_handshake(&cl, c, &fr) == 1 && fr == 0);
+    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), 0);
+    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_RX, &ci, &len), 0);
     ws_ktls_forget(ws_tls_ssl(c));
-    CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -ENOKEY);
+    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -ENOKEY);
     ws_ktls_wipe(&ci);
     ws_tls_conn_free(c);
     th_client_free(&cl);
@@ -653,18 +654,18 @@ static void test_key_update(void)
     th_session_expect_plain(&s, "before-update\n");
     ws_ktls_crypto_info_t ci;
     size_t len;
-    CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), 0);
+    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), 0);
     /* s_client takes a command only when it is the whole of one read from stdin: wait for
      * the KeyUpdate to arrive before sending more. */
     th_child_send(&s.child, "K\n");
-    CHECK_EQ(th_pump(s.conn, s.fd, &s.plain, key_update_seen, s.conn, 10000), 0);
+    REQUIRE_INT(th_pump(s.conn, s.fd, &s.plain, key_update_seen, s.conn, 10000), 0);
     th_child_send(&s.child, "after-update\n");
     th_session_expect_plain(&s, "after-update\n");
-    CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), -ESTALE);
-    CHECK_EQ(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_RX, &ci, &len), -ESTALE);
-    CHECK_EQ(ws_ktls_offload(s.conn, s.fd, WS_TLS_TX), -ESTALE);
-    CHECK_EQ(ws_tls_offloaded(s.conn), 0);
-    CHECK_EQ(ws_tls_write(s.conn, "server-after-update\n", 20), 0);
+    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), -ESTALE);
+    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_RX, &ci, &len), -ESTALE);
+    REQUIRE_INT(ws_ktls_offload(s.conn, s.fd, WS_TLS_TX), -ESTALE);
+    REQUIRE_INT(ws_tls_offloaded(s.conn), 0);
+    REQUIRE_INT(ws_tls_write(s.conn, "server-after-update\n", 20), 0);
     th_flush(s.conn, s.fd);
     th_session_expect_client(&s, "server-after-update\n");
     printf("ok TLS 1.3 KeyUpdate -> crypto_info ESTALE, userspace TLS carries on\n");
@@ -695,7 +696,6 @@ int main(void)
         printf("note: this kernel has no kTLS; the derivation is verified by emulation only, "
                "the setsockopt path did not run\n");
     ws_tls_ctx_free(g_ctx);
-    printf("all ktls tests passed\n");
-    return 0;
+    return check_exit_status("test_ktls");
 }
 #endif

@@ -12,13 +12,7 @@
 #include "uringws/cpu.h"
 #include "uringws/mask.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 typedef void (*mask_fn)(uint8_t *, size_t, const uint8_t *, uint64_t);
 
@@ -78,7 +72,7 @@ static void test_exhaustive_small(void)
     uint8_t *orig = aligned_alloc(64, total);
     uint8_t *want = aligned_alloc(64, total);
     uint8_t *got = aligned_alloc(64, total);
-    CHECK(orig && want && got);
+    REQUIRE(orig && want && got);
     for (size_t align = 0; align < ALIGNS; align++) {
         for (size_t len = 0; len <= MAXLEN; len++) {
             for (uint64_t offset = 0; offset < 4; offset++) {
@@ -109,7 +103,7 @@ static void test_random_large(void)
 {
     size_t cap = (2u << 20) + 128;
     uint8_t *orig = malloc(cap), *want = malloc(cap), *got = malloc(cap);
-    CHECK(orig && want && got);
+    REQUIRE(orig && want && got);
     for (int iter = 0; iter < 40; iter++) {
         size_t len = (size_t)(rng() % (2u << 20));
         size_t align = (size_t)(rng() % 64);
@@ -166,9 +160,9 @@ static void test_guard_pages(void)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uint8_t *map = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(map != MAP_FAILED);
-    CHECK(mprotect(map, page, PROT_NONE) == 0);
-    CHECK(mprotect(map + 2 * page, page, PROT_NONE) == 0);
+    REQUIRE(map != MAP_FAILED);
+    REQUIRE(mprotect(map, page, PROT_NONE) == 0);
+    REQUIRE(mprotect(map + 2 * page, page, PROT_NONE) == 0);
     uint8_t *lo = map + page, *hi = map + 2 * page;
     uint8_t want[1024];
     const uint8_t key[4] = {1, 2, 3, 4};
@@ -227,6 +221,6 @@ int main(void)
     test_random_large();
     test_split();
     test_guard_pages();
-    printf("test_mask: ok (%zu implementations)\n", nimpls);
-    return 0;
+    printf("test_mask: %zu implementations\n", nimpls);
+    return check_exit_status("test_mask");
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "../net/metrics.h"
-#include "net_test.h"
+#include "check.h"
 
 static int has(const char *text, const char *line)
 {
@@ -83,5 +83,5 @@ int main(void)
     CHECK(!has(text, "uringws_tls_errors_total"));
     CHECK(!has(text, "uringws_ktls_available"));
     free(text);
-    return net_test_result("test_net_metrics");
+    return check_exit_status("test_net_metrics");
 }

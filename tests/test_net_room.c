@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "../net/room.h"
-#include "net_test.h"
+#include "check.h"
 
 static void map(void)
 {
@@ -107,5 +107,5 @@ int main(void)
     map();
     homes();
     structs();
-    return net_test_result("test_net_room");
+    return check_exit_status("test_net_room");
 }

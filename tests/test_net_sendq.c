@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "../net/sendq.h"
-#include "net_test.h"
+#include "check.h"
 #include "uringws/frame.h"
 
 static uint8_t *owned(const char *s)
@@ -201,5 +201,5 @@ int main(void)
     byte_cap_and_growth();
     brefs();
     drop_keeps_inflight();
-    return net_test_result("test_net_sendq");
+    return check_exit_status("test_net_sendq");
 }

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net_test.h"
+#include "check.h"
 #include "uringws/server.h"
 
 static uint16_t port;
@@ -390,7 +390,7 @@ static void broadcast(void)
             int op = ws_recv(fd[i], &p, &n);
             if (op != 0x1) {
                 fprintf(stderr, "member %d: frame %d: opcode %d\n", i, j, op);
-                net_test_failures++;
+                check_failures++;
                 return;
             }
             int s, k;
@@ -643,5 +643,5 @@ int main(void)
     tiny_buffers(true);
     tiny_buffers(false);
     printf("EINTR retries: %u\n", eintr_count);
-    return net_test_result("test_net_smoke");
+    return check_exit_status("test_net_smoke");
 }

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "../net/timer.h"
-#include "net_test.h"
+#include "check.h"
 
 #define N 2000
 
@@ -110,5 +110,5 @@ int main(void)
 {
     basic();
     model();
-    return net_test_result("test_net_timer");
+    return check_exit_status("test_net_timer");
 }

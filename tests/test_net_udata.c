@@ -1,7 +1,7 @@
 /* user_data encoding: round trips at the field limits, kinds never collide with indices or
  * generations, and a generation bump makes an old user_data stale. */
 #include "../net/udata.h"
-#include "net_test.h"
+#include "check.h"
 
 int main(void)
 {
@@ -26,5 +26,5 @@ int main(void)
     CHECK_EQ_U(ws_ud_gen(ud), 4);
     /* The kind is the top byte, so kinds sort user_data values into disjoint ranges. */
     CHECK(ws_ud_make(WS_UD_SEND, 0, 0) > ws_ud_make(WS_UD_RECV, 0xffffffffu, WS_UD_GEN_MASK));
-    return net_test_result("test_net_udata");
+    return check_exit_status("test_net_udata");
 }

@@ -9,7 +9,7 @@
 #include <time.h>
 
 #include "../net/xcore.h"
-#include "net_test.h"
+#include "check.h"
 
 #define EVENTS    2000000u
 #define BATCH_MAX 300u
@@ -96,5 +96,5 @@ int main(void)
     CHECK(ws_xq_pop(ws_xcore_q(&x, 2, 0), &ev) && ev.src == 2 && ev.type == WS_XEV_JOIN);
     ws_xq_push(ws_xcore_q(&x, 0, 1), &e1); /* left queued: freed by ws_xcore_free */
     ws_xcore_free(&x);
-    return net_test_result("test_net_xcore");
+    return check_exit_status("test_net_xcore");
 }

@@ -12,22 +12,7 @@
 #include "uringws/mask.h"
 #include "uringws/parser.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_INT(a, b)                                                                            \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_) {                                                                            \
-            fprintf(stderr, "%s:%d: %s == %lld, expected %lld\n", __FILE__, __LINE__, #a, a_, b_); \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define PROTO   (-WS_CLOSE_PROTOCOL_ERROR)
 #define INVALID (-WS_CLOSE_INVALID_PAYLOAD)
@@ -57,7 +42,7 @@ static void buf_put(buf_t *b, const void *d, size_t n)
         while (cap < b->len + n)
             cap *= 2;
         b->p = realloc(b->p, cap);
-        CHECK(b->p != NULL);
+        REQUIRE(b->p != NULL);
         b->cap = cap;
     }
     if (n)
@@ -147,7 +132,7 @@ static int feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, 
     size_t start = 0;
     for (size_t i = 0; i <= k && result == 0; i++) {
         size_t end = i < k ? cuts[i] : n;
-        CHECK(end >= start && end <= n);
+        REQUIRE(end >= start && end <= n);
         size_t len = end - start;
         /* An empty chunk is a no-op (0) on an open parser, and after a close or error it
          * returns the sticky value, which a one-shot feed never asks for; test_empty
@@ -155,19 +140,19 @@ static int feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, 
         if (len == 0)
             continue;
         uint8_t *piece = malloc(len);
-        CHECK(piece != NULL);
+        REQUIRE(piece != NULL);
         memcpy(piece, s + start, len);
         size_t off = 0;
         for (;;) {
             size_t used = SIZE_MAX;
             int rc = ws_parser_feed(&ps, piece + off, len - off, &used, &CB, r);
-            CHECK(used <= len - off);
+            REQUIRE(used <= len - off);
             if (rc == 0) {
                 CHECK(used == len - off);
                 break;
             }
             if (r->stop && rc == r->stop) {
-                CHECK(used > 0);
+                REQUIRE(used > 0);
                 off += used;
                 if (off == len)
                     break;
@@ -240,7 +225,7 @@ static int check_splits(const ws_parser_config_t *cfg, const uint8_t *s, size_t 
         }
         if (n <= 100000) {
             size_t *cuts = malloc((n + 1) * sizeof(*cuts));
-            CHECK(cuts != NULL);
+            REQUIRE(cuts != NULL);
             for (size_t i = 0; i + 1 < n; i++)
                 cuts[i] = i + 1;
             memset(&r, 0, sizeof(r));
@@ -283,7 +268,7 @@ static void check_stream(const ws_parser_config_t *cfg, const buf_t *s, const re
 static void test_rfc_examples(void)
 {
     uint8_t *b64k = malloc(65536), b256[256];
-    CHECK(b64k != NULL);
+    REQUIRE(b64k != NULL);
     for (size_t i = 0; i < 65536; i++)
         b64k[i] = (uint8_t)(i ^ (i >> 8));
     for (size_t i = 0; i < 256; i++)
@@ -710,7 +695,7 @@ static void test_stop(void)
     size_t end3 = s.len;
     put_frame(&s, 0x88, "\x03\xe9", 2, KEY);
     uint8_t *pristine = malloc(s.len);
-    CHECK(pristine != NULL);
+    REQUIRE(pristine != NULL);
     memcpy(pristine, s.p, s.len);
 
     ws_parser_t ps;
@@ -853,7 +838,7 @@ static void test_growth(void)
     enum { TOTAL = 1 << 20, FRAG = 1000 };
     ws_parser_config_t cfg = {TOTAL, WS_FRAME_REQUIRE_MASK, SIZE_MAX};
     uint8_t *data = malloc(TOTAL);
-    CHECK(data != NULL);
+    REQUIRE(data != NULL);
     for (size_t i = 0; i < TOTAL; i++)
         data[i] = (uint8_t)(i * 31 + (i >> 10));
     buf_t s = {0};
@@ -868,7 +853,7 @@ static void test_growth(void)
     rec_t r = {0};
     size_t used;
     CHECK_INT(ws_parser_feed(&ps, s.p, s.len, &used, &CB, &r), 0);
-    CHECK_INT(r.events, 1);
+    REQUIRE_INT(r.events, 1);
     CHECK(memcmp(r.log.p + r.log.len - TOTAL, data, TOTAL) == 0);
     CHECK(ps.msg_cap == TOTAL);
     ws_parser_free(&ps);
@@ -895,7 +880,7 @@ static void test_empty(void)
         CHECK_INT(ws_parser_feed(&ps, &dummy, 0, &used, &CB, &r), 0);
         CHECK_INT(used, 0);
     }
-    CHECK_INT(r.events, 1);
+    REQUIRE_INT(r.events, 1);
     CHECK(memcmp(r.log.p + r.log.len - 5, "Hello", 5) == 0);
     ws_parser_free(&ps);
     buf_reset(&s);
@@ -914,6 +899,5 @@ int main(void)
     test_empty();
     test_random_streams();
     test_growth();
-    printf("test_parser: ok\n");
-    return 0;
+    return check_exit_status("test_parser");
 }

@@ -16,13 +16,13 @@ static SSL_CTX *client_ctx(uint16_t min_v, uint16_t max_v, const char *ciphers, 
                            size_t alpn_len)
 {
     SSL_CTX *c = SSL_CTX_new(TLS_method());
-    CHECK(c != NULL);
-    CHECK(SSL_CTX_set_min_proto_version(c, min_v));
-    CHECK(SSL_CTX_set_max_proto_version(c, max_v));
+    REQUIRE(c != NULL);
+    REQUIRE(SSL_CTX_set_min_proto_version(c, min_v));
+    REQUIRE(SSL_CTX_set_max_proto_version(c, max_v));
     if (ciphers != NULL)
-        CHECK(SSL_CTX_set_strict_cipher_list(c, ciphers));
+        REQUIRE(SSL_CTX_set_strict_cipher_list(c, ciphers));
     if (alpn != NULL)
-        CHECK(SSL_CTX_set_alpn_protos(c, (const uint8_t *)alpn, alpn_len) == 0);
+        REQUIRE(SSL_CTX_set_alpn_protos(c, (const uint8_t *)alpn, alpn_len) == 0);
     SSL_CTX_set_verify(c, SSL_VERIFY_NONE, NULL);
     return c;
 }
@@ -58,41 +58,41 @@ static void test_ctx_errors(void)
     ws_tls_config_init(&cfg);
     cfg.cert_file = "/nonexistent/cert.pem";
     cfg.key_file = g_certs.key;
-    CHECK_EQ(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -ENOENT);
-    CHECK(ctx == NULL);
-    CHECKF(strstr(err, "/nonexistent/cert.pem") != NULL, "message: %s", err);
+    REQUIRE_INT(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -ENOENT);
+    REQUIRE(ctx == NULL);
+    REQUIRE_MSG(strstr(err, "/nonexistent/cert.pem") != NULL, "message: %s", err);
 
     cfg.cert_file = g_certs.cert;
     cfg.key_file = g_certs.rsa_key; /* does not match the ECDSA certificate */
-    CHECK_EQ(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -EINVAL);
-    CHECKF(strstr(err, "does not match") != NULL, "message: %s", err);
+    REQUIRE_INT(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -EINVAL);
+    REQUIRE_MSG(strstr(err, "does not match") != NULL, "message: %s", err);
 
     char junk[128];
     snprintf(junk, sizeof(junk), "%s/junk.pem", g_certs.dir);
     FILE *f = fopen(junk, "w");
-    CHECK(f != NULL);
+    REQUIRE(f != NULL);
     fputs("-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n", f);
     fclose(f);
     cfg.cert_file = junk;
     cfg.key_file = g_certs.key;
-    CHECK_EQ(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -EINVAL);
-    CHECKF(strstr(err, "certificate chain") != NULL, "message: %s", err);
+    REQUIRE_INT(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -EINVAL);
+    REQUIRE_MSG(strstr(err, "certificate chain") != NULL, "message: %s", err);
     unlink(junk);
 
     cfg.cert_file = g_certs.cert;
     cfg.ciphers12 = "ECDHE-ECDSA-AES128-GCM-SHA256:NO-SUCH-CIPHER";
-    CHECK_EQ(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -EINVAL);
-    CHECKF(strstr(err, "cipher list") != NULL, "message: %s", err);
+    REQUIRE_INT(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -EINVAL);
+    REQUIRE_MSG(strstr(err, "cipher list") != NULL, "message: %s", err);
 
     ws_tls_config_init(&cfg);
     cfg.cert_file = g_certs.cert;
     cfg.key_file = g_certs.key;
     cfg.min_version = 0x0302; /* TLS 1.1 */
-    CHECK_EQ(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -EINVAL);
+    REQUIRE_INT(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), -EINVAL);
 
     cfg.min_version = WS_TLS_V1_2;
-    CHECK_EQ(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), 0);
-    CHECK(ctx != NULL);
+    REQUIRE_INT(ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err)), 0);
+    REQUIRE(ctx != NULL);
     ws_tls_ctx_free(ctx);
     printf("ok ctx errors\n");
 }
@@ -109,39 +109,39 @@ static void exchange_and_close(th_client_t *cl, ws_tls_conn_t *s)
     static uint8_t big[40000];
     fill_pattern(big, sizeof(big), 7);
 
-    CHECK(SSL_write(cl->ssl, "hello", 5) == 5);
-    CHECK(SSL_write(cl->ssl, big, sizeof(big)) == (int)sizeof(big));
-    CHECK(SSL_write(cl->ssl, "bye", 3) == 3);
+    REQUIRE(SSL_write(cl->ssl, "hello", 5) == 5);
+    REQUIRE(SSL_write(cl->ssl, big, sizeof(big)) == (int)sizeof(big));
+    REQUIRE(SSL_write(cl->ssl, "bye", 3) == 3);
     th_shuttle(cl, s, &plain, &fr, 7);
-    CHECK_EQ(fr, 0);
-    CHECK_EQ(plain.len, 5 + sizeof(big) + 3);
-    CHECK(memcmp(plain.p, "hello", 5) == 0);
-    CHECK(memcmp(plain.p + 5, big, sizeof(big)) == 0);
-    CHECK(memcmp(plain.p + 5 + sizeof(big), "bye", 3) == 0);
+    REQUIRE_INT(fr, 0);
+    REQUIRE_INT(plain.len, 5 + sizeof(big) + 3);
+    REQUIRE(memcmp(plain.p, "hello", 5) == 0);
+    REQUIRE(memcmp(plain.p + 5, big, sizeof(big)) == 0);
+    REQUIRE(memcmp(plain.p + 5 + sizeof(big), "bye", 3) == 0);
 
     /* Batching: 50 writes, then all their ciphertext at once, in few iovecs. */
     size_t ovh = record_overhead(s);
     uint8_t msg[100];
     for (int i = 0; i < 50; i++) {
         fill_pattern(msg, sizeof(msg), (uint32_t)i);
-        CHECK_EQ(ws_tls_write(s, msg, sizeof(msg)), 0);
+        REQUIRE_INT(ws_tls_write(s, msg, sizeof(msg)), 0);
     }
-    CHECK_EQ(ws_tls_out_bytes(s), 50 * (sizeof(msg) + ovh));
+    REQUIRE_INT(ws_tls_out_bytes(s), 50 * (sizeof(msg) + ovh));
     struct iovec iov[16];
     int cnt = ws_tls_pending_out(s, iov, 16);
     size_t total = 0;
     for (int i = 0; i < cnt; i++)
         total += iov[i].iov_len;
-    CHECK_EQ(total, ws_tls_out_bytes(s));
-    CHECKF(cnt <= 3, "50 small records took %d iovecs", cnt);
+    REQUIRE_INT(total, ws_tls_out_bytes(s));
+    REQUIRE_MSG(cnt <= 3, "50 small records took %d iovecs", cnt);
     th_shuttle(cl, s, &plain, &fr, 0);
-    CHECK_EQ(ws_tls_out_bytes(s), 0);
-    CHECK_EQ(ws_tls_pending_out(s, iov, 16), 0);
+    REQUIRE_INT(ws_tls_out_bytes(s), 0);
+    REQUIRE_INT(ws_tls_pending_out(s, iov, 16), 0);
     th_client_read_all(cl, &got);
-    CHECK_EQ(got.len, 50 * sizeof(msg));
+    REQUIRE_INT(got.len, 50 * sizeof(msg));
     for (int i = 0; i < 50; i++) {
         fill_pattern(msg, sizeof(msg), (uint32_t)i);
-        CHECK(memcmp(got.p + (size_t)i * sizeof(msg), msg, sizeof(msg)) == 0);
+        REQUIRE(memcmp(got.p + (size_t)i * sizeof(msg), msg, sizeof(msg)) == 0);
     }
 
     /* writev packs 100 small pieces into one record. */
@@ -152,38 +152,38 @@ static void exchange_and_close(th_client_t *cl, ws_tls_conn_t *s)
         parts[i].iov_base = piece[i];
         parts[i].iov_len = sizeof(piece[i]);
     }
-    CHECK_EQ(ws_tls_writev(s, parts, 100), 0);
-    CHECK_EQ(ws_tls_out_bytes(s), 1000 + ovh);
+    REQUIRE_INT(ws_tls_writev(s, parts, 100), 0);
+    REQUIRE_INT(ws_tls_out_bytes(s), 1000 + ovh);
     /* A large piece and a small one: 16384 + 16384 + 7242 -> three records. */
     struct iovec two[2] = {{big, sizeof(big)}, {(void *)"0123456789", 10}};
-    CHECK_EQ(ws_tls_writev(s, two, 2), 0);
-    CHECK_EQ(ws_tls_out_bytes(s), 1000 + ovh + sizeof(big) + 10 + 3 * ovh);
+    REQUIRE_INT(ws_tls_writev(s, two, 2), 0);
+    REQUIRE_INT(ws_tls_out_bytes(s), 1000 + ovh + sizeof(big) + 10 + 3 * ovh);
     got.len = 0;
     th_shuttle(cl, s, &plain, &fr, 0);
     th_client_read_all(cl, &got);
-    CHECK_EQ(got.len, 1000 + sizeof(big) + 10);
+    REQUIRE_INT(got.len, 1000 + sizeof(big) + 10);
     for (int i = 0; i < 100; i++)
-        CHECK(memcmp(got.p + i * 10, piece[i], 10) == 0);
-    CHECK(memcmp(got.p + 1000, big, sizeof(big)) == 0);
-    CHECK(memcmp(got.p + 1000 + sizeof(big), "0123456789", 10) == 0);
+        REQUIRE(memcmp(got.p + i * 10, piece[i], 10) == 0);
+    REQUIRE(memcmp(got.p + 1000, big, sizeof(big)) == 0);
+    REQUIRE(memcmp(got.p + 1000 + sizeof(big), "0123456789", 10) == 0);
 
     /* Server close_notify: the client reads a clean EOF; writes are refused afterwards. */
-    CHECK_EQ(ws_tls_shutdown(s), 0);
-    CHECK(ws_tls_out_bytes(s) > 0);
-    CHECK_EQ(ws_tls_write(s, "x", 1), -EPIPE);
+    REQUIRE_INT(ws_tls_shutdown(s), 0);
+    REQUIRE(ws_tls_out_bytes(s) > 0);
+    REQUIRE_INT(ws_tls_write(s, "x", 1), -EPIPE);
     th_shuttle(cl, s, &plain, &fr, 0);
     got.len = 0;
     int r = th_client_read_all(cl, &got);
-    CHECK_EQ(r, 0);
-    CHECK_EQ(SSL_get_error(cl->ssl, r), SSL_ERROR_ZERO_RETURN);
+    REQUIRE_INT(r, 0);
+    REQUIRE_INT(SSL_get_error(cl->ssl, r), SSL_ERROR_ZERO_RETURN);
     /* Client close_notify: the feed reports it. */
     SSL_shutdown(cl->ssl);
     fr = 0;
     th_shuttle(cl, s, &plain, &fr, 0);
-    CHECK_EQ(fr, 1);
-    CHECK_EQ(ws_tls_feed(s, (const uint8_t *)"\x17", 1, th_sink, &plain), 1);
-    CHECK_EQ(ws_tls_feed_eof(s), 0);
-    CHECK_EQ(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
+    REQUIRE_INT(fr, 1);
+    REQUIRE_INT(ws_tls_feed(s, (const uint8_t *)"\x17", 1, th_sink, &plain), 1);
+    REQUIRE_INT(ws_tls_feed_eof(s), 0);
+    REQUIRE_INT(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
     th_buf_free(&plain);
     th_buf_free(&got);
 }
@@ -220,23 +220,23 @@ static void test_handshake_matrix(void)
         th_client_t cl;
         th_client_init(&cl, cctx);
         ws_tls_conn_t *s = ws_tls_conn_new(k->rsa ? g_ctx_rsa : g_ctx_ec);
-        CHECK(s != NULL);
-        CHECK_EQ(ws_tls_write(s, "early", 5), -ENOTCONN);
-        CHECK_EQ(ws_tls_shutdown(s), -ENOTCONN);
-        CHECK(!ws_tls_handshake_done(s));
-        CHECK_EQ(ws_tls_version(s), 0);
-        CHECK(strcmp(ws_tls_cipher_name(s), "") == 0);
+        REQUIRE(s != NULL);
+        REQUIRE_INT(ws_tls_write(s, "early", 5), -ENOTCONN);
+        REQUIRE_INT(ws_tls_shutdown(s), -ENOTCONN);
+        REQUIRE(!ws_tls_handshake_done(s));
+        REQUIRE_INT(ws_tls_version(s), 0);
+        REQUIRE(strcmp(ws_tls_cipher_name(s), "") == 0);
         int fr;
         int r = th_inproc_handshake(&cl, s, &fr);
-        CHECKF(r == 1 && fr == 0, "case %zu: client %d, feed %d", i, r, fr);
-        CHECK(ws_tls_handshake_done(s));
-        CHECK_EQ(ws_tls_version(s), k->version);
-        CHECKF(strcmp(ws_tls_cipher_name(s), k->expect) == 0, "case %zu: cipher %s, want %s", i,
-               ws_tls_cipher_name(s), k->expect);
-        CHECK(strcmp(ws_tls_version_name(s), k->version == WS_TLS_V1_3 ? "TLSv1.3" : "TLSv1.2") ==
-              0);
+        REQUIRE_MSG(r == 1 && fr == 0, "case %zu: client %d, feed %d", i, r, fr);
+        REQUIRE(ws_tls_handshake_done(s));
+        REQUIRE_INT(ws_tls_version(s), k->version);
+        REQUIRE_MSG(strcmp(ws_tls_cipher_name(s), k->expect) == 0, "case %zu: cipher %s, want %s",
+                    i, ws_tls_cipher_name(s), k->expect);
+        REQUIRE(strcmp(ws_tls_version_name(s), k->version == WS_TLS_V1_3 ? "TLSv1.3" : "TLSv1.2") ==
+                0);
         ws_slice_t alpn = ws_tls_alpn(s);
-        CHECK(alpn.len == 8 && memcmp(alpn.base, "http/1.1", 8) == 0);
+        REQUIRE(alpn.len == 8 && memcmp(alpn.base, "http/1.1", 8) == 0);
         exchange_and_close(&cl, s);
         printf("ok %s %s %s\n", ws_tls_version_name(s), k->rsa ? "RSA" : "ECDSA", k->expect);
         ws_tls_conn_free(s);
@@ -255,43 +255,43 @@ static void test_out_stability(void)
     th_client_init(&cl, cctx);
     ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
     int fr;
-    CHECK(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
-    CHECK_EQ(ws_tls_alpn(s).len, 0); /* no ALPN offered: fine, none selected */
+    REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
+    REQUIRE_INT(ws_tls_alpn(s).len, 0); /* no ALPN offered: fine, none selected */
 
-    CHECK_EQ(ws_tls_write(s, "first message", 13), 0);
+    REQUIRE_INT(ws_tls_write(s, "first message", 13), 0);
     struct iovec in_flight[4];
     int n = ws_tls_pending_out(s, in_flight, 4);
-    CHECK_EQ(n, 1);
+    REQUIRE_INT(n, 1);
     size_t first_len = in_flight[0].iov_len;
     uint8_t copy[64];
-    CHECK(first_len <= sizeof(copy));
+    REQUIRE(first_len <= sizeof(copy));
     memcpy(copy, in_flight[0].iov_base, first_len);
 
     static uint8_t more[100000];
     fill_pattern(more, sizeof(more), 3);
     for (int i = 0; i < 20; i++)
-        CHECK_EQ(ws_tls_write(s, more + i * 5000, 5000), 0);
-    CHECK(memcmp(in_flight[0].iov_base, copy, first_len) == 0);
+        REQUIRE_INT(ws_tls_write(s, more + i * 5000, 5000), 0);
+    REQUIRE(memcmp(in_flight[0].iov_base, copy, first_len) == 0);
     struct iovec now[16];
     n = ws_tls_pending_out(s, now, 16);
-    CHECK(n >= 2);
-    CHECK(now[0].iov_base == in_flight[0].iov_base);
+    REQUIRE(n >= 2);
+    REQUIRE(now[0].iov_base == in_flight[0].iov_base);
 
     ws_tls_consume_out(s, 10); /* a short send */
     n = ws_tls_pending_out(s, now, 16);
-    CHECK((uint8_t *)now[0].iov_base == (uint8_t *)in_flight[0].iov_base + 10);
-    CHECK(memcmp(now[0].iov_base, copy + 10, first_len - 10) == 0);
+    REQUIRE((uint8_t *)now[0].iov_base == (uint8_t *)in_flight[0].iov_base + 10);
+    REQUIRE(memcmp(now[0].iov_base, copy + 10, first_len - 10) == 0);
 
     /* Feed the rest to the client, in the right order, and check it decrypts. */
     th_buf_t got = {0}, sink = {0};
     uint8_t head[10];
     memcpy(head, copy, 10);
-    CHECK(BIO_write(cl.rbio, head, 10) == 10);
+    REQUIRE(BIO_write(cl.rbio, head, 10) == 10);
     th_shuttle(&cl, s, &sink, &fr, 0);
     th_client_read_all(&cl, &got);
-    CHECK_EQ(got.len, 13 + sizeof(more));
-    CHECK(memcmp(got.p, "first message", 13) == 0);
-    CHECK(memcmp(got.p + 13, more, sizeof(more)) == 0);
+    REQUIRE_INT(got.len, 13 + sizeof(more));
+    REQUIRE(memcmp(got.p, "first message", 13) == 0);
+    REQUIRE(memcmp(got.p + 13, more, sizeof(more)) == 0);
     th_buf_free(&got);
     th_buf_free(&sink);
     ws_tls_conn_free(s);
@@ -308,25 +308,25 @@ static void test_out_limit(void)
     cfg.key_file = g_certs.key;
     cfg.max_out_bytes = 4096;
     ws_tls_ctx_t *ctx;
-    CHECK_EQ(ws_tls_ctx_new(&cfg, &ctx, NULL, 0), 0);
+    REQUIRE_INT(ws_tls_ctx_new(&cfg, &ctx, NULL, 0), 0);
     SSL_CTX *cctx = client_ctx(WS_TLS_V1_2, WS_TLS_V1_3, NULL, NULL, 0);
     th_client_t cl;
     th_client_init(&cl, cctx);
     ws_tls_conn_t *s = ws_tls_conn_new(ctx);
     int fr;
-    CHECK(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
+    REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
     static uint8_t buf[5000];
-    CHECK_EQ(ws_tls_write(s, buf, 3000), 0);
+    REQUIRE_INT(ws_tls_write(s, buf, 3000), 0);
     size_t before = ws_tls_out_bytes(s);
-    CHECK_EQ(ws_tls_write(s, buf, 2000), -ENOBUFS);
-    CHECK_EQ(ws_tls_out_bytes(s), before); /* nothing half-written */
-    CHECK_EQ(ws_tls_write(s, buf, 5000), -ENOBUFS);
+    REQUIRE_INT(ws_tls_write(s, buf, 2000), -ENOBUFS);
+    REQUIRE_INT(ws_tls_out_bytes(s), before); /* nothing half-written */
+    REQUIRE_INT(ws_tls_write(s, buf, 5000), -ENOBUFS);
     th_buf_t got = {0}, sink = {0};
     th_shuttle(&cl, s, &sink, &fr, 0);
-    CHECK_EQ(ws_tls_write(s, buf, 2000), 0); /* room again once sent */
+    REQUIRE_INT(ws_tls_write(s, buf, 2000), 0); /* room again once sent */
     th_shuttle(&cl, s, &sink, &fr, 0);
     th_client_read_all(&cl, &got);
-    CHECK_EQ(got.len, 5000);
+    REQUIRE_INT(got.len, 5000);
     th_buf_free(&got);
     th_buf_free(&sink);
     ws_tls_conn_free(s);
@@ -353,21 +353,21 @@ static void test_callback_writes(void)
     th_client_init(&cl, cctx);
     ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
     int fr;
-    CHECK(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
-    CHECK(SSL_write(cl.ssl, "echo me", 7) == 7);
+    REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
+    REQUIRE(SSL_write(cl.ssl, "echo me", 7) == 7);
     uint8_t buf[4096];
     int n = BIO_read(cl.wbio, buf, sizeof(buf));
-    CHECK(n > 0);
-    CHECK_EQ(ws_tls_feed(s, buf, (size_t)n, echo_cb, s), 0);
+    REQUIRE(n > 0);
+    REQUIRE_INT(ws_tls_feed(s, buf, (size_t)n, echo_cb, s), 0);
     th_buf_t got = {0}, sink = {0};
     th_shuttle(&cl, s, &sink, &fr, 0);
     th_client_read_all(&cl, &got);
-    CHECK(got.len == 7 && memcmp(got.p, "echo me", 7) == 0);
+    REQUIRE(got.len == 7 && memcmp(got.p, "echo me", 7) == 0);
     /* Two records in one feed; the callback stops at the first. */
-    CHECK(SSL_write(cl.ssl, "stop", 4) == 4);
-    CHECK(SSL_write(cl.ssl, "never", 5) == 5);
+    REQUIRE(SSL_write(cl.ssl, "stop", 4) == 4);
+    REQUIRE(SSL_write(cl.ssl, "never", 5) == 5);
     n = BIO_read(cl.wbio, buf, sizeof(buf));
-    CHECK_EQ(ws_tls_feed(s, buf, (size_t)n, echo_cb, s), -ECANCELED);
+    REQUIRE_INT(ws_tls_feed(s, buf, (size_t)n, echo_cb, s), -ECANCELED);
     th_buf_free(&got);
     th_buf_free(&sink);
     ws_tls_conn_free(s);
@@ -388,32 +388,32 @@ static void test_tx_offloaded(void)
         th_client_init(&cl, cctx);
         ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
         int fr;
-        CHECK(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
-        CHECK_EQ(ws_tls_out_bytes(s), 0);
+        REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
+        REQUIRE_INT(ws_tls_out_bytes(s), 0);
         ws_tls_set_offloaded(s, WS_TLS_TX);
-        CHECK_EQ(ws_tls_offloaded(s), WS_TLS_TX);
-        CHECK_EQ(ws_tls_write(s, "x", 1), -EOPNOTSUPP);
-        CHECK_EQ(ws_tls_shutdown(s), -EOPNOTSUPP);
+        REQUIRE_INT(ws_tls_offloaded(s), WS_TLS_TX);
+        REQUIRE_INT(ws_tls_write(s, "x", 1), -EOPNOTSUPP);
+        REQUIRE_INT(ws_tls_shutdown(s), -EOPNOTSUPP);
         th_buf_t plain = {0};
-        CHECK(SSL_write(cl.ssl, "still read here", 15) == 15);
+        REQUIRE(SSL_write(cl.ssl, "still read here", 15) == 15);
         fr = 0;
         th_shuttle(&cl, s, &plain, &fr, 0);
-        CHECK_EQ(fr, 0);
-        CHECK(plain.len == 15);
-        CHECK(SSL_key_update(cl.ssl,
-                             requested ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED));
-        CHECK(SSL_write(cl.ssl, "after update", 12) == 12); /* sends the KeyUpdate first */
+        REQUIRE_INT(fr, 0);
+        REQUIRE(plain.len == 15);
+        REQUIRE(SSL_key_update(cl.ssl, requested ? SSL_KEY_UPDATE_REQUESTED
+                                                 : SSL_KEY_UPDATE_NOT_REQUESTED));
+        REQUIRE(SSL_write(cl.ssl, "after update", 12) == 12); /* sends the KeyUpdate first */
         fr = 0;
         th_shuttle(&cl, s, &plain, &fr, 0);
-        CHECK_EQ(ws_tls_out_bytes(s), 0); /* nothing ever reaches the pending output */
+        REQUIRE_INT(ws_tls_out_bytes(s), 0); /* nothing ever reaches the pending output */
         if (requested) {
-            CHECK_EQ(fr, -EPROTO);
+            REQUIRE_INT(fr, -EPROTO);
             const char *why;
-            CHECK_EQ(ws_tls_error(s, &why), WS_TLS_ERR_OFFLOADED);
+            REQUIRE_INT(ws_tls_error(s, &why), WS_TLS_ERR_OFFLOADED);
             printf("   %s: %s\n", ws_tls_err_name(WS_TLS_ERR_OFFLOADED), why);
         } else {
-            CHECK_EQ(fr, 0);
-            CHECK(plain.len == 27 && memcmp(plain.p + 15, "after update", 12) == 0);
+            REQUIRE_INT(fr, 0);
+            REQUIRE(plain.len == 27 && memcmp(plain.p + 15, "after update", 12) == 0);
         }
         th_buf_free(&plain);
         ws_tls_conn_free(s);
@@ -423,7 +423,7 @@ static void test_tx_offloaded(void)
     /* RX in the kernel: ciphertext must not come through here any more. */
     ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
     ws_tls_set_offloaded(s, WS_TLS_RX);
-    CHECK_EQ(ws_tls_feed(s, (const uint8_t *)"\x17", 1, th_sink, NULL), -EOPNOTSUPP);
+    REQUIRE_INT(ws_tls_feed(s, (const uint8_t *)"\x17", 1, th_sink, NULL), -EOPNOTSUPP);
     ws_tls_conn_free(s);
     printf("ok TX offloaded: reads go on, a requested KeyUpdate -> offloaded_write\n");
 }
@@ -437,18 +437,18 @@ static ws_tls_err_t failed_handshake(ws_tls_ctx_t *ctx, SSL_CTX *cctx, uint32_t 
     ws_tls_conn_t *s = ws_tls_conn_new(ctx);
     int fr;
     int r = th_inproc_handshake(&cl, s, &fr);
-    CHECK(r != 1);
-    CHECK_EQ(fr, -EPROTO);
-    CHECK(!ws_tls_handshake_done(s));
+    REQUIRE(r != 1);
+    REQUIRE_INT(fr, -EPROTO);
+    REQUIRE(!ws_tls_handshake_done(s));
     const char *why;
     ws_tls_err_t e = ws_tls_error(s, &why);
     printf("   server: %s (%s)\n", ws_tls_err_name(e), why);
     *client_err = ERR_peek_last_error();
     ERR_clear_error();
     /* Every later call fails the same way. */
-    CHECK_EQ(ws_tls_feed(s, (const uint8_t *)"x", 1, th_sink, NULL), -EPROTO);
-    CHECK_EQ(ws_tls_write(s, "x", 1), -EPROTO);
-    CHECK_EQ(ws_tls_feed_eof(s), -EPROTO);
+    REQUIRE_INT(ws_tls_feed(s, (const uint8_t *)"x", 1, th_sink, NULL), -EPROTO);
+    REQUIRE_INT(ws_tls_write(s, "x", 1), -EPROTO);
+    REQUIRE_INT(ws_tls_feed_eof(s), -EPROTO);
     ws_tls_conn_free(s);
     th_client_free(&cl);
     return e;
@@ -459,8 +459,8 @@ static void test_negotiation_failures(void)
     uint32_t cerr;
     /* ALPN offered without http/1.1: no_application_protocol. */
     SSL_CTX *cctx = client_ctx(WS_TLS_V1_2, WS_TLS_V1_3, NULL, "\x02h2", 3);
-    CHECK_EQ(failed_handshake(g_ctx_ec, cctx, &cerr), WS_TLS_ERR_HANDSHAKE);
-    CHECK_EQ(ERR_GET_REASON(cerr), SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL);
+    REQUIRE_INT(failed_handshake(g_ctx_ec, cctx, &cerr), WS_TLS_ERR_HANDSHAKE);
+    REQUIRE_INT(ERR_GET_REASON(cerr), SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL);
     SSL_CTX_free(cctx);
     printf("ok ALPN without http/1.1 -> handshake failure, client got no_application_protocol\n");
 
@@ -470,8 +470,8 @@ static void test_negotiation_failures(void)
     th_client_init(&cl, cctx);
     ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
     int fr;
-    CHECK(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
-    CHECK(ws_tls_alpn(s).len == 8 && memcmp(ws_tls_alpn(s).base, "http/1.1", 8) == 0);
+    REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
+    REQUIRE(ws_tls_alpn(s).len == 8 && memcmp(ws_tls_alpn(s).base, "http/1.1", 8) == 0);
     ws_tls_conn_free(s);
     th_client_free(&cl);
     SSL_CTX_free(cctx);
@@ -480,15 +480,15 @@ static void test_negotiation_failures(void)
     /* TLS 1.3-only server, TLS 1.2-only client. */
     ws_tls_ctx_t *ctx13 = th_server_ctx(g_certs.cert, g_certs.key, WS_TLS_V1_3, false);
     cctx = client_ctx(WS_TLS_V1_2, WS_TLS_V1_2, NULL, NULL, 0);
-    CHECK_EQ(failed_handshake(ctx13, cctx, &cerr), WS_TLS_ERR_HANDSHAKE);
-    CHECK_EQ(ERR_GET_REASON(cerr), SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+    REQUIRE_INT(failed_handshake(ctx13, cctx, &cerr), WS_TLS_ERR_HANDSHAKE);
+    REQUIRE_INT(ERR_GET_REASON(cerr), SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
     SSL_CTX_free(cctx);
     ws_tls_ctx_free(ctx13);
     printf("ok version mismatch -> handshake failure, client got protocol_version\n");
 
     /* No shared cipher: an RSA-only client suite against the ECDSA certificate. */
     cctx = client_ctx(WS_TLS_V1_2, WS_TLS_V1_2, "ECDHE-RSA-AES128-GCM-SHA256", NULL, 0);
-    CHECK_EQ(failed_handshake(g_ctx_ec, cctx, &cerr), WS_TLS_ERR_HANDSHAKE);
+    REQUIRE_INT(failed_handshake(g_ctx_ec, cctx, &cerr), WS_TLS_ERR_HANDSHAKE);
     SSL_CTX_free(cctx);
     printf("ok no shared cipher -> handshake failure\n");
 }
@@ -501,12 +501,12 @@ static void client_hello(th_buf_t *out, uint16_t max_v)
     SSL_CTX *cctx = client_ctx(WS_TLS_V1_2, max_v, NULL, k_alpn_http11, 9);
     th_client_t cl;
     th_client_init(&cl, cctx);
-    CHECK(SSL_do_handshake(cl.ssl) != 1);
+    REQUIRE(SSL_do_handshake(cl.ssl) != 1);
     uint8_t buf[4096];
     int n;
     while ((n = BIO_read(cl.wbio, buf, sizeof(buf))) > 0)
         th_buf_add(out, buf, (size_t)n);
-    CHECK(out->len > 5 && out->p[0] == 0x16);
+    REQUIRE(out->len > 5 && out->p[0] == 0x16);
     th_client_free(&cl);
     SSL_CTX_free(cctx);
 }
@@ -515,11 +515,11 @@ static ws_tls_err_t feed_expect_fail(ws_tls_conn_t *s, const void *p, size_t n)
 {
     th_buf_t sink = {0};
     int r = ws_tls_feed(s, p, n, th_sink, &sink);
-    CHECK_EQ(r, -EPROTO);
-    CHECK_EQ(sink.len, 0);
+    REQUIRE_INT(r, -EPROTO);
+    REQUIRE_INT(sink.len, 0);
     const char *why;
     ws_tls_err_t e = ws_tls_error(s, &why);
-    CHECK(why != NULL && why[0] != '\0');
+    REQUIRE(why != NULL && why[0] != '\0');
     printf("   %s: %s\n", ws_tls_err_name(e), why);
     th_buf_free(&sink);
     return e;
@@ -532,19 +532,19 @@ static ws_tls_conn_t *established(th_client_t *cl, SSL_CTX **cctx, uint16_t v)
     th_client_init(cl, *cctx);
     ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
     int fr;
-    CHECK(th_inproc_handshake(cl, s, &fr) == 1 && fr == 0);
+    REQUIRE(th_inproc_handshake(cl, s, &fr) == 1 && fr == 0);
     return s;
 }
 
 /* One application-data record from the client, raw. */
 static void client_record(th_client_t *cl, const char *text, th_buf_t *out)
 {
-    CHECK(SSL_write(cl->ssl, text, (int)strlen(text)) == (int)strlen(text));
+    REQUIRE(SSL_write(cl->ssl, text, (int)strlen(text)) == (int)strlen(text));
     uint8_t buf[4096];
     int n;
     while ((n = BIO_read(cl->wbio, buf, sizeof(buf))) > 0)
         th_buf_add(out, buf, (size_t)n);
-    CHECK(out->len > 5 && out->p[0] == 0x17);
+    REQUIRE(out->len > 5 && out->p[0] == 0x17);
 }
 
 static void end_established(th_client_t *cl, SSL_CTX *cctx, ws_tls_conn_t *s)
@@ -563,8 +563,8 @@ static void test_hostile_input(void)
     /* Plain HTTP on the TLS port: garbage, and no alert is sent to a non-TLS peer. */
     static const char http[] = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
     s = ws_tls_conn_new(g_ctx_ec);
-    CHECK_EQ(feed_expect_fail(s, http, sizeof(http) - 1), WS_TLS_ERR_GARBAGE);
-    CHECK_EQ(ws_tls_out_bytes(s), 0);
+    REQUIRE_INT(feed_expect_fail(s, http, sizeof(http) - 1), WS_TLS_ERR_GARBAGE);
+    REQUIRE_INT(ws_tls_out_bytes(s), 0);
     ws_tls_conn_free(s);
 
     /* Random bytes. */
@@ -572,65 +572,65 @@ static void test_hostile_input(void)
     fill_pattern(rnd, sizeof(rnd), 99);
     rnd[0] = 0x4a;
     s = ws_tls_conn_new(g_ctx_ec);
-    CHECK_EQ(feed_expect_fail(s, rnd, sizeof(rnd)), WS_TLS_ERR_GARBAGE);
+    REQUIRE_INT(feed_expect_fail(s, rnd, sizeof(rnd)), WS_TLS_ERR_GARBAGE);
     ws_tls_conn_free(s);
 
     /* A handshake record header with a body that is not a ClientHello. */
     uint8_t bogus[5 + 64] = {0x16, 0x03, 0x01, 0x00, 64};
     memset(bogus + 5, 0x41, 64);
     s = ws_tls_conn_new(g_ctx_ec);
-    CHECK_EQ(feed_expect_fail(s, bogus, sizeof(bogus)), WS_TLS_ERR_HANDSHAKE);
-    CHECK(ws_tls_out_bytes(s) >= 7); /* a plaintext fatal alert */
+    REQUIRE_INT(feed_expect_fail(s, bogus, sizeof(bogus)), WS_TLS_ERR_HANDSHAKE);
+    REQUIRE(ws_tls_out_bytes(s) >= 7); /* a plaintext fatal alert */
     struct iovec iov[2];
-    CHECK_EQ(ws_tls_pending_out(s, iov, 2), 1);
-    CHECK(((uint8_t *)iov[0].iov_base)[0] == 0x15);
-    CHECK(((uint8_t *)iov[0].iov_base)[5] == 2); /* level fatal */
+    REQUIRE_INT(ws_tls_pending_out(s, iov, 2), 1);
+    REQUIRE(((uint8_t *)iov[0].iov_base)[0] == 0x15);
+    REQUIRE(((uint8_t *)iov[0].iov_base)[5] == 2); /* level fatal */
     ws_tls_conn_free(s);
 
     /* A ClientHello cut short, then EOF: nothing to say until EOF, then "truncated". */
     s = ws_tls_conn_new(g_ctx_ec);
     th_buf_t sink = {0};
-    CHECK_EQ(ws_tls_feed(s, ch.p, ch.len - 10, th_sink, &sink), 0);
-    CHECK(!ws_tls_handshake_done(s));
-    CHECK_EQ(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
-    CHECK_EQ(ws_tls_out_bytes(s), 0);
-    CHECK_EQ(ws_tls_feed_eof(s), -EPROTO);
-    CHECK_EQ(ws_tls_error(s, NULL), WS_TLS_ERR_TRUNCATED);
+    REQUIRE_INT(ws_tls_feed(s, ch.p, ch.len - 10, th_sink, &sink), 0);
+    REQUIRE(!ws_tls_handshake_done(s));
+    REQUIRE_INT(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
+    REQUIRE_INT(ws_tls_out_bytes(s), 0);
+    REQUIRE_INT(ws_tls_feed_eof(s), -EPROTO);
+    REQUIRE_INT(ws_tls_error(s, NULL), WS_TLS_ERR_TRUNCATED);
     ws_tls_conn_free(s);
     printf("ok truncated ClientHello + EOF -> truncated\n");
 
     /* A whole ClientHello, then silence: the server answered, the handshake is not done,
      * no error (the engine's handshake timer ends it), and freeing it is clean. */
     s = ws_tls_conn_new(g_ctx_ec);
-    CHECK_EQ(ws_tls_feed(s, ch.p, ch.len, th_sink, &sink), 0);
-    CHECK(ws_tls_out_bytes(s) > 0);
-    CHECK(!ws_tls_handshake_done(s));
-    CHECK_EQ(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
+    REQUIRE_INT(ws_tls_feed(s, ch.p, ch.len, th_sink, &sink), 0);
+    REQUIRE(ws_tls_out_bytes(s) > 0);
+    REQUIRE(!ws_tls_handshake_done(s));
+    REQUIRE_INT(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
     ws_tls_conn_free(s);
     printf("ok ClientHello then silence -> handshake not done, no error\n");
 
     /* Connect-and-close without a byte is not a TLS error. */
     s = ws_tls_conn_new(g_ctx_ec);
-    CHECK_EQ(ws_tls_feed_eof(s), 0);
-    CHECK_EQ(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
+    REQUIRE_INT(ws_tls_feed_eof(s), 0);
+    REQUIRE_INT(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
     ws_tls_conn_free(s);
 
     /* Oversize record before the handshake: refused on its header with record_overflow. */
     static const uint8_t over[5] = {0x16, 0x03, 0x01, 0x41, 0x01}; /* 16641 = 2^14+256+1 */
     s = ws_tls_conn_new(g_ctx_ec);
-    CHECK_EQ(feed_expect_fail(s, over, 5), WS_TLS_ERR_OVERSIZE);
-    CHECK_EQ(ws_tls_pending_out(s, iov, 2), 1);
-    CHECK_EQ(iov[0].iov_len, 7);
-    CHECK(((uint8_t *)iov[0].iov_base)[0] == 0x15);
-    CHECK(((uint8_t *)iov[0].iov_base)[5] == 2 && ((uint8_t *)iov[0].iov_base)[6] == 22);
+    REQUIRE_INT(feed_expect_fail(s, over, 5), WS_TLS_ERR_OVERSIZE);
+    REQUIRE_INT(ws_tls_pending_out(s, iov, 2), 1);
+    REQUIRE_INT(iov[0].iov_len, 7);
+    REQUIRE(((uint8_t *)iov[0].iov_base)[0] == 0x15);
+    REQUIRE(((uint8_t *)iov[0].iov_base)[5] == 2 && ((uint8_t *)iov[0].iov_base)[6] == 22);
     ws_tls_conn_free(s);
     /* 2^14+256 passes the header check; a plaintext record that long is still too long
      * once read (BoringSSL's DATA_LENGTH_TOO_LONG maps to the same category). */
     static uint8_t edge[5 + 16640] = {0x16, 0x03, 0x01, 0x41, 0x00};
     s = ws_tls_conn_new(g_ctx_ec);
-    CHECK_EQ(ws_tls_feed(s, edge, 5, th_sink, &sink), 0);
-    CHECK_EQ(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
-    CHECK_EQ(feed_expect_fail(s, edge + 5, sizeof(edge) - 5), WS_TLS_ERR_OVERSIZE);
+    REQUIRE_INT(ws_tls_feed(s, edge, 5, th_sink, &sink), 0);
+    REQUIRE_INT(ws_tls_error(s, NULL), WS_TLS_ERR_NONE);
+    REQUIRE_INT(feed_expect_fail(s, edge + 5, sizeof(edge) - 5), WS_TLS_ERR_OVERSIZE);
     ws_tls_conn_free(s);
     printf("ok oversize records -> oversize_record\n");
 
@@ -643,15 +643,15 @@ static void test_hostile_input(void)
         /* Oversize application record after the handshake. */
         s = established(&cl, &cctx, version);
         static const uint8_t over_app[5] = {0x17, 0x03, 0x03, 0x41, 0x01};
-        CHECK_EQ(feed_expect_fail(s, over_app, 5), WS_TLS_ERR_OVERSIZE);
-        CHECK(ws_tls_out_bytes(s) > 0); /* the alert, encrypted now */
+        REQUIRE_INT(feed_expect_fail(s, over_app, 5), WS_TLS_ERR_OVERSIZE);
+        REQUIRE(ws_tls_out_bytes(s) > 0); /* the alert, encrypted now */
         end_established(&cl, cctx, s);
 
         /* A flipped bit in the ciphertext. */
         s = established(&cl, &cctx, version);
         client_record(&cl, "tampered with", &rec);
         rec.p[rec.len - 3] ^= 0x01;
-        CHECK_EQ(feed_expect_fail(s, rec.p, rec.len), WS_TLS_ERR_BAD_RECORD);
+        REQUIRE_INT(feed_expect_fail(s, rec.p, rec.len), WS_TLS_ERR_BAD_RECORD);
         end_established(&cl, cctx, s);
 
         /* A record whose header was shortened to match a cut body. */
@@ -662,27 +662,27 @@ static void test_hostile_input(void)
         body -= 20;
         rec.p[3] = (uint8_t)(body >> 8);
         rec.p[4] = (uint8_t)body;
-        CHECK_EQ(feed_expect_fail(s, rec.p, 5 + body), WS_TLS_ERR_BAD_RECORD);
+        REQUIRE_INT(feed_expect_fail(s, rec.p, 5 + body), WS_TLS_ERR_BAD_RECORD);
         end_established(&cl, cctx, s);
 
         /* A record of unknown type in the middle of the stream. */
         s = established(&cl, &cctx, version);
         static const uint8_t unknown[8] = {0x18, 0x03, 0x03, 0x00, 0x03, 1, 2, 3};
-        CHECK_EQ(feed_expect_fail(s, unknown, sizeof(unknown)), WS_TLS_ERR_BAD_RECORD);
+        REQUIRE_INT(feed_expect_fail(s, unknown, sizeof(unknown)), WS_TLS_ERR_BAD_RECORD);
         end_established(&cl, cctx, s);
 
         /* EOF in the middle of a record, and EOF between records. */
         rec.len = 0;
         s = established(&cl, &cctx, version);
         client_record(&cl, "half of this arrives", &rec);
-        CHECK_EQ(ws_tls_feed(s, rec.p, rec.len / 2, th_sink, &sink), 0);
-        CHECK(!ws_tls_at_record_boundary(s));
-        CHECK_EQ(ws_tls_feed_eof(s), -EPROTO);
-        CHECK_EQ(ws_tls_error(s, NULL), WS_TLS_ERR_TRUNCATED);
+        REQUIRE_INT(ws_tls_feed(s, rec.p, rec.len / 2, th_sink, &sink), 0);
+        REQUIRE(!ws_tls_at_record_boundary(s));
+        REQUIRE_INT(ws_tls_feed_eof(s), -EPROTO);
+        REQUIRE_INT(ws_tls_error(s, NULL), WS_TLS_ERR_TRUNCATED);
         end_established(&cl, cctx, s);
         s = established(&cl, &cctx, version);
-        CHECK(ws_tls_at_record_boundary(s));
-        CHECK_EQ(ws_tls_feed_eof(s), 0);
+        REQUIRE(ws_tls_at_record_boundary(s));
+        REQUIRE_INT(ws_tls_feed_eof(s), 0);
         end_established(&cl, cctx, s);
         th_buf_free(&rec);
         printf("ok %s: oversize, bad tag, cut record, unknown type, EOF mid-record\n",
@@ -716,21 +716,21 @@ static void test_resumption(void)
         th_client_init(&cl, cctx);
         ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
         int fr;
-        CHECK(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
+        REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
         th_buf_t got = {0};
         th_client_read_all(&cl, &got); /* TLS 1.3 tickets arrive after the handshake */
         SSL_SESSION *sess = g_ticket_session;
         g_ticket_session = NULL;
-        CHECK(sess != NULL);
+        REQUIRE(sess != NULL);
         ws_tls_conn_free(s);
         th_client_free(&cl);
 
         th_client_init(&cl, cctx);
-        CHECK(SSL_set_session(cl.ssl, sess));
+        REQUIRE(SSL_set_session(cl.ssl, sess));
         s = ws_tls_conn_new(g_ctx_ec);
-        CHECK(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
-        CHECK(SSL_session_reused(cl.ssl));
-        CHECK(SSL_session_reused(ws_tls_ssl(s)));
+        REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
+        REQUIRE(SSL_session_reused(cl.ssl));
+        REQUIRE(SSL_session_reused(ws_tls_ssl(s)));
         SSL_SESSION_free(sess);
         ws_tls_conn_free(s);
         th_client_free(&cl);
@@ -750,7 +750,7 @@ static void test_idle_memory(void)
     /* Under sanitizers malloc is not glibc's and mallinfo2() sees nothing. */
     size_t m0 = mallinfo2().uordblks;
     char *volatile probe = malloc(4096); /* volatile: the pair must not be optimized away */
-    CHECK(probe != NULL);
+    REQUIRE(probe != NULL);
     probe[0] = 1;
     bool measurable = mallinfo2().uordblks >= m0 + 4096;
     free(probe);
@@ -768,7 +768,7 @@ static void test_idle_memory(void)
             th_client_init(&clients[i], cctx);
             conns[i] = ws_tls_conn_new(g_ctx_ec);
             int fr;
-            CHECK(th_inproc_handshake(&clients[i], conns[i], &fr) == 1);
+            REQUIRE(th_inproc_handshake(&clients[i], conns[i], &fr) == 1);
             ws_tls_conn_free(conns[i]);
             th_client_free(&clients[i]);
         }
@@ -779,17 +779,17 @@ static void test_idle_memory(void)
         for (int i = 0; i < N; i++) {
             th_client_init(&clients[i], cctx);
             conns[i] = ws_tls_conn_new(g_ctx_ec);
-            CHECK(conns[i] != NULL);
+            REQUIRE(conns[i] != NULL);
             int fr;
-            CHECK(th_inproc_handshake(&clients[i], conns[i], &fr) == 1 && fr == 0);
+            REQUIRE(th_inproc_handshake(&clients[i], conns[i], &fr) == 1 && fr == 0);
             /* One message each way, fully delivered, as on a live idle connection. */
             th_buf_t sink = {0}, got = {0};
-            CHECK(SSL_write(clients[i].ssl, "ping", 4) == 4);
-            CHECK_EQ(ws_tls_write(conns[i], "pong", 4), 0);
+            REQUIRE(SSL_write(clients[i].ssl, "ping", 4) == 4);
+            REQUIRE_INT(ws_tls_write(conns[i], "pong", 4), 0);
             th_shuttle(&clients[i], conns[i], &sink, &fr, 0);
             th_client_read_all(&clients[i], &got);
-            CHECK(sink.len == 4 && got.len == 4);
-            CHECK_EQ(ws_tls_out_bytes(conns[i]), 0);
+            REQUIRE(sink.len == 4 && got.len == 4);
+            REQUIRE_INT(ws_tls_out_bytes(conns[i]), 0);
             th_buf_free(&sink);
             th_buf_free(&got);
         }
@@ -801,7 +801,7 @@ static void test_idle_memory(void)
                version == WS_TLS_V1_3 ? "TLSv1.3" : "TLSv1.2", per);
         /* BoringSSL's record buffers alone are ~16 KiB each way; a session that kept one
          * would be far over this. */
-        CHECKF(per > 0 && per < 12 * 1024, "idle cost %lld bytes", per);
+        REQUIRE_MSG(per > 0 && per < 12 * 1024, "idle cost %lld bytes", per);
         for (int i = 0; i < N; i++)
             ws_tls_conn_free(conns[i]);
         SSL_CTX_free(cctx);
@@ -822,16 +822,16 @@ static void test_sclient_tls13_suites(void)
         th_session_t s;
         th_session_start(&s, g_ctx_ec, extra);
         th_session_handshake(&s);
-        CHECK(strcmp(ws_tls_cipher_name(s.conn), suites[i][1]) == 0);
-        CHECK_EQ(ws_tls_alpn(s.conn).len, 8);
+        REQUIRE(strcmp(ws_tls_cipher_name(s.conn), suites[i][1]) == 0);
+        REQUIRE_INT(ws_tls_alpn(s.conn).len, 8);
         th_child_send(&s.child, "from the client\n");
         th_session_expect_plain(&s, "from the client\n");
-        CHECK_EQ(ws_tls_write(s.conn, "from the server\n", 16), 0);
+        REQUIRE_INT(ws_tls_write(s.conn, "from the server\n", 16), 0);
         th_flush(s.conn, s.fd);
         th_session_expect_client(&s, "from the server\n");
-        CHECK_EQ(ws_tls_shutdown(s.conn), 0);
+        REQUIRE_INT(ws_tls_shutdown(s.conn), 0);
         th_flush(s.conn, s.fd);
-        CHECK(th_child_wait(&s.child, 5000));
+        REQUIRE(th_child_wait(&s.child, 5000));
         printf("ok TLSv1.3 %s with s_client\n", suites[i][1]);
         th_session_end(&s);
     }
@@ -854,7 +854,7 @@ static void test_renegotiation(void)
         th_child_dump_stderr(&s.child);
         th_die(__FILE__, __LINE__, "renegotiation: feed %d, %s (%s)", r, ws_tls_err_name(e), why);
     }
-    CHECK(ws_tls_out_bytes(s.conn) == 0); /* the no_renegotiation alert went out */
+    REQUIRE(ws_tls_out_bytes(s.conn) == 0); /* the no_renegotiation alert went out */
     printf("ok TLS 1.2 client renegotiation refused: %s (%s)\n", ws_tls_err_name(e), why);
     th_session_end(&s);
 }
@@ -885,6 +885,5 @@ int main(void)
 
     ws_tls_ctx_free(g_ctx_ec);
     ws_tls_ctx_free(g_ctx_rsa);
-    printf("all tls tests passed\n");
-    return 0;
+    return check_exit_status("test_tls");
 }

@@ -24,24 +24,19 @@
 #include "uringws/cpu.h"
 #include "uringws/utf8.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (seed %" PRIu64 ")\n", __FILE__, __LINE__,    \
-                    #cond, g_seed);                                                                \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+/* Each failed check also names the seed, for a replay with UTF8_TEST_SEED. */
+#define CHECK_ON_FAIL() fprintf(stderr, "  (seed %" PRIu64 ")\n", g_seed)
+#include "check.h"
 
-/* Like CHECK, and dumps the input the check was about. */
+/* Like CHECK, with a message, and dumps the input the check was about. */
 #define CHECK_INPUT(cond, p, n, ...)                                                               \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s (seed %" PRIu64 "): ", __FILE__, __LINE__,    \
-                    #cond, g_seed);                                                                \
-            fprintf(stderr, __VA_ARGS__);                                                          \
+            check_report_(__FILE__, __LINE__, "CHECK", __VA_ARGS__);                               \
+            fprintf(stderr, "  (%s)", #cond);                                                      \
             dump_input(p, n);                                                                      \
-            exit(1);                                                                               \
+            CHECK_ON_FAIL();                                                                       \
+            check_count_(0);                                                                       \
         }                                                                                          \
     } while (0)
 
@@ -132,9 +127,9 @@ static void guarded_init(guarded_t *g, size_t cap)
     g->cap = (cap + pg - 1) / pg * pg;
     g->map =
         mmap(NULL, g->cap + 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(g->map != MAP_FAILED);
-    CHECK(mprotect(g->map, pg, PROT_NONE) == 0);
-    CHECK(mprotect(g->map + pg + g->cap, pg, PROT_NONE) == 0);
+    REQUIRE(g->map != MAP_FAILED);
+    REQUIRE(mprotect(g->map, pg, PROT_NONE) == 0);
+    REQUIRE(mprotect(g->map + pg + g->cap, pg, PROT_NONE) == 0);
     g->data = g->map + pg;
 }
 
@@ -147,7 +142,7 @@ static void guarded_free(guarded_t *g)
 /* Copies p[0..n) so that it ends right before the trailing guard page. */
 static const uint8_t *guarded_at_end(guarded_t *g, const uint8_t *p, size_t n)
 {
-    CHECK(n <= g->cap);
+    REQUIRE(n <= g->cap);
     uint8_t *dst = g->data + g->cap - n;
     if (n)
         memmove(dst, p, n);
@@ -157,7 +152,7 @@ static const uint8_t *guarded_at_end(guarded_t *g, const uint8_t *p, size_t n)
 /* Copies p[0..n) so that it starts right after the leading guard page. */
 static const uint8_t *guarded_at_start(guarded_t *g, const uint8_t *p, size_t n)
 {
-    CHECK(n <= g->cap);
+    REQUIRE(n <= g->cap);
     if (n)
         memmove(g->data, p, n);
     return g->data;
@@ -461,7 +456,7 @@ static void check_feed(const uint8_t *p, size_t n, const size_t *cuts, size_t nc
     size_t start = 0;
     for (size_t c = 0; c <= ncuts; c++) {
         size_t end = c < ncuts ? cuts[c] : n;
-        CHECK(end >= start && end <= n);
+        REQUIRE(end >= start && end <= n);
         const uint8_t *chunk = guarded_at_end(&g_feed_buf, p + start, end - start);
         bool ok = ws_utf8_feed(&st, chunk, end - start);
         g_checks++;
@@ -494,7 +489,7 @@ static void check_feed_all_splits(const uint8_t *p, size_t n, size_t from, const
     }
     if (n <= 400) {
         size_t *each = malloc((n + 1) * sizeof(*each));
-        CHECK(each != NULL);
+        REQUIRE(each != NULL);
         for (size_t i = 0; i < n; i++)
             each[i] = i + 1;
         check_feed(p, n, each, n ? n - 1 : 0, fail_at, what);
@@ -523,7 +518,7 @@ static void test_cases(guarded_t *g)
     for (size_t c = 0; c < NCASES; c++) {
         const utf8_case_t *tc = &g_cases[c];
         const uint8_t *s = (const uint8_t *)tc->s;
-        CHECK(tc->n <= 128);
+        REQUIRE(tc->n <= 128);
         expect_all(guarded_at_end(g, s, tc->n), tc->n, tc->valid, tc->name);
         expect_all(guarded_at_start(g, s, tc->n), tc->n, tc->valid, tc->name);
         /* In ASCII context at every offset within and across 64-byte blocks, ending the input
@@ -606,7 +601,7 @@ static void test_alignments(guarded_t *g)
     static uint8_t text[MAXLEN], bad[MAXLEN];
     /* aligned_alloc wants a size that is a multiple of the alignment (C11 7.22.3.1). */
     uint8_t *arena = aligned_alloc(64, (64 + MAXLEN + 63) / 64 * 64);
-    CHECK(arena != NULL);
+    REQUIRE(arena != NULL);
     for (size_t n = 0; n <= MAXLEN; n++) {
         enum text_kind kind = (enum text_kind)(n % 4);
         rand_text(text, n, kind);
@@ -644,7 +639,7 @@ static void test_large(guarded_t *g)
 {
     enum { BIG = 1 << 20 };
     uint8_t *text = malloc(BIG);
-    CHECK(text != NULL);
+    REQUIRE(text != NULL);
     for (int kind = TEXT_MIXED; kind <= TEXT_MOSTLY_ASCII; kind++) {
         size_t n = BIG - rnd_below(200);
         rand_text(text, n, (enum text_kind)kind);
@@ -734,7 +729,7 @@ static void test_incremental(void)
     /* Large streams cut into random chunks, so the SIMD path sees long middles. */
     enum { BIG = 256 * 1024 };
     uint8_t *big = malloc(BIG);
-    CHECK(big != NULL);
+    REQUIRE(big != NULL);
     for (int r = 0; r < 12; r++) {
         size_t n = BIG - rnd_below(100);
         rand_text(big, n, (enum text_kind)(r % 4));
@@ -769,7 +764,7 @@ static void run_dispatch_children(const char *self)
     for (int lvl = 0; lvl < have && lvl < 2; lvl++) {
         fflush(stdout);
         pid_t pid = fork();
-        CHECK(pid >= 0);
+        REQUIRE(pid >= 0);
         if (pid == 0) {
             setenv("URINGWS_SIMD", levels[lvl], 1);
             execl(self, self, "--dispatch-only", levels[lvl], (char *)NULL);
@@ -799,7 +794,7 @@ int main(int argc, char **argv)
         test_cases(&g);
         test_alignments(&g);
         test_incremental();
-        return 0;
+        return check_exit_status("test_utf8");
     }
 
     printf("seed %" PRIu64 ", dispatcher picks %s\n", g_seed, ws_utf8_impl());
@@ -817,6 +812,6 @@ int main(int argc, char **argv)
         run_dispatch_children(argv[0]);
     guarded_free(&g_feed_buf);
     guarded_free(&g);
-    printf("%lu checks passed\n", g_checks);
-    return 0;
+    printf("%lu checks run\n", g_checks);
+    return check_exit_status("test_utf8");
 }

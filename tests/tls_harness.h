@@ -35,6 +35,11 @@
 
 #include "uringws/tls.h"
 
+/* Every check here is a REQUIRE: a TLS exchange cannot go on past a failed step. A failure
+ * also prints the OpenSSL error queue. */
+#define CHECK_ON_FAIL() ERR_print_errors_fp(stderr)
+#include "check.h"
+
 #define TH_FN static __attribute__((unused))
 
 extern char **environ;
@@ -46,7 +51,7 @@ TH_FN void th_die(const char *file, int line, const char *fmt, ...)
 TH_FN void th_die(const char *file, int line, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "FAIL %s:%d: ", file, line);
+    fprintf(stderr, "%s:%d: failed: ", file, line);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -54,23 +59,6 @@ TH_FN void th_die(const char *file, int line, const char *fmt, ...)
     ERR_print_errors_fp(stderr);
     exit(1);
 }
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            th_die(__FILE__, __LINE__, "%s", #cond);                                               \
-    } while (0)
-#define CHECKF(cond, ...)                                                                          \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            th_die(__FILE__, __LINE__, __VA_ARGS__);                                               \
-    } while (0)
-#define CHECK_EQ(a, b)                                                                             \
-    do {                                                                                           \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_)                                                                              \
-            th_die(__FILE__, __LINE__, "%s == %lld, expected %s == %lld", #a, a_, #b, b_);         \
-    } while (0)
 
 TH_FN long long th_now_ms(void)
 {
@@ -93,7 +81,7 @@ TH_FN void th_buf_add(th_buf_t *b, const void *p, size_t n)
         while (cap < b->len + n + 1)
             cap *= 2;
         b->p = realloc(b->p, cap);
-        CHECK(b->p != NULL);
+        REQUIRE(b->p != NULL);
         b->cap = cap;
     }
     memcpy(b->p + b->len, p, n);
@@ -159,9 +147,9 @@ TH_FN void th_certs_cleanup(void)
 TH_FN EVP_PKEY *th_key_ec(void)
 {
     EC_KEY *ec = EC_KEY_new_by_curve_name(NID_X9_62_prime256v1);
-    CHECK(ec != NULL && EC_KEY_generate_key(ec));
+    REQUIRE(ec != NULL && EC_KEY_generate_key(ec));
     EVP_PKEY *pk = EVP_PKEY_new();
-    CHECK(pk != NULL && EVP_PKEY_assign_EC_KEY(pk, ec));
+    REQUIRE(pk != NULL && EVP_PKEY_assign_EC_KEY(pk, ec));
     return pk;
 }
 
@@ -169,35 +157,35 @@ TH_FN EVP_PKEY *th_key_rsa(void)
 {
     RSA *rsa = RSA_new();
     BIGNUM *e = BN_new();
-    CHECK(rsa != NULL && e != NULL && BN_set_word(e, RSA_F4));
-    CHECK(RSA_generate_key_ex(rsa, 2048, e, NULL));
+    REQUIRE(rsa != NULL && e != NULL && BN_set_word(e, RSA_F4));
+    REQUIRE(RSA_generate_key_ex(rsa, 2048, e, NULL));
     BN_free(e);
     EVP_PKEY *pk = EVP_PKEY_new();
-    CHECK(pk != NULL && EVP_PKEY_assign_RSA(pk, rsa));
+    REQUIRE(pk != NULL && EVP_PKEY_assign_RSA(pk, rsa));
     return pk;
 }
 
 TH_FN void th_write_cert(EVP_PKEY *pk, const char *cert_path, const char *key_path)
 {
     X509 *x = X509_new();
-    CHECK(x != NULL);
-    CHECK(X509_set_version(x, X509_VERSION_3));
-    CHECK(ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(time(NULL) & 0x7fffffff)));
-    CHECK(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
-    CHECK(X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600));
+    REQUIRE(x != NULL);
+    REQUIRE(X509_set_version(x, X509_VERSION_3));
+    REQUIRE(ASN1_INTEGER_set(X509_get_serialNumber(x), (long)(time(NULL) & 0x7fffffff)));
+    REQUIRE(X509_gmtime_adj(X509_getm_notBefore(x), -3600));
+    REQUIRE(X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600));
     X509_NAME *name = X509_get_subject_name(x);
-    CHECK(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const uint8_t *)"localhost", -1, -1,
-                                     0));
-    CHECK(X509_set_issuer_name(x, name));
-    CHECK(X509_set_pubkey(x, pk));
-    CHECK(X509_sign(x, pk, EVP_sha256()) > 0);
+    REQUIRE(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const uint8_t *)"localhost", -1,
+                                       -1, 0));
+    REQUIRE(X509_set_issuer_name(x, name));
+    REQUIRE(X509_set_pubkey(x, pk));
+    REQUIRE(X509_sign(x, pk, EVP_sha256()) > 0);
     FILE *f = fopen(cert_path, "w");
-    CHECK(f != NULL && PEM_write_X509(f, x));
+    REQUIRE(f != NULL && PEM_write_X509(f, x));
     fclose(f);
     int fd = open(key_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    CHECK(fd >= 0);
+    REQUIRE(fd >= 0);
     f = fdopen(fd, "w");
-    CHECK(f != NULL && PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL));
+    REQUIRE(f != NULL && PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL));
     fclose(f);
     X509_free(x);
 }
@@ -208,7 +196,7 @@ TH_FN void th_certs_make(th_certs_t *c)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->dir, sizeof(c->dir), "/tmp/uringws-tls-XXXXXX");
-    CHECK(mkdtemp(c->dir) != NULL);
+    REQUIRE(mkdtemp(c->dir) != NULL);
     snprintf(c->cert, sizeof(c->cert), "%s/ec-cert.pem", c->dir);
     snprintf(c->key, sizeof(c->key), "%s/ec-key.pem", c->dir);
     snprintf(c->rsa_cert, sizeof(c->rsa_cert), "%s/rsa-cert.pem", c->dir);
@@ -235,7 +223,7 @@ TH_FN ws_tls_ctx_t *th_server_ctx(const char *cert, const char *key, uint16_t mi
     ws_tls_ctx_t *ctx = NULL;
     char err[256];
     int r = ws_tls_ctx_new(&cfg, &ctx, err, sizeof(err));
-    CHECKF(r == 0, "ws_tls_ctx_new: %d %s", r, err);
+    REQUIRE_MSG(r == 0, "ws_tls_ctx_new: %d %s", r, err);
     return ctx;
 }
 
@@ -267,26 +255,26 @@ TH_FN void th_child_start(th_child_t *ch, const char *const argv[])
 {
     int in[2], out[2];
     memset(ch, 0, sizeof(*ch));
-    CHECK(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
+    REQUIRE(pipe2(in, O_CLOEXEC) == 0 && pipe2(out, O_CLOEXEC) == 0);
     /* In the test's temporary directory when there is one, so it goes even on failure. */
     snprintf(ch->err_path, sizeof(ch->err_path), "%s/sclient-XXXXXX",
              th_certs_to_clean != NULL ? th_certs_to_clean->dir : "/tmp");
     int err_fd = mkstemp(ch->err_path);
-    CHECK(err_fd >= 0);
+    REQUIRE(err_fd >= 0);
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
     int r = posix_spawn(&ch->pid, argv[0], &fa, NULL, (char *const *)argv, environ);
-    CHECKF(r == 0, "posix_spawn %s: %s", argv[0], strerror(r));
+    REQUIRE_MSG(r == 0, "posix_spawn %s: %s", argv[0], strerror(r));
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
     close(out[1]);
     close(err_fd);
     ch->in_fd = in[1];
     ch->out_fd = out[0];
-    CHECK(fcntl(ch->out_fd, F_SETFL, O_NONBLOCK) == 0);
+    REQUIRE(fcntl(ch->out_fd, F_SETFL, O_NONBLOCK) == 0);
 }
 
 TH_FN void th_child_dump_stderr(th_child_t *ch)
@@ -347,7 +335,7 @@ TH_FN bool th_child_expect(th_child_t *ch, const char *text, int timeout_ms)
 TH_FN void th_child_send(th_child_t *ch, const char *text)
 {
     size_t n = strlen(text);
-    CHECK(write(ch->in_fd, text, n) == (ssize_t)n);
+    REQUIRE(write(ch->in_fd, text, n) == (ssize_t)n);
 }
 
 /* Waits for the child to exit; returns false on timeout. */
@@ -396,12 +384,12 @@ TH_FN void th_child_end(th_child_t *ch)
 TH_FN int th_listen(uint16_t *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    CHECK(fd >= 0);
+    REQUIRE(fd >= 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof(a);
-    CHECK(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
-    CHECK(listen(fd, 4) == 0);
-    CHECK(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    REQUIRE(bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+    REQUIRE(listen(fd, 4) == 0);
+    REQUIRE(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
     *port = ntohs(a.sin_port);
     return fd;
 }
@@ -419,7 +407,7 @@ TH_FN void th_send_all(int fd, const void *p, size_t n)
     const uint8_t *b = p;
     while (n > 0) {
         ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
-        CHECKF(k > 0, "send: %s", strerror(errno));
+        REQUIRE_MSG(k > 0, "send: %s", strerror(errno));
         b += k;
         n -= (size_t)k;
     }
@@ -432,10 +420,10 @@ TH_FN void th_flush(ws_tls_conn_t *c, int fd)
     while (ws_tls_out_bytes(c) > 0) {
         struct iovec iov[16];
         int n = ws_tls_pending_out(c, iov, 16);
-        CHECK(n > 0);
+        REQUIRE(n > 0);
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
         ssize_t k = sendmsg(fd, &msg, MSG_NOSIGNAL);
-        CHECKF(k > 0, "sendmsg: %s", strerror(errno));
+        REQUIRE_MSG(k > 0, "sendmsg: %s", strerror(errno));
         ws_tls_consume_out(c, (size_t)k);
     }
 }
@@ -497,13 +485,13 @@ typedef struct th_client {
 TH_FN void th_client_init(th_client_t *cl, SSL_CTX *cctx)
 {
     cl->ssl = SSL_new(cctx);
-    CHECK(cl->ssl != NULL);
+    REQUIRE(cl->ssl != NULL);
     cl->rbio = BIO_new(BIO_s_mem());
     cl->wbio = BIO_new(BIO_s_mem());
-    CHECK(cl->rbio != NULL && cl->wbio != NULL);
+    REQUIRE(cl->rbio != NULL && cl->wbio != NULL);
     SSL_set_bio(cl->ssl, cl->rbio, cl->wbio);
     SSL_set_connect_state(cl->ssl);
-    CHECK(SSL_set_tlsext_host_name(cl->ssl, "localhost"));
+    REQUIRE(SSL_set_tlsext_host_name(cl->ssl, "localhost"));
 }
 
 TH_FN void th_client_free(th_client_t *cl)
@@ -534,7 +522,8 @@ TH_FN bool th_shuttle(th_client_t *cl, ws_tls_conn_t *s, th_buf_t *server_plain,
         int cnt = ws_tls_pending_out(s, iov, 8);
         size_t took = 0;
         for (int i = 0; i < cnt; i++) {
-            CHECK(BIO_write(cl->rbio, iov[i].iov_base, (int)iov[i].iov_len) == (int)iov[i].iov_len);
+            REQUIRE(BIO_write(cl->rbio, iov[i].iov_base, (int)iov[i].iov_len) ==
+                    (int)iov[i].iov_len);
             took += iov[i].iov_len;
         }
         ws_tls_consume_out(s, took);
@@ -590,7 +579,7 @@ typedef struct th_session {
 TH_FN void th_session_start(th_session_t *s, ws_tls_ctx_t *ctx, const char *const extra[])
 {
     const char *openssl = th_openssl_path();
-    CHECK(openssl != NULL);
+    REQUIRE(openssl != NULL);
     memset(s, 0, sizeof(*s));
     s->lfd = th_listen(&s->port);
     char connect_to[32];
@@ -613,7 +602,7 @@ TH_FN void th_session_start(th_session_t *s, ws_tls_ctx_t *ctx, const char *cons
         th_die(__FILE__, __LINE__, "s_client did not connect");
     }
     s->conn = ws_tls_conn_new(ctx);
-    CHECK(s->conn != NULL);
+    REQUIRE(s->conn != NULL);
 }
 
 TH_FN void th_session_handshake(th_session_t *s)
