@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -626,6 +627,27 @@ static const ws_parser_callbacks_t callbacks = {
     .on_close = cb_close,
 };
 
+/* Debug aid for a protocol error: where the parser stood and the chunk's bytes around the point
+ * it stopped at ('|'). Payload bytes before it are already unmasked in place, so a bad UTF-8
+ * byte shows there; header bytes after it are as received. */
+static void log_bad_input(const ws_conn_t *conn, int rc, const uint8_t *p, size_t n, size_t used)
+{
+    const ws_parser_t *ps = &conn->parser;
+    char hex[3 * 40 + 3];
+    size_t from = used > 32 ? used - 32 : 0, to = n - used > 8 ? used + 8 : n, k = 0;
+    for (size_t i = from; i < to; i++) {
+        if (i == used)
+            k += (size_t)snprintf(hex + k, sizeof(hex) - k, " |");
+        k += (size_t)snprintf(hex + k, sizeof(hex) - k, " %02x", p[i]);
+    }
+    hex[k] = '\0';
+    ws_log_debug("conn %u: parser error %d in frame opcode %u fin %d len %llu at %llu (message "
+                 "opcode %u, %zu bytes so far); chunk of %zu, bytes %zu..%zu:%s",
+                 conn->idx, rc, ps->frame.opcode, ps->frame.fin,
+                 (unsigned long long)ps->frame.payload_len, (unsigned long long)ps->frame_done,
+                 ps->msg_opcode, ps->msg_len, n, from, to, hex);
+}
+
 static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
 {
     cb_ctx_t x = {c, conn};
@@ -649,6 +671,8 @@ static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
         if (!ws_close_code_valid(code))
             code = WS_CLOSE_PROTOCOL_ERROR;
         ws_log_verbose("conn %u: protocol error, closing with %u", conn->idx, code);
+        if (ws_log_level >= WS_LOG_DEBUG)
+            log_bad_input(conn, rc, p, n, used);
         /* The parser is dead: do not wait for the peer's close reply. */
         conn->flags |= WS_CONN_F_FLUSH_CLOSE;
         ws_conn_close(c, conn, code,

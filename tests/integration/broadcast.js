@@ -107,12 +107,13 @@ function clientList(cfg) {
 
 // ---------------------------------------------------------------- worker side
 
-async function undiciSend(ws, msgs) {
+async function undiciSend(ws, msgs, progress) {
     for (let i = 0; i < msgs.length; i++) {
         const m = msgs[i];
         if (!m.binary) ws.send(m.text);
         else if (i % 2) ws.send(m.bytes.buffer.slice(m.bytes.byteOffset, m.bytes.byteOffset + m.bytes.length));
         else ws.send(new Uint8Array(m.bytes));
+        progress.sent = i + 1;
         while (ws.bufferedAmount > 4 * MiB && ws.readyState === 1) await h.sleep(2);
         await tick();
     }
@@ -121,8 +122,9 @@ async function undiciSend(ws, msgs) {
 // Sends through the raw socket: fragments with random cut points (zero-length fragments and
 // cuts inside UTF-8 sequences included), pings between fragments, and sometimes the first
 // bytes one write at a time so the server sees partial headers.
-async function rawSend(client, msgs, rng, pings) {
+async function rawSend(client, msgs, rng, pings, progress) {
     for (const m of msgs) {
+        if (client.socket.destroyed) return;
         const opcode = m.binary ? OP.BINARY : OP.TEXT;
         const frames = [];
         if (m.fragment) {
@@ -145,15 +147,12 @@ async function rawSend(client, msgs, rng, pings) {
         }
         const buf = Buffer.concat(frames);
         if (rng.chance(0.1)) {
-            const n = Math.min(buf.length, 20);
-            for (let i = 0; i < n; i++) {
-                await client.write(buf.subarray(i, i + 1));
-                await h.sleep(1);
-            }
-            await client.write(buf.subarray(n));
+            // Not a loop of client.write: a pong to a server ping would land between the pieces.
+            await client.writeInPieces(buf, 20, 1);
         } else {
             await client.write(buf);
         }
+        progress.sent++;
         await tick();
     }
 }
@@ -196,16 +195,19 @@ async function workerMain() {
     const started = Date.now();
     const senders = live.filter((e) => e.c.sender).map(async (e) => {
         const msgs = plan.sends.get(e.c.sender);
+        e.sending = true;
+        e.sent = 0;          // messages handed to the socket so far
         if (e.raw) {
             const rng = new Rng((seed + 7919 * (Number(e.c.label.slice(1)) + 1)) >>> 0);
-            await rawSend(e.raw, msgs, rng, e.pings);
+            await rawSend(e.raw, msgs, rng, e.pings, e);
             // The last ping must be answered even if the server coalesced earlier ones.
             const last = Buffer.from(`final-${e.c.label}`);
             e.pings.push(last);
             await e.raw.send(OP.PING, last);
         } else {
-            await undiciSend(e.ws, msgs);
+            await undiciSend(e.ws, msgs, e);
         }
+        e.sending = false;
     });
     const progress = setInterval(() => {
         const behind = live.filter((e) => !e.t.complete);
@@ -236,7 +238,14 @@ async function workerMain() {
                 for (const e of live) if (e.raw && e.pings.length) e.t.error(`${e.pings.length} ping(s) not answered with a pong, including the last one`);
             });
     }
-    parentPort.postMessage({ t: 'result', inTime, ms: Date.now() - started, results: live.map((e) => e.t.result()) });
+    // What each sender still holds, to tell "server stopped reading" from "stopped sending".
+    const senderState = live.filter((e) => e.c.sender).map((e) => `${e.c.sender} (${e.raw ? 'raw' : 'undici'}): ` +
+        `${e.sent === plan.sends.get(e.c.sender).length ? 'all sent' : `${e.sending ? 'still sending' : 'stopped'} after ` +
+            `${e.sent} of ${plan.sends.get(e.c.sender).length} messages`}, ` +
+        (e.raw ? `${e.raw.socket.writableLength} bytes queued in Node, ${e.raw.socket.bytesWritten} written, ` +
+            `socket ${e.raw.socket.destroyed ? 'destroyed' : e.raw.socket.readyState}`
+            : `bufferedAmount ${e.ws.bufferedAmount}`));
+    parentPort.postMessage({ t: 'result', inTime, ms: Date.now() - started, senderState, results: live.map((e) => e.t.result()) });
 
     await new Promise((resolve) => parentPort.once('message', resolve)); // 'close'
     closing = true;
@@ -276,7 +285,7 @@ async function main() {
     };
     const nWorkers = Number(o.workers || Math.max(2, Math.min(4, os.cpus().length)));
     const plan = makePlan(o.seed, cfg);
-    h.info(`seed ${o.seed}; room A: ${cfg.clientsA} clients, ${plan.A.size} messages, ${(plan.A.bytes / MiB).toFixed(2)} MiB ` +
+    h.info(`room A: ${cfg.clientsA} clients, ${plan.A.size} messages, ${(plan.A.bytes / MiB).toFixed(2)} MiB ` +
         `(${((plan.A.bytes * cfg.clientsA) / MiB / 1024).toFixed(2)} GiB fanned out); room B: ${cfg.clientsB} clients, ${plan.B.size} messages`);
 
     // The clients share two cores with the server, so they read slowly; a queue limit big
@@ -321,16 +330,32 @@ async function main() {
     for (const r of results) {
         if (!r.inTime) problems.push(`not all messages delivered (deadline ${cfg.deliverMs / 1000} s, or ${cfg.stallMs / 1000} s without progress)`);
     }
-    for (const r of all) {
-        problems.push(...r.errors);
-        if (r.count !== r.expected) problems.push(`${r.label}: received ${r.count} of ${r.expected} messages`);
+    for (const r of all) problems.push(...r.errors);
+    const incomplete = all.filter((r) => r.count !== r.expected);
+    if (incomplete.length) {
+        problems.push(`${incomplete.length} client(s) did not receive exactly their room's messages, e.g. ` +
+            incomplete.slice(0, 3).map((r) => `${r.label} ${r.count}/${r.expected}`).join(', '));
     }
     for (const [room, cat] of [['A', plan.A], ['B', plan.B]]) {
         const inRoom = all.filter((r) => r.label.startsWith(room)).sort((x, y) => Number(x.label.slice(1)) - Number(y.label.slice(1)));
         const diff = compareOrders(cat, inRoom);
         if (diff) problems.push(`room ${cat.name}: ${diff}`);
     }
-    if (problems.length) h.fail(`${problems.length} problem(s), first ones:\n  ${[...new Set(problems)].slice(0, 20).join('\n  ')}`);
+    if (problems.length) {
+        // Incomplete clients grouped by how far each sender's stream got to them.
+        const groups = new Map();
+        for (const r of incomplete) {
+            const cat = r.label.startsWith('A') ? plan.A : plan.B;
+            const sig = [...cat.perSender].map(([snd, n]) => `${snd} ${r.got[snd] || 0}/${n}`).join(', ');
+            if (!groups.has(sig)) groups.set(sig, []);
+            groups.get(sig).push(r.label);
+        }
+        const detail = [...groups].slice(0, 6).map(([sig, labels]) =>
+            `${labels.length} client(s) (${labels.slice(0, 5).join(' ')}${labels.length > 5 ? ' ...' : ''}) got per sender: ${sig}`);
+        h.fail(`${problems.length} problem(s), first ones:\n  ${[...new Set(problems)].slice(0, 20).join('\n  ')}` +
+            (detail.length ? `\nmessages received, by sender:\n  ${detail.join('\n  ')}` : '') +
+            `\nsenders:\n  ${results.flatMap((r) => r.senderState).join('\n  ')}`);
+    }
     h.info(`all ${all.length} clients got their room's messages in one order (${(slow / 1000).toFixed(1)} s)`);
 
     for (const w of workers) w.worker.postMessage({ t: 'close' });

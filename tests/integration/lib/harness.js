@@ -1,7 +1,8 @@
 // Shared plumbing for the integration tests: command-line options, starting the server under
 // test on a free loopback port, HTTP requests, /metrics parsing, fd counting, polling, and the
-// single place where a test fails (message + server log, non-zero exit). It must not contain
-// test assertions of its own beyond "the server started, stayed up and exited cleanly".
+// single place where a test fails (message + server log, non-zero exit). It holds no test
+// scenario: its checks are helpers the tests call, plus "the server started, stayed up and
+// exited with status 0 after SIGTERM", which every test needs.
 'use strict';
 
 const { spawn } = require('node:child_process');
@@ -12,6 +13,7 @@ const util = require('node:util');
 
 const LOG_KEEP = 64 * 1024; // bytes of server output kept for failure reports
 const servers = new Set();
+let extraServerArgs = [];   // --server-arg values, appended to every server command line
 let currentTest = 'test';
 
 class TestFailure extends Error {}
@@ -61,6 +63,7 @@ function parseOptions(extra = {}) {
     const { values } = util.parseArgs({
         options: {
             server: { type: 'string' },
+            'server-arg': { type: 'string', multiple: true },
             seed: { type: 'string' },
             ...extra,
         },
@@ -68,7 +71,9 @@ function parseOptions(extra = {}) {
     });
     if (!values.server) fail('missing --server PATH (the uringws executable)');
     if (!fs.existsSync(values.server)) fail(`--server ${values.server}: no such file`);
+    extraServerArgs = values['server-arg'] || [];
     values.seed = values.seed !== undefined ? Number(values.seed) >>> 0 : (Date.now() & 0x7fffffff);
+    info(`seed ${values.seed} (rerun with --seed ${values.seed})`);
     return values;
 }
 
@@ -134,7 +139,7 @@ class Server {
             this.port = port || (await freePort());
             this.exit = null;
             this.stopping = false;
-            const argv = ['-p', String(this.port), '-b', '127.0.0.1', ...this.args];
+            const argv = ['-p', String(this.port), '-b', '127.0.0.1', ...this.args, ...extraServerArgs];
             this.append(`$ ${this.bin} ${argv.join(' ')}\n`);
             this.proc = spawn(this.bin, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
             servers.add(this);

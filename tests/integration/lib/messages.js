@@ -63,8 +63,8 @@ class Rng {
 const sha256 = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
 
 // Messages known to a test, keyed by type + content hash. Each entry says who sent it and
-// its position in that sender's sequence. Payload bytes are kept only where `keep` is set
-// (the senders need them); receivers only need the keys.
+// its position in that sender's sequence. The payload bytes stay in the entry too (the test
+// sends them, and a corrupted delivery is diagnosed against them); trackers only hash.
 class Catalogue {
     constructor(name) {
         this.name = name;
@@ -86,7 +86,7 @@ class Catalogue {
         const key = Catalogue.key(binary, hash);
         if (this.byKey.has(key)) return null;
         const idx = this.perSender.get(sender) || 0;
-        const e = { gid: this.size, sender, idx, binary, size: bytes.length, hash, ...extra };
+        const e = { gid: this.size, sender, idx, binary, size: bytes.length, hash, bytes, ...extra };
         this.byKey.set(key, e);
         this.entries.push(e);
         this.perSender.set(sender, idx + 1);
@@ -110,7 +110,8 @@ class Tracker {
         this.others = others;
         this.expected = expected;
         this.count = 0;
-        this.next = new Map();
+        this.next = new Map();   // sender -> index expected next
+        this.got = new Map();    // sender -> messages received
         this.seq = [];
         this.errors = [];
         this.onComplete = null;
@@ -133,7 +134,8 @@ class Tracker {
                 const o = this.cat.lookup(!binary, hash);
                 this.error(`message ${o.sender}#${o.idx} arrived as ${binary ? 'binary' : 'text'}, was sent as ${o.binary ? 'binary' : 'text'}`);
             } else {
-                this.error(`received unknown ${binary ? 'binary' : 'text'} message of ${bytes.length} bytes (sha256 ${hash.slice(0, 16)}): corrupted or never sent`);
+                this.error(`received unknown ${binary ? 'binary' : 'text'} message of ${bytes.length} bytes ` +
+                    `(sha256 ${hash.slice(0, 16)}): ${diagnose(this.cat, binary, bytes, this.next)}`);
             }
             return;
         }
@@ -144,6 +146,7 @@ class Tracker {
                 : `message ${e.sender}#${e.idx} arrived but #${want} from that sender did not come before it`);
         }
         this.next.set(e.sender, Math.max(want, e.idx + 1));
+        this.got.set(e.sender, (this.got.get(e.sender) || 0) + 1);
         this.seq.push(e.gid);
         this.count++;
         if (this.count > this.expected) this.error(`more messages than the ${this.expected} sent`);
@@ -162,8 +165,50 @@ class Tracker {
 
     result() {
         return { label: this.label, count: this.count, expected: this.expected,
-            seq: Uint32Array.from(this.seq), errors: this.errors };
+            seq: Uint32Array.from(this.seq), errors: this.errors, got: Object.fromEntries(this.got) };
     }
+}
+
+// Explains a delivery that matches no message: the closest sent message of the same type
+// (preferring each sender's next expected one), which bytes differ, and the first of them.
+// Both payloads are written to diag/ under the working directory (the ctest build dir).
+function diagnose(cat, binary, bytes, next) {
+    const expectedNext = cat.entries.filter((e) => e.binary === binary && (next.get(e.sender) || 0) === e.idx);
+    const sameSize = cat.entries.filter((e) => e.binary === binary && e.size === bytes.length);
+    const pool = [...new Set([...expectedNext, ...sameSize])];
+    let best = null;
+    for (const e of pool) {
+        const n = Math.min(e.size, bytes.length);
+        let diff = Math.abs(e.size - bytes.length);
+        for (let i = 0; i < n; i++) if (e.bytes[i] !== bytes[i]) diff++;
+        if (!best || diff < best.diff) best = { e, diff };
+    }
+    if (!best || best.diff > Math.max(bytes.length, 1) / 2) return 'corrupted or never sent; no sent message of that type is close to it';
+    const { e } = best;
+    const ranges = [];
+    const n = Math.max(e.size, bytes.length);
+    for (let i = 0; i < n; i++) {
+        if (e.bytes[i] === bytes[i]) continue;
+        const last = ranges[ranges.length - 1];
+        if (last && last[1] === i - 1) last[1] = i;
+        else ranges.push([i, i]);
+    }
+    let saved = '';
+    try {
+        const fs = require('node:fs');
+        fs.mkdirSync('diag', { recursive: true });
+        const base = `diag/${e.sender}-${e.idx}`;
+        fs.writeFileSync(`${base}.sent`, e.bytes);
+        fs.writeFileSync(`${base}.received-${sha256(bytes).slice(0, 8)}`, bytes);
+        saved = `; payloads saved as ${process.cwd()}/${base}.*`;
+    } catch (err) {
+        saved = `; could not save payloads: ${err.message}`;
+    }
+    const hex = (b, i) => (b[i] === undefined ? '--' : b[i].toString(16).padStart(2, '0'));
+    const [a] = ranges[0];
+    return `corrupted copy of ${e.sender}#${e.idx} (${e.size} bytes sent): ${best.diff} bytes differ in ` +
+        `${ranges.length} range(s) ${ranges.slice(0, 6).map(([x, y]) => `${x}-${y}`).join(', ')}` +
+        `${ranges.length > 6 ? ', ...' : ''}; at ${a} sent ${hex(e.bytes, a)} got ${hex(bytes, a)}${saved}`;
 }
 
 // Receives from an undici/browser-API WebSocket into a tracker, in arrival order even for
@@ -192,6 +237,7 @@ function trackWebSocket(ws, tracker) {
 function compareOrders(cat, results) {
     const ref = results[0];
     const name = (gid) => {
+        if (gid === undefined) return 'nothing (no more messages)';
         const e = cat.entries[gid];
         return e ? `${e.sender}#${e.idx}` : `?${gid}`;
     };

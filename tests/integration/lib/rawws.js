@@ -115,7 +115,7 @@ function acceptFor(key) {
 //   pong(payload), close(code, reason), error(err), end()
 // Server pings are answered automatically unless autoPong is false, and a close frame from
 // the server is answered with the same code (as browsers do) unless this side sent one
-// first. Protocol violations by the server become error(Error) and the socket is destroyed.
+// first; either reply waits until a frame being written in pieces (writeInPieces) is out. Protocol violations by the server become error(Error) and the socket is destroyed.
 class RawClient {
     constructor(socket, handlers = {}) {
         this.socket = socket;
@@ -125,6 +125,8 @@ class RawClient {
         this.closeFrame = null;   // {code, reason} of the server's close frame
         this.ended = false;       // the server closed its side (FIN)
         this.frag = null;         // {opcode, parts: []} while a fragmented message arrives
+        this.inPieces = false;    // writeInPieces is under way: other writes wait in `held`
+        this.held = [];           // [{bytes, resolve}] written once the pieces are out
         this.parser = new FrameParser((f) => this.frame(f));
         this.endPromise = new Promise((resolve) => { this.resolveEnd = resolve; });
     }
@@ -259,8 +261,37 @@ class RawClient {
         }
     }
 
-    // Writes raw bytes; resolves when the socket can take more (backpressure).
+    // Writes raw bytes; resolves when the socket can take more (backpressure). While
+    // writeInPieces is under way the bytes wait until its last piece is out: a pong or close
+    // echo sent from the data handler must never land inside a frame written in pieces (the
+    // server would parse its bytes as that frame's payload).
     write(bytes) {
+        if (this.inPieces) return new Promise((resolve) => this.held.push({ bytes, resolve }));
+        return this.writeNow(bytes);
+    }
+
+    // Writes bytes with the first `n` one per write, `gapMs` apart, so that the server sees
+    // a frame (header included) arrive in pieces; the rest follows in one write. Frames this
+    // client sends meanwhile (automatic pongs, the close echo, any write()) go out after it.
+    async writeInPieces(bytes, n, gapMs = 1) {
+        if (this.inPieces) throw new Error('writeInPieces: another one is under way');
+        this.inPieces = true;
+        try {
+            const k = Math.min(n, bytes.length);
+            for (let i = 0; i < k; i++) {
+                await this.writeNow(bytes.subarray(i, i + 1));
+                await new Promise((r) => setTimeout(r, gapMs));
+            }
+            if (k < bytes.length) await this.writeNow(bytes.subarray(k));
+        } finally {
+            this.inPieces = false;
+            const held = this.held;
+            this.held = [];
+            for (const w of held) this.writeNow(w.bytes).then(w.resolve);
+        }
+    }
+
+    writeNow(bytes) {
         if (this.socket.destroyed || this.socket.writableEnded) return Promise.resolve();
         if (this.socket.write(bytes)) return Promise.resolve();
         return new Promise((resolve) => {
