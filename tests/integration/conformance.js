@@ -88,12 +88,23 @@ class Session {
 
     // The bytes in writes of `size` bytes, each handed to the kernel before the next is
     // queued (so Node cannot gather them into one send). Stops once the server has sent its
-    // close frame, as a well-behaved client would.
+    // close frame, as a well-behaved client would. Like RawClient.writeInPieces (which
+    // pauses 1 ms per piece, too slow for 64 KiB byte by byte), it holds the raw client's own
+    // writes -- automatic pongs, the close echo -- until the last piece is out, so that they
+    // never land inside the frame being cut.
     async chop(bytes, size = 1) {
-        const s = this.c.socket;
-        for (let i = 0; i < bytes.length; i += size) {
-            if (!this.writable || this.c.closeFrame) return;
-            await new Promise((r) => s.write(bytes.subarray(i, i + size), () => r()));
+        const c = this.c;
+        c.inPieces = true;
+        try {
+            for (let i = 0; i < bytes.length; i += size) {
+                if (!this.writable || c.closeFrame) return;
+                await new Promise((r) => c.socket.write(bytes.subarray(i, i + size), () => r()));
+            }
+        } finally {
+            c.inPieces = false;
+            const held = c.held;
+            c.held = [];
+            for (const w of held) c.writeNow(w.bytes).then(w.resolve);
         }
     }
 
