@@ -768,6 +768,13 @@ void ws_conn_on_recv(ws_core_t *c, ws_conn_t *conn, int res, unsigned cqe_flags,
         c->multishot_recv = false;
         ws_log_warn("multishot recv refused by the kernel: using single-shot receives");
         arm_recv(c, conn);
+    } else if (res == 0 && conn->state != WS_CONN_LINGER) {
+        /* The peer half-closed: it may still read. Send what it is owed (an HTTP response,
+         * echoes, a close reply), possibly queued by this very batch and not yet submitted,
+         * then close; tearing down here would drop it. The close timeout bounds a peer
+         * that never reads. */
+        ws_log_debug("conn %u: peer finished sending", conn->idx);
+        ws_conn_finish(c, conn);
     } else {
         if (res < 0 && conn->state != WS_CONN_LINGER)
             ws_log_debug("conn %u: recv: %s", conn->idx, strerror(-res));

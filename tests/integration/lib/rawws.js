@@ -84,11 +84,15 @@ class FrameParser {
             if (masked) hl += 4;
             if (this.avail < hl) return;
             const hd = this.peek(hl);
-            if (len === 126) len = hd.readUInt16BE(2);
-            else if (len === 127) {
+            // 5.2: the sender uses the minimal length encoding.
+            if (len === 126) {
+                len = hd.readUInt16BE(2);
+                if (len < 126) throw new Error(`server protocol violation: ${len}-byte frame with a 16-bit length`);
+            } else if (len === 127) {
                 const big = hd.readBigUInt64BE(2);
                 if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error(`frame length ${big} from server`);
                 len = Number(big);
+                if (len < 65536) throw new Error(`server protocol violation: ${len}-byte frame with a 64-bit length`);
             }
             if (this.avail < hl + len) return;
             this.take(hl);
