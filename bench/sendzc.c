@@ -27,13 +27,13 @@
 #endif
 
 struct run {
-    uint64_t bytes;    /* sent in total */
-    double wall_s;     /* first submit to last completion (and last notification) */
-    double cpu_s;      /* the sending thread's CPU time over the same span */
-    uint64_t sends;    /* send operations completed (partial ones included) */
-    uint64_t notifs;   /* SEND_ZC notifications received */
-    uint64_t copied;   /* notifications saying the kernel copied instead */
-    bool zc_refused;   /* the kernel refused SEND_ZC on this socket (-EOPNOTSUPP) */
+    uint64_t bytes;  /* sent in total */
+    double wall_s;   /* first submit to last completion (and last notification) */
+    double cpu_s;    /* the sending thread's CPU time over the same span */
+    uint64_t sends;  /* send operations completed (partial ones included) */
+    uint64_t notifs; /* SEND_ZC notifications received */
+    uint64_t copied; /* notifications saying the kernel copied instead */
+    bool zc_refused; /* the kernel refused SEND_ZC on this socket (-EOPNOTSUPP) */
 };
 
 static double now_s(clockid_t clk)
@@ -98,7 +98,7 @@ static struct run run_one(bool zc, const uint8_t *buf, size_t size, uint64_t tot
         die("pthread_create", EAGAIN);
 
     double w0 = now_s(CLOCK_MONOTONIC), c0 = now_s(CLOCK_THREAD_CPUTIME_ID);
-    size_t off = 0;     /* bytes of the current frame already sent */
+    size_t off = 0; /* bytes of the current frame already sent */
     bool in_flight = false, sending = true;
     uint64_t notifs_owed = 0;
     while (sending || in_flight || notifs_owed) {
