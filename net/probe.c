@@ -200,7 +200,9 @@ void ws_features_log(const ws_features_t *f, const ws_server_config_t *cfg)
     ws_log_info("io_uring buffer rings: %s", yn(f->buf_ring));
     ws_log_info("io_uring msg_ring: %s", yn(f->msg_ring));
     ws_log_info("io_uring send_zc: %s%s", yn(f->send_zc),
-                f->send_zc ? " (not used: frames are small and loopback copies anyway)" : "");
+                f->send_zc
+                    ? " (not used: on loopback the kernel copies anyway, see docs/benchmarks.md)"
+                    : "");
     ws_log_info("io_uring bundles: %s%s", yn(f->bundles),
                 f->bundles ? " (not used: sendmsg gathers queued frames)" : "");
 }

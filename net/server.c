@@ -149,6 +149,10 @@ static void *core_main(void *arg)
     ws_core_t *c = arg;
     ws_server_t *srv = c->srv;
     ws_log_set_core((int)c->id);
+    /* Named so that `top -H`, perf and /proc/PID/task tell the workers apart. */
+    char name[16];
+    snprintf(name, sizeof(name), "uringws-c%u", c->id);
+    pthread_setname_np(pthread_self(), name);
     int rc = ws_core_setup(c);
     if (rc < 0) {
         int expected = 0;
@@ -172,6 +176,22 @@ static unsigned online_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
+}
+
+/* The CPU that --pin gives worker i: the i-th CPU this process may run on (its affinity
+ * mask, which taskset or a cpuset may have narrowed), wrapping around when there are more
+ * workers than CPUs. */
+static int pin_cpu(const cpu_set_t *allowed, unsigned i)
+{
+    int n = CPU_COUNT(allowed);
+    if (n <= 0)
+        return -1;
+    int want = (int)(i % (unsigned)n);
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (CPU_ISSET(cpu, allowed) && want-- == 0)
+            return cpu;
+    }
+    return -1;
 }
 
 /* Raises the soft fd limit to the hard one: regular-fd connections need one fd each, and a
@@ -358,15 +378,25 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    unsigned ncpu = online_cpus();
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (cfg->pin) {
+        if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+            CPU_ZERO(&allowed);
+        if ((unsigned)CPU_COUNT(&allowed) < srv->ncores)
+            ws_log_warn("--pin: %u cores on %d allowed CPUs: some CPUs run two workers",
+                        srv->ncores, CPU_COUNT(&allowed));
+    }
     for (unsigned i = 0; i < srv->ncores; i++) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
-        if (cfg->pin) {
+        int cpu = cfg->pin ? pin_cpu(&allowed, i) : -1;
+        if (cpu >= 0) {
             cpu_set_t set;
             CPU_ZERO(&set);
-            CPU_SET(i % ncpu, &set);
+            CPU_SET(cpu, &set);
             pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
+            ws_log_info("core %u pinned to CPU %d", i, cpu);
         }
         rc = pthread_create(&srv->threads[i], &attr, core_main, &srv->cores[i]);
         pthread_attr_destroy(&attr);

@@ -20,12 +20,14 @@ extern "C" {
 #endif
 
 /* Ownership: ws_block_frame() returns a block holding one reference, owned by the caller
- * (the room's home core while it fans the message out). Every send-queue entry that points
- * at the block holds one reference; a core may take n at once with ws_block_ref(b, n). Each
- * holder calls ws_block_unref() exactly once when done (for a send: after its completion
- * CQE, and for SEND_ZC after the notification CQE). The holder that drops the count to zero
- * frees the block. Nobody writes to data[] after ws_block_frame() returns, so cores share
- * it without locks; the count is the only shared, mutable field (atomic). */
+ * (the sender's core builds it, then hands that reference to the room's home core, which
+ * numbers the message and fans it out). Every send-queue entry that points at the block
+ * holds one reference; a core may take n at once with ws_block_ref(b, n). Each holder calls
+ * ws_block_unref() exactly once when done (for a send: after the completion CQE of the send
+ * that wrote its last byte; a zero-copy send would have to wait for its notification CQE,
+ * which is why the server does not use one, see docs/benchmarks.md). The holder that drops the
+ * count to zero frees the block. Nobody writes to data[] after ws_block_frame() returns, so cores
+ * share it without locks; the count is the only shared, mutable field (atomic). */
 typedef struct ws_block {
     WS_ATOMIC(uint32_t) refs;
     uint32_t len; /* bytes of data[]: the whole frame */

@@ -322,6 +322,7 @@ async function main() {
     h.info(`${clients.length} clients connected; ${server.fdCount()} fds open in the server`);
     await server.expectMetric(gauge, idle + clients.length, 5000, `${clients.length} clients connected, ${idle} when idle`);
 
+    const before = await server.metrics();
     for (const w of workers) w.worker.postMessage({ t: 'go' });
     const results = await Promise.all(workers.map((w) => w.next('result')));
     const all = results.flatMap((r) => r.results);
@@ -357,6 +358,15 @@ async function main() {
             `\nsenders:\n  ${results.flatMap((r) => r.senderState).join('\n  ')}`);
     }
     h.info(`all ${all.length} clients got their room's messages in one order (${(slow / 1000).toFixed(1)} s)`);
+
+    // Built once, queued by reference: one frame built per message published, and one queue
+    // entry per message per member, whatever the number of cores the members are spread over.
+    const after = await server.metrics();
+    const delta = (name) => after.values.get(name) - before.values.get(name);
+    h.checkEq(delta('uringws_frames_built_total'), plan.A.size + plan.B.size, 'frames built for the messages published');
+    h.checkEq(delta('uringws_messages_out_total'), plan.A.size * cfg.clientsA + plan.B.size * cfg.clientsB,
+        'frames queued to recipients (messages x members)');
+    h.info(`${plan.A.size + plan.B.size} frames built for ${delta('uringws_messages_out_total')} deliveries`);
 
     for (const w of workers) w.worker.postMessage({ t: 'close' });
     const closedRes = await h.withTimeout(Promise.all(workers.map((w) => w.next('closed'))), 60000, 'clients closing');
