@@ -31,12 +31,31 @@ static void usage(FILE *out, const ws_server_config_t *d)
             "  -b, --bind ADDR           IPv4 or IPv6 address (default: all, dual stack)\n"
             "      --max-message SIZE    largest message, k/m/g suffixes (default 16m)\n"
             "      --max-conns N         open connections; more get 503 (default %" PRIu32 ")\n"
-            "      --max-queue SIZE      bytes queued per connection before it is closed\n"
-            "                            with 1008 as a slow consumer (default 4m)\n"
+            "      --max-conns-per-ip N  open connections from one IP address; more get 429\n"
+            "                            (default 0: no limit)\n"
+            "      --max-pending N       connections still sending their request head; past\n"
+            "                            it the oldest is closed to admit a new one\n"
+            "                            (default %" PRIu32 ")\n"
+            "      --max-header-bytes SIZE  request head size; larger gets 431 (default 8k)\n"
+            "      --max-rooms N         rooms with members; an upgrade that would create\n"
+            "                            one more gets 503 (default 0: no limit)\n"
+            "      --max-queue SIZE      bytes queued per connection before the slow-consumer\n"
+            "                            policy applies (default 4m)\n"
+            "      --slow-policy close|drop-oldest  a full queue: close with 1008, or drop\n"
+            "                            the oldest unsent messages (default close)\n"
+            "      --origin LIST         comma-separated allowed Origin values, exact; others\n"
+            "                            get 403; `none` admits upgrades without Origin\n"
+            "                            (default: no check)\n"
             "      --ping-interval DUR   ping every DUR, 0 = never (default 30s)\n"
             "      --idle-timeout DUR    close connections silent for DUR, 0 = never\n"
             "                            (default 120s)\n"
-            "      --handshake-timeout DUR  time to send the request head (default 10s)\n"
+            "      --handshake-timeout DUR  time from accept to the end of the request head;\n"
+            "                            then closed without a response (default 10s)\n"
+            "      --first-frame-timeout DUR  close with 1008 a client that sends no frame\n"
+            "                            within DUR of the 101 (a pong counts), 0 = never\n"
+            "                            (default 60s)\n"
+            "      --write-stall-timeout DUR  drop a connection whose pending sends make no\n"
+            "                            progress for DUR, 0 = never (default 30s)\n"
             "      --close-timeout DUR   wait for the peer's close reply (default 5s)\n"
             "      --shutdown-timeout DUR  on SIGINT/SIGTERM, wait for close handshakes\n"
             "                            (default 5s)\n"
@@ -60,7 +79,7 @@ static void usage(FILE *out, const ws_server_config_t *d)
             "  -V, --version             print the version\n"
             "\n"
             "DUR is seconds, or a number with ms, s or m (\"500ms\", \"30s\", \"2m\").\n",
-            prog, d->port, d->max_conns);
+            prog, d->port, d->max_conns, d->max_pending);
 }
 
 static _Noreturn void die_value(const char *opt, const char *val, const char *want)
@@ -171,6 +190,14 @@ enum {
     OPT_TLS_MIN,
     OPT_KTLS,
     OPT_NO_PLAIN,
+    OPT_MAX_PER_IP,
+    OPT_MAX_PENDING,
+    OPT_MAX_HEADER,
+    OPT_MAX_ROOMS,
+    OPT_SLOW_POLICY,
+    OPT_ORIGIN,
+    OPT_FIRST_FRAME,
+    OPT_WRITE_STALL,
 };
 
 int main(int argc, char **argv)
@@ -198,6 +225,14 @@ int main(int argc, char **argv)
         {"tls-min", required_argument, NULL, OPT_TLS_MIN},
         {"ktls", required_argument, NULL, OPT_KTLS},
         {"no-plain", no_argument, NULL, OPT_NO_PLAIN},
+        {"max-conns-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
+        {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+        {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER},
+        {"max-rooms", required_argument, NULL, OPT_MAX_ROOMS},
+        {"slow-policy", required_argument, NULL, OPT_SLOW_POLICY},
+        {"origin", required_argument, NULL, OPT_ORIGIN},
+        {"first-frame-timeout", required_argument, NULL, OPT_FIRST_FRAME},
+        {"write-stall-timeout", required_argument, NULL, OPT_WRITE_STALL},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -231,6 +266,38 @@ int main(int argc, char **argv)
         case OPT_MAX_QUEUE:
             cfg.max_queue =
                 parse_size("--max-queue", optarg, 1024, 1ull << 40, "at least 1k, e.g. 4m");
+            break;
+        case OPT_MAX_PER_IP:
+            cfg.max_conns_per_ip =
+                (uint32_t)parse_u64("--max-conns-per-ip", optarg, 0, 1u << 24, "0..16777216");
+            break;
+        case OPT_MAX_PENDING:
+            cfg.max_pending = (uint32_t)parse_u64("--max-pending", optarg, 1, 1u << 24, "1..16777216");
+            break;
+        case OPT_MAX_HEADER:
+            cfg.max_header_bytes = (uint32_t)parse_size("--max-header-bytes", optarg, 256, 1u << 20,
+                                                        "256 bytes to 1m, e.g. 8k");
+            break;
+        case OPT_MAX_ROOMS:
+            cfg.max_rooms = (uint32_t)parse_u64("--max-rooms", optarg, 0, 1u << 24, "0..16777216");
+            break;
+        case OPT_SLOW_POLICY:
+            if (strcmp(optarg, "close") == 0)
+                cfg.slow_policy = WS_SLOW_CLOSE;
+            else if (strcmp(optarg, "drop-oldest") == 0)
+                cfg.slow_policy = WS_SLOW_DROP_OLDEST;
+            else
+                die_value("--slow-policy", optarg, "close or drop-oldest");
+            break;
+        case OPT_ORIGIN:
+            cfg.origins = optarg;
+            break;
+        case OPT_FIRST_FRAME:
+            cfg.first_frame_timeout_ms =
+                parse_duration("--first-frame-timeout", optarg, 0, UINT32_MAX);
+            break;
+        case OPT_WRITE_STALL:
+            cfg.write_stall_ms = parse_duration("--write-stall-timeout", optarg, 0, UINT32_MAX);
             break;
         case OPT_PING:
             cfg.ping_interval_ms = parse_duration("--ping-interval", optarg, 0, UINT32_MAX);
