@@ -560,7 +560,9 @@ static void upgrade(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs, uin
     char resp[512];
     size_t n = ws_handshake_response(hs, resp, sizeof(resp));
     uint8_t *buf = n ? malloc(n) : NULL;
-    if (!buf)
+    if (buf)
+        memcpy(buf, resp, n);
+    else
         ws_log_error("conn %u: cannot build the 101 response", conn->idx);
     if (!buf || ws_conn_queue_owned(c, conn, buf, (uint32_t)n) < 0) {
         room_uncount(c, conn, hs);
