@@ -165,7 +165,7 @@ static void arm_accept(ws_core_t *c, unsigned i)
         if (multishot)
             io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
         else
-            io_uring_prep_accept_direct(sqe, l->fd, sa, salen, 0, IORING_FILE_INDEX_ALLOC);
+            ws_prep_accept_direct_alloc(sqe, l->fd, sa, salen);
     } else {
         if (multishot)
             io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
