@@ -150,15 +150,17 @@ async function perIp(o, extraArgs) {
     const r = await h.httpRequest(server.port, '/healthz').catch((e) => ({ status: e.message }));
     h.checkEq(r.status, 429, 'GET /healthz as a fourth connection from 127.0.0.1');
     await a.shift().close(1000);
+    let refused = 2; // the upgrade and the GET above
     const c = await h.pollUntil(async () => {
         const u = await upgrade(server.port, '/r');
+        if (u.status === 429) refused++; // the server may not have seen the close yet
         return u.status === 101 ? u.client : null;
     }, 3000, () => 'the count of 127.0.0.1 was not released after a close');
     a.push(c);
     await closeAll([...a, b]);
     await h.sleep(300); // the server's side of the closes is done: /metrics gets a slot
     const m = await server.metrics();
-    h.checkEq(m.values.get('uringws_per_ip_rejects_total'), 2, 'uringws_per_ip_rejects_total');
+    h.checkEq(m.values.get('uringws_per_ip_rejects_total'), refused, 'uringws_per_ip_rejects_total');
     await server.stop();
     return `max-conns-per-ip ok${extraArgs.length ? ' (' + extraArgs.join(' ') + ')' : ''}`;
 }
