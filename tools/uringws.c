@@ -37,10 +37,14 @@ static void usage(FILE *out, const ws_server_config_t *d)
             "                            it the oldest is closed to admit a new one\n"
             "                            (default %" PRIu32 ")\n"
             "      --max-header-bytes SIZE  request head size; larger gets 431 (default 8k)\n"
+            "      --max-headers N       header lines in the request head; more get 431\n"
+            "                            (default %" PRIu32 ")\n"
             "      --max-rooms N         rooms with members; an upgrade that would create\n"
             "                            one more gets 503 (default 0: no limit)\n"
             "      --max-queue SIZE      bytes queued per connection before the slow-consumer\n"
             "                            policy applies (default 4m)\n"
+            "      --max-queue-frames N  frames queued per connection, the same way\n"
+            "                            (default %" PRIu32 ")\n"
             "      --slow-policy close|drop-oldest  a full queue: close with 1008, or drop\n"
             "                            the oldest unsent messages (default close)\n"
             "      --origin LIST         comma-separated allowed Origin values, exact; others\n"
@@ -79,7 +83,7 @@ static void usage(FILE *out, const ws_server_config_t *d)
             "  -V, --version             print the version\n"
             "\n"
             "DUR is seconds, or a number with ms, s or m (\"500ms\", \"30s\", \"2m\").\n",
-            prog, d->port, d->max_conns, d->max_pending);
+            prog, d->port, d->max_conns, d->max_pending, d->max_headers, d->max_queue_frames);
 }
 
 static _Noreturn void die_value(const char *opt, const char *val, const char *want)
@@ -198,6 +202,8 @@ enum {
     OPT_ORIGIN,
     OPT_FIRST_FRAME,
     OPT_WRITE_STALL,
+    OPT_MAX_HEADERS,
+    OPT_MAX_QUEUE_FRAMES,
 };
 
 int main(int argc, char **argv)
@@ -233,6 +239,8 @@ int main(int argc, char **argv)
         {"origin", required_argument, NULL, OPT_ORIGIN},
         {"first-frame-timeout", required_argument, NULL, OPT_FIRST_FRAME},
         {"write-stall-timeout", required_argument, NULL, OPT_WRITE_STALL},
+        {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
+        {"max-queue-frames", required_argument, NULL, OPT_MAX_QUEUE_FRAMES},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -277,6 +285,13 @@ int main(int argc, char **argv)
         case OPT_MAX_HEADER:
             cfg.max_header_bytes = (uint32_t)parse_size("--max-header-bytes", optarg, 256, 1u << 20,
                                                         "256 bytes to 1m, e.g. 8k");
+            break;
+        case OPT_MAX_HEADERS:
+            cfg.max_headers = (uint32_t)parse_u64("--max-headers", optarg, 1, 128, "1..128");
+            break;
+        case OPT_MAX_QUEUE_FRAMES:
+            cfg.max_queue_frames =
+                (uint32_t)parse_u64("--max-queue-frames", optarg, 1, UINT32_MAX, "1..4294967295");
             break;
         case OPT_MAX_ROOMS:
             cfg.max_rooms = (uint32_t)parse_u64("--max-rooms", optarg, 0, 1u << 24, "0..16777216");
