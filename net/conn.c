@@ -85,12 +85,21 @@ static void conn_schedule(ws_core_t *c, ws_conn_t *conn)
         ws_wheel_add(&c->wheel, &conn->timer, d);
 }
 
-/* Bytes now wait to be sent: start the write-stall clock unless it runs. The timer is lazy
- * (it fires at the earliest deadline known when it was set), so pull it in when the stall
- * deadline is earlier. */
-static void stall_clock_start(ws_core_t *c, ws_conn_t *conn)
+/* True when nothing waits to be sent and no send is in flight (TLS ciphertext included: it
+ * is in flight whenever it exists). */
+static bool send_idle(const ws_conn_t *conn)
 {
-    if (conn->flags & WS_CONN_F_STALL_CLOCK)
+    return ws_sendq_empty(&conn->sq) && !(conn->flags & WS_CONN_F_SEND);
+}
+
+/* Bytes were queued; `was_idle` says whether nothing was pending before them. The write-stall
+ * clock (re)starts then: t_tx is the last send progress, or when bytes started waiting. The
+ * clock is cleared lazily by the timer once nothing is pending. The timer is lazy too (it
+ * fires at the earliest deadline known when it was set), so pull it in when the stall
+ * deadline is earlier. */
+static void stall_clock_start(ws_core_t *c, ws_conn_t *conn, bool was_idle)
+{
+    if ((conn->flags & WS_CONN_F_STALL_CLOCK) && !was_idle)
         return;
     conn->flags |= WS_CONN_F_STALL_CLOCK;
     conn->t_tx = c->now_ms;
@@ -243,12 +252,13 @@ void ws_conn_teardown(ws_core_t *c, ws_conn_t *conn)
 
 int ws_conn_queue_owned(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t len)
 {
+    bool was_idle = send_idle(conn);
     if (ws_sendq_push(&conn->sq, WS_SQ_OWNED, buf, len, buf) < 0) {
         free(buf);
         return -ENOMEM;
     }
     ws_metric_add(&c->m->queue_bytes, len);
-    stall_clock_start(c, conn);
+    stall_clock_start(c, conn, was_idle);
     ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
     return 0;
 }
@@ -341,6 +351,7 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
         ws_bref_put(&c->brefs, br);
         return;
     }
+    bool was_idle = send_idle(conn);
     if (ws_sendq_push(&conn->sq, WS_SQ_BREF, br->block->data, len, br) < 0) {
         ws_bref_put(&c->brefs, br);
         ws_conn_close_later(c, conn, WS_CLOSE_INTERNAL, "out of memory");
@@ -348,7 +359,7 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
     }
     ws_metric_add(&c->m->queue_bytes, len);
     ws_metric_inc(&c->m->msgs_out);
-    stall_clock_start(c, conn);
+    stall_clock_start(c, conn, was_idle);
     ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
 }
 
@@ -476,8 +487,6 @@ void ws_conn_on_send(ws_core_t *c, ws_conn_t *conn, int res)
     sq_account(c, before, conn->sq.bytes);
     if (sent)
         conn->t_tx = c->now_ms; /* progress: the write-stall clock restarts */
-    if (ws_sendq_empty(&conn->sq))
-        conn->flags &= ~WS_CONN_F_STALL_CLOCK;
     if (conn->tls)
         ws_conn_tls_sent(c, conn, sent);
     ws_metric_add(&c->m->bytes_out, sent);
@@ -1039,6 +1048,9 @@ void ws_conn_on_timer(ws_core_t *c, ws_conn_t *conn)
         }
         break;
     case WS_CONN_OPEN:
+        if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
+            now >= conn->t_tx + cfg->write_stall_ms && send_idle(conn))
+            conn->flags &= ~WS_CONN_F_STALL_CLOCK; /* everything went out meanwhile */
         if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
             now >= conn->t_tx + cfg->write_stall_ms) {
             /* It takes no bytes, so a close frame would not reach it either: just drop it. */

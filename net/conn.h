@@ -45,7 +45,8 @@ enum ws_conn_flags {
     WS_CONN_F_IP_COUNTED = 1u << 13, /* counted in the server's per-address table (peer) */
     WS_CONN_F_ROOM_COUNTED = 1u << 14, /* counted in the server's room table (max_rooms) */
     WS_CONN_F_FRAME_SEEN = 1u << 15,   /* a complete frame arrived after the 101 */
-    WS_CONN_F_STALL_CLOCK = 1u << 16,  /* bytes wait to be sent: t_tx is running */
+    WS_CONN_F_STALL_CLOCK = 1u << 16,  /* write-stall clock runs from t_tx (the timer clears it
+                                          once nothing is pending) */
 };
 
 typedef struct ws_conn {
