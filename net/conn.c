@@ -549,8 +549,8 @@ static int admit(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
         return 403;
     }
     if (c->srv->room_counts && !is_echo(hs)) {
-        int rc = ws_keycount_acquire(c->srv->room_counts, hs->room, hs->room_len, 0,
-                                     c->cfg->max_rooms);
+        int rc =
+            ws_keycount_acquire(c->srv->room_counts, hs->room, hs->room_len, 0, c->cfg->max_rooms);
         if (rc < 0) {
             ws_metric_inc(&c->m->room_rejects);
             ws_log_verbose("conn %u: room '%s' refused: %s", conn->idx, hs->room,
@@ -975,8 +975,7 @@ static int count_peer(ws_core_t *c, ws_conn_t *conn, const struct sockaddr *peer
     return rc == -EUSERS ? 429 : 503;
 }
 
-void ws_conn_accept(ws_core_t *c, int fd, bool tls, const struct sockaddr *peer,
-                    socklen_t peer_len)
+void ws_conn_accept(ws_core_t *c, int fd, bool tls, const struct sockaddr *peer, socklen_t peer_len)
 {
     bool direct = c->direct && !tls;
     ws_conn_t *conn = calloc(1, sizeof(*conn));

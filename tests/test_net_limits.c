@@ -122,7 +122,8 @@ static void origins(void)
 {
     ws_origins_t o;
     char err[128];
-    REQUIRE(ws_origins_parse(" http://a.example ,https://B.example:8443", &o, err, sizeof(err)) == 0);
+    REQUIRE(ws_origins_parse(" http://a.example ,https://B.example:8443", &o, err, sizeof(err)) ==
+            0);
     CHECK_INT(o.n, 2);
     CHECK(!o.allow_none);
     CHECK(ws_origins_allow(&o, sl("http://a.example")));

@@ -252,7 +252,10 @@ static void drop_oldest(void)
     CHECK_EQ_U(len, 21);
     CHECK(memcmp(out, "0000000", 7) == 0);
     CHECK(memcmp(out + 7, "PONG", 4) == 0);
-    CHECK(memcmp(out + 11, "\x82\x08" "ffffffff", 10) == 0);
+    CHECK(memcmp(out + 11,
+                 "\x82\x08"
+                 "ffffffff",
+                 10) == 0);
     CHECK_EQ_U(ws_sendq_complete(&q, bytes, &pool), 3);
     CHECK(ws_sendq_empty(&q));
     CHECK_EQ_U(pool.live, 0); /* every dropped and sent block released exactly once */

@@ -280,7 +280,8 @@ int main(int argc, char **argv)
                 (uint32_t)parse_u64("--max-conns-per-ip", optarg, 0, 1u << 24, "0..16777216");
             break;
         case OPT_MAX_PENDING:
-            cfg.max_pending = (uint32_t)parse_u64("--max-pending", optarg, 1, 1u << 24, "1..16777216");
+            cfg.max_pending =
+                (uint32_t)parse_u64("--max-pending", optarg, 1, 1u << 24, "1..16777216");
             break;
         case OPT_MAX_HEADER:
             cfg.max_header_bytes = (uint32_t)parse_size("--max-header-bytes", optarg, 256, 1u << 20,

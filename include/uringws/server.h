@@ -50,7 +50,7 @@ enum ws_slow_policy {
                             to 3/4 of the limit; the connection stays open and sees gaps */
 };
 
-#define WS_ORIGINS_MAX 64 /* entries in the --origin list */
+#define WS_ORIGINS_MAX 64  /* entries in the --origin list */
 #define WS_ORIGIN_LEN  256 /* bytes of one entry */
 
 /* Every limit the server enforces. ws_server_config_defaults() fills in the documented
@@ -100,25 +100,25 @@ typedef struct ws_server_config {
     const char *origins;
 
     /* Time limits, in milliseconds. */
-    uint32_t handshake_timeout_ms; /* accept to complete request head. Default 10 s */
-    uint32_t ping_interval_ms;     /* a ping to every open connection this often; 0 = never.
-                                      Default 30 s */
-    uint32_t idle_timeout_ms;      /* close (1001) a connection silent this long; 0 = never.
-                                      Default 120 s */
+    uint32_t handshake_timeout_ms;   /* accept to complete request head. Default 10 s */
+    uint32_t ping_interval_ms;       /* a ping to every open connection this often; 0 = never.
+                                        Default 30 s */
+    uint32_t idle_timeout_ms;        /* close (1001) a connection silent this long; 0 = never.
+                                        Default 120 s */
     uint32_t first_frame_timeout_ms; /* after the 101: close (1008) a connection that has
                                       sent no complete frame (a message, ping, pong or close;
                                       the pong to the server's first ping counts) this long;
                                       0 = never. Default 60 s */
-    uint32_t write_stall_ms;       /* a connection with bytes to send whose sends have made no
-                                      progress this long is dropped (no close frame: it could
-                                      not be delivered); 0 = never. Default 30 s */
-    uint32_t close_timeout_ms;     /* after the server's close frame or a final HTTP
-                                      response: wait this long for the peer, then drop the
-                                      socket. Default 5 s */
-    uint32_t shutdown_timeout_ms;  /* on stop: after sending 1001 to everyone, wait this long
-                                      for the close handshakes. Default 5 s */
-    uint32_t tick_ms;              /* period of the per-core timer tick that checks all the
-                                      deadlines above (their resolution). Default 250 ms */
+    uint32_t write_stall_ms;         /* a connection with bytes to send whose sends have made no
+                                        progress this long is dropped (no close frame: it could
+                                        not be delivered); 0 = never. Default 30 s */
+    uint32_t close_timeout_ms;       /* after the server's close frame or a final HTTP
+                                        response: wait this long for the peer, then drop the
+                                        socket. Default 5 s */
+    uint32_t shutdown_timeout_ms;    /* on stop: after sending 1001 to everyone, wait this long
+                                        for the close handshakes. Default 5 s */
+    uint32_t tick_ms;                /* period of the per-core timer tick that checks all the
+                                        deadlines above (their resolution). Default 250 ms */
 
     /* Rings and buffers (per core). */
     uint32_t sq_entries;     /* submission queue entries. Default 4096 */
