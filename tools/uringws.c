@@ -149,6 +149,16 @@ static uint64_t parse_size(const char *opt, const char *s, uint64_t min, uint64_
     return v;
 }
 
+/* Index of s in the NULL-terminated names; dies with `want` when absent. */
+static int parse_choice(const char *opt, const char *s, const char *const *names, const char *want)
+{
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    }
+    die_value(opt, s, want);
+}
+
 /* Duration in milliseconds: "30" (seconds), "500ms", "30s", "2m". */
 static uint32_t parse_duration(const char *opt, const char *s, uint32_t min_ms, uint32_t max_ms)
 {
@@ -176,6 +186,12 @@ static uint32_t parse_duration(const char *opt, const char *s, uint32_t min_ms, 
         die_value(opt, s, want);
     return (uint32_t)v;
 }
+
+/* parse_choice indexes name lists in these enums' order. */
+_Static_assert(WS_KTLS_AUTO == 0 && WS_KTLS_OFF == 1 && WS_KTLS_REQUIRE == 2 && WS_KTLS_TRY == 3,
+               "--ktls names follow enum ws_ktls_mode");
+_Static_assert(WS_SLOW_CLOSE == 0 && WS_SLOW_DROP_OLDEST == 1,
+               "--slow-policy names follow enum ws_slow_policy");
 
 enum {
     OPT_MAX_MESSAGE = 256,
@@ -297,14 +313,12 @@ int main(int argc, char **argv)
         case OPT_MAX_ROOMS:
             cfg.max_rooms = (uint32_t)parse_u64("--max-rooms", optarg, 0, 1u << 24, "0..16777216");
             break;
-        case OPT_SLOW_POLICY:
-            if (strcmp(optarg, "close") == 0)
-                cfg.slow_policy = WS_SLOW_CLOSE;
-            else if (strcmp(optarg, "drop-oldest") == 0)
-                cfg.slow_policy = WS_SLOW_DROP_OLDEST;
-            else
-                die_value("--slow-policy", optarg, "close or drop-oldest");
+        case OPT_SLOW_POLICY: {
+            /* In the order of enum ws_slow_policy. */
+            static const char *const names[] = {"close", "drop-oldest", NULL};
+            cfg.slow_policy = parse_choice("--slow-policy", optarg, names, "close or drop-oldest");
             break;
+        }
         case OPT_ORIGIN:
             cfg.origins = optarg;
             break;
@@ -346,26 +360,19 @@ int main(int argc, char **argv)
         case OPT_TLS_KEY:
             cfg.tls_key_file = optarg;
             break;
-        case OPT_TLS_MIN:
-            if (strcmp(optarg, "1.2") == 0)
-                cfg.tls_min_version = WS_TLS_MIN_1_2;
-            else if (strcmp(optarg, "1.3") == 0)
-                cfg.tls_min_version = WS_TLS_MIN_1_3;
-            else
-                die_value("--tls-min", optarg, "1.2 or 1.3");
+        case OPT_TLS_MIN: {
+            static const char *const names[] = {"1.2", "1.3", NULL};
+            cfg.tls_min_version = parse_choice("--tls-min", optarg, names, "1.2 or 1.3") == 0
+                                      ? WS_TLS_MIN_1_2
+                                      : WS_TLS_MIN_1_3;
             break;
-        case OPT_KTLS:
-            if (strcmp(optarg, "auto") == 0)
-                cfg.ktls = WS_KTLS_AUTO;
-            else if (strcmp(optarg, "off") == 0)
-                cfg.ktls = WS_KTLS_OFF;
-            else if (strcmp(optarg, "require") == 0)
-                cfg.ktls = WS_KTLS_REQUIRE;
-            else if (strcmp(optarg, "try") == 0)
-                cfg.ktls = WS_KTLS_TRY;
-            else
-                die_value("--ktls", optarg, "auto, off, require or try");
+        }
+        case OPT_KTLS: {
+            /* In the order of enum ws_ktls_mode. */
+            static const char *const names[] = {"auto", "off", "require", "try", NULL};
+            cfg.ktls = parse_choice("--ktls", optarg, names, "auto, off, require or try");
             break;
+        }
         case OPT_NO_PLAIN:
             cfg.plain = false;
             break;
