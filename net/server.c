@@ -94,8 +94,8 @@ int ws_server_config_check(const ws_server_config_t *cfg, char *err, size_t errl
         why = "max-headers must be between 1 and 128";
     else if (cfg->max_conns_per_ip > cfg->max_conns)
         why = "max-conns-per-ip must be at most max-conns";
-    else if (cfg->max_pending < 1 || cfg->max_pending > cfg->max_conns + SLOT_SLACK)
-        why = "max-pending must be between 1 and max-conns + 256";
+    else if (cfg->max_pending < 1 || cfg->max_pending > (1u << 24))
+        why = "max-pending must be between 1 and 16777216";
     else if (cfg->max_rooms > cfg->max_conns)
         why = "max-rooms must be at most max-conns (a room needs a member)";
     else if (cfg->slow_policy != WS_SLOW_CLOSE && cfg->slow_policy != WS_SLOW_DROP_OLDEST)

@@ -176,7 +176,7 @@ static void config(void)
     } while (0)
     BAD(max_conns_per_ip, 10001, "max-conns-per-ip");
     BAD(max_pending, 0, "max-pending");
-    BAD(max_pending, 10000 + 257, "max-pending");
+    BAD(max_pending, (1u << 24) + 1, "max-pending");
     BAD(max_rooms, 10001, "max-rooms");
     BAD(slow_policy, 2, "slow-policy");
     BAD(origins, "http://a,,http://b", "origin");
@@ -188,6 +188,10 @@ static void config(void)
     cfg.max_rooms = 100;
     cfg.first_frame_timeout_ms = 0;
     cfg.write_stall_ms = 0;
+    CHECK_INT(ws_server_config_check(&cfg, err, sizeof(err)), 0);
+    /* A small --max-conns with the default --max-pending stays valid. */
+    ws_server_config_defaults(&cfg);
+    cfg.max_conns = 1;
     CHECK_INT(ws_server_config_check(&cfg, err, sizeof(err)), 0);
 }
 
