@@ -73,9 +73,10 @@ typedef struct ws_server_config {
                                   gets `503` and is closed. Default 10000 */
     uint64_t max_message;      /* bytes of one assembled message; over it: close 1009.
                                   Default 16 MiB (WS_MAX_MESSAGE_DEFAULT) */
-    uint64_t max_queue;        /* bytes queued for sending on one connection; over it the
-                                  connection is closed with 1008. Default 4 MiB */
-    uint32_t max_queue_frames; /* frames queued on one connection; over it: 1008 as above.
+    uint64_t max_queue;        /* bytes queued for sending on one connection; over it
+                                  slow_policy applies (default: close with 1008).
+                                  Default 4 MiB */
+    uint32_t max_queue_frames; /* frames queued on one connection; over it: as above.
                                   Default 65536 */
     uint32_t max_header_bytes; /* HTTP request head; over it: 431. Default 8 KiB */
     uint32_t max_headers;      /* HTTP header lines; over it: 431. Default 64 */
@@ -100,15 +101,17 @@ typedef struct ws_server_config {
     const char *origins;
 
     /* Time limits, in milliseconds. */
-    uint32_t handshake_timeout_ms;   /* accept to complete request head. Default 10 s */
+    uint32_t handshake_timeout_ms;   /* accept to complete request head (TLS handshake
+                                        included), a total not extended by arriving bytes;
+                                        then closed without a response. Default 10 s */
     uint32_t ping_interval_ms;       /* a ping to every open connection this often; 0 = never.
                                         Default 30 s */
     uint32_t idle_timeout_ms;        /* close (1001) a connection silent this long; 0 = never.
                                         Default 120 s */
     uint32_t first_frame_timeout_ms; /* after the 101: close (1008) a connection that has
-                                      sent no complete frame (a message, ping, pong or close;
-                                      the pong to the server's first ping counts) this long;
-                                      0 = never. Default 60 s */
+                                        sent no complete frame (a message, ping, pong or
+                                        close; the pong to the server's first ping counts)
+                                        this long; 0 = never. Default 60 s */
     uint32_t write_stall_ms;         /* a connection with bytes to send whose sends have made no
                                         progress this long is dropped (no close frame: it could
                                         not be delivered); 0 = never. Default 30 s */
