@@ -317,8 +317,16 @@ static bool drop_oldest(ws_core_t *c, ws_conn_t *conn, uint32_t len)
     if (n) {
         ws_metric_add(&c->m->slow_drop_frames, n);
         ws_metric_add(&c->m->slow_drop_bytes, bytes);
-        ws_log_debug("conn %u: slow consumer: dropped %u frames (%llu bytes)", conn->idx, n,
-                     (unsigned long long)bytes);
+        /* The first time at -v; a reader that stays behind does this once per quarter queue. */
+        if (conn->flags & WS_CONN_F_DROPPED) {
+            ws_log_debug("conn %u: slow consumer: dropped %u frames (%llu bytes)", conn->idx, n,
+                         (unsigned long long)bytes);
+        } else {
+            conn->flags |= WS_CONN_F_DROPPED;
+            ws_log_verbose("conn %u: slow consumer: dropped its %u oldest queued frames (%llu "
+                           "bytes); later drops are logged at -vv",
+                           conn->idx, n, (unsigned long long)bytes);
+        }
     }
     return queue_has_room(c, conn, len);
 }

@@ -47,6 +47,7 @@ enum ws_conn_flags {
     WS_CONN_F_FRAME_SEEN = 1u << 15,   /* a complete frame arrived after the 101 */
     WS_CONN_F_STALL_CLOCK = 1u << 16,  /* write-stall clock runs from t_tx (the timer clears it
                                           once nothing is pending) */
+    WS_CONN_F_DROPPED = 1u << 17,      /* drop-oldest dropped frames of it (logged once at -v) */
 };
 
 typedef struct ws_conn {

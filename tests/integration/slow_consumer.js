@@ -169,6 +169,9 @@ async function runPolicy(o, policy) {
     }
     const closes = m.values.get('uringws_slow_consumer_closes_total');
     const dropped = m.values.get('uringws_slow_consumer_dropped_frames_total');
+    const logged = (server.log.match(policy === 'close' ? /slow consumer \(.*closing with 1008/g
+        : /slow consumer: dropped its \d+ oldest queued frames/g) || []).length;
+    h.checkEq(logged, SLOW, `${policy}: -v log lines for the slow consumers`);
     if (policy === 'close') {
         h.checkEq(closes, SLOW, 'uringws_slow_consumer_closes_total');
         h.checkEq(dropped, 0, 'dropped frames under close');
