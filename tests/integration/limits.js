@@ -1,7 +1,7 @@
 // Admission limits and timeouts, each against a server started with it and (where the
 // default differs) one without it, so that every case fails when the behaviour is missing:
 // --origin (403 for other origins and for no Origin unless `none` is listed; off by
-// default), --max-header-bytes (431), --max-conns-per-ip (429, per address, released on
+// default), --max-header-bytes and --max-headers (431), --max-queue-frames (1008), --max-conns-per-ip (429, per address, released on
 // close; both with direct descriptors and regular fds), --max-rooms (503 for a new room, not
 // for an existing one or /echo, released when a room empties), --first-frame-timeout (1008
 // for a client that says nothing after the 101; a pong to the server's ping counts) and
@@ -130,11 +130,19 @@ async function headerBytes(o) {
     await expectStatus(server.port, '/r', 431, '1.5k head over a 1k limit', pad(1300));
     await closeAll([c]);
     await server.stop();
+    const lines = (n) => ({ extra: Array.from({ length: n }, (_, i) => `X-H${i}: v\r\n`).join('') });
+    server = await new h.Server(o.server, ['-c', '1', '--max-headers', '10']).start();
+    // The upgrade itself has 5 header lines.
+    const e = (await expectStatus(server.port, '/r', 101, '10 header lines under --max-headers 10', lines(5))).client;
+    await expectStatus(server.port, '/r', 431, '11 header lines over --max-headers 10', lines(6));
+    await closeAll([e]);
+    await server.stop();
     server = await new h.Server(o.server, ['-c', '1']).start();
-    const d = (await expectStatus(server.port, '/r', 101, '1.5k head under the default 8k', pad(1300))).client;
+    const d = (await expectStatus(server.port, '/r', 101, '1.5k head and 11 header lines under the defaults',
+        { extra: pad(1300).extra + lines(5).extra })).client;
     await closeAll([d]);
     await server.stop();
-    return 'max-header-bytes ok';
+    return 'max-header-bytes and max-headers ok';
 }
 
 // ---- max-conns-per-ip -------------------------------------------------------------------------
@@ -236,7 +244,10 @@ async function writeStall(o) {
     pub.handlers.message = () => {};
     // 24 MiB: far more than loopback socket buffers hold, so the server's sends stop.
     const big = crypto.randomBytes(256 << 10);
-    for (let i = 0; i < 96; i++) await pub.send(OP.BINARY, big);
+    for (let i = 0; i < 96; i++) {
+        await pub.send(OP.BINARY, big);
+        await new Promise((r) => setImmediate(r)); // the publisher reads its own copies meanwhile
+    }
     await server.expectMetric('uringws_write_stall_drops_total', 1, 8000, 'a client that reads nothing');
     // The idle client and the publisher (which reads) are untouched.
     await h.sleep(1500);
@@ -252,6 +263,31 @@ async function writeStall(o) {
     return 'write-stall-timeout ok';
 }
 
+// ---- max-queue-frames ---------------------------------------------------------------------------
+
+async function queueFrames(o) {
+    // Bytes far above what is sent: only the frame count can make the reader a slow consumer.
+    const server = await new h.Server(o.server, ['-c', '1', '-v', '--max-queue', '1g', '--max-queue-frames', '8',
+        '--write-stall-timeout', '0', '--ping-interval', '0']).start();
+    const stuck = (await expectStatus(server.port, '/q', 101, 'client that stops reading')).client;
+    const pub = (await expectStatus(server.port, '/q', 101, 'publisher')).client;
+    await stuck.send(OP.TEXT, Buffer.from('x'));
+    stuck.socket.pause();
+    pub.handlers.message = () => {};
+    // 8 MiB in 64 KiB messages: past the socket buffers (about 4 MB), then 8 queued frames.
+    const msg = crypto.randomBytes(64 << 10);
+    for (let i = 0; i < 128; i++) {
+        await pub.send(OP.BINARY, msg);
+        await new Promise((r) => setImmediate(r)); // let the publisher read its own copies
+    }
+    await server.expectMetric('uringws_slow_consumer_closes_total', 1, 8000, '--max-queue-frames 8');
+    h.check(/slow consumer \(\d+ bytes, 8 frames queued\), closing with 1008/.test(server.log), 'slow-consumer log line with 8 frames');
+    stuck.socket.destroy();
+    await closeAll([pub]);
+    await server.stop();
+    return 'max-queue-frames ok';
+}
+
 h.run('limits', async () => {
     const o = h.parseOptions();
     const done = [];
@@ -262,5 +298,6 @@ h.run('limits', async () => {
     done.push(await maxRooms(o));
     done.push(await firstFrame(o));
     done.push(await writeStall(o));
+    done.push(await queueFrames(o));
     return done.join('; ');
 }, { timeoutMs: 120000 });

@@ -267,7 +267,10 @@ async function limitsOverTls(o, certs) {
     await stuck.send(OP.TEXT, Buffer.from('x'));
     stuck.socket.pause();
     const big = crypto.randomBytes(256 << 10);
-    for (let i = 0; i < 96; i++) await pub.send(OP.BINARY, big);
+    for (let i = 0; i < 96; i++) {
+        await pub.send(OP.BINARY, big);
+        await new Promise((r) => setImmediate(r)); // the publisher reads its own copies meanwhile
+    }
     await h.pollUntil(async () => (await server.value('uringws_write_stall_drops_total', {})) === 1, 10000,
         () => 'the paused wss client was not dropped by --write-stall-timeout');
     h.check(/no send progress for 1000 ms/.test(server.log), 'write-stall log line');
