@@ -229,25 +229,35 @@ async function firstFrame(o) {
     return `first-frame-timeout ok (closed after ${ms} ms)`;
 }
 
+// ---- a reader that stops reading ---------------------------------------------------------------
+
+// A client of `room` that sends one message and then reads nothing, and a publisher in the
+// same room that sends `count` messages of `size` random bytes, yielding after each so that
+// it reads its own copies meanwhile (it must not become a slow reader itself).
+async function stopReading(server, room, count, size) {
+    const stuck = (await expectStatus(server.port, room, 101, 'client that stops reading')).client;
+    const pub = (await expectStatus(server.port, room, 101, 'publisher')).client;
+    await stuck.send(OP.TEXT, Buffer.from('x'));
+    stuck.socket.pause();
+    pub.handlers.message = () => {};
+    const msg = crypto.randomBytes(size);
+    for (let i = 0; i < count; i++) {
+        await pub.send(OP.BINARY, msg);
+        await new Promise((r) => setImmediate(r));
+    }
+    return { stuck, pub };
+}
+
 // ---- write-stall-timeout -----------------------------------------------------------------------
 
 async function writeStall(o) {
     // A queue limit far above what is sent, so only the stall timeout can end the reader.
     const server = await new h.Server(o.server, ['-c', '1', '-v', '--write-stall-timeout', '1s', '--ping-interval', '0',
         '--max-queue', '256m']).start();
-    const stuck = (await expectStatus(server.port, '/room', 101, 'client that stops reading')).client;
     const idle = (await expectStatus(server.port, '/other', 101, 'idle client')).client;
-    const pub = (await expectStatus(server.port, '/room', 101, 'publisher')).client;
-    await stuck.send(OP.TEXT, Buffer.from('x')); // past the first-frame deadline questions
     await idle.send(OP.TEXT, Buffer.from('x'));
-    stuck.socket.pause();
-    pub.handlers.message = () => {};
     // 24 MiB: far more than loopback socket buffers hold, so the server's sends stop.
-    const big = crypto.randomBytes(256 << 10);
-    for (let i = 0; i < 96; i++) {
-        await pub.send(OP.BINARY, big);
-        await new Promise((r) => setImmediate(r)); // the publisher reads its own copies meanwhile
-    }
+    const { stuck, pub } = await stopReading(server, '/room', 96, 256 << 10);
     await server.expectMetric('uringws_write_stall_drops_total', 1, 8000, 'a client that reads nothing');
     // The idle client and the publisher (which reads) are untouched.
     await h.sleep(1500);
@@ -269,17 +279,8 @@ async function queueFrames(o) {
     // Bytes far above what is sent: only the frame count can make the reader a slow consumer.
     const server = await new h.Server(o.server, ['-c', '1', '-v', '--max-queue', '1g', '--max-queue-frames', '8',
         '--write-stall-timeout', '0', '--ping-interval', '0']).start();
-    const stuck = (await expectStatus(server.port, '/q', 101, 'client that stops reading')).client;
-    const pub = (await expectStatus(server.port, '/q', 101, 'publisher')).client;
-    await stuck.send(OP.TEXT, Buffer.from('x'));
-    stuck.socket.pause();
-    pub.handlers.message = () => {};
     // 8 MiB in 64 KiB messages: past the socket buffers (about 4 MB), then 8 queued frames.
-    const msg = crypto.randomBytes(64 << 10);
-    for (let i = 0; i < 128; i++) {
-        await pub.send(OP.BINARY, msg);
-        await new Promise((r) => setImmediate(r)); // let the publisher read its own copies
-    }
+    const { stuck, pub } = await stopReading(server, '/q', 128, 64 << 10);
     await server.expectMetric('uringws_slow_consumer_closes_total', 1, 8000, '--max-queue-frames 8');
     h.check(/slow consumer \(\d+ bytes, 8 frames queued\), closing with 1008/.test(server.log), 'slow-consumer log line with 8 frames');
     stuck.socket.destroy();
