@@ -5,7 +5,8 @@
 // close; both with direct descriptors and regular fds), --max-rooms (503 for a new room, not
 // for an existing one or /echo, released when a room empties), --first-frame-timeout (1008
 // for a client that says nothing after the 101; a pong to the server's ping counts) and
-// --write-stall-timeout (a client that reads nothing is dropped; an idle one is not). Each
+// --write-stall-timeout (a client that reads nothing is dropped; an idle one is not),
+// room-name validation (400) and --close-timeout (a close frame left unanswered). Each
 // refusal is checked on the wire (status line, socket closed by the server) and in /metrics.
 'use strict';
 
@@ -182,6 +183,9 @@ async function maxRooms(o) {
     await expectStatus(server.port, '/room-c', 503, 'third room past --max-rooms 2');
     const a2 = (await expectStatus(server.port, '/room-a', 101, 'an existing room')).client;
     const e = (await expectStatus(server.port, '/echo', 101, '/echo is not a room')).client;
+    // Room names: at most 64 bytes, no control characters (checked before the room limit).
+    await expectStatus(server.port, `/${'r'.repeat(65)}`, 400, '65-byte room name');
+    await expectStatus(server.port, '/a%01b', 400, 'room name with a control character');
     await b.close(1000);
     const c = await h.pollUntil(async () => {
         const u = await upgrade(server.port, '/room-c');
@@ -227,6 +231,25 @@ async function firstFrame(o) {
     await closeAll([listener]);
     await server.stop();
     return `first-frame-timeout ok (closed after ${ms} ms)`;
+}
+
+// ---- close-timeout ---------------------------------------------------------------------------------
+
+// The server closes (1008 from the first-frame timeout) and the client never answers the
+// close frame: the server drops the socket after --close-timeout.
+async function closeTimeout(o) {
+    const server = await new h.Server(o.server, ['-c', '1', '--close-timeout', '1s', '--first-frame-timeout', '300ms',
+        '--ping-interval', '0']).start();
+    const c = (await expectStatus(server.port, '/r', 101, 'client')).client;
+    c.closeSent = true; // RawClient then does not echo the server's close frame
+    const cf = await closeFrameOf(c, 3000, 'silent client');
+    h.checkEq(cf.code, 1008, 'close code from the first-frame timeout');
+    const t0 = Date.now();
+    await h.withTimeout(c.endPromise, 4000, 'socket not closed by the server after --close-timeout 1s');
+    const ms = Date.now() - t0;
+    h.check(ms >= 700, `closed ${ms} ms after the close frame: before --close-timeout 1s`);
+    await server.stop();
+    return `close-timeout ok (${ms} ms)`;
 }
 
 // ---- a reader that stops reading ---------------------------------------------------------------
@@ -300,5 +323,6 @@ h.run('limits', async () => {
     done.push(await firstFrame(o));
     done.push(await writeStall(o));
     done.push(await queueFrames(o));
+    done.push(await closeTimeout(o));
     return done.join('; ');
 }, { timeoutMs: 120000 });
