@@ -1,13 +1,14 @@
 // Admission limits and timeouts, each against a server started with it and (where the
 // default differs) one without it, so that every case fails when the behaviour is missing:
 // --origin (403 for other origins and for no Origin unless `none` is listed; off by
-// default), --max-header-bytes and --max-headers (431), --max-queue-frames (1008), --max-conns-per-ip (429, per address, released on
-// close; both with direct descriptors and regular fds), --max-rooms (503 for a new room, not
-// for an existing one or /echo, released when a room empties), --first-frame-timeout (1008
-// for a client that says nothing after the 101; a pong to the server's ping counts) and
-// --write-stall-timeout (a client that reads nothing is dropped; an idle one is not),
-// room-name validation (400) and --close-timeout (a close frame left unanswered). Each
-// refusal is checked on the wire (status line, socket closed by the server) and in /metrics.
+// default), --max-header-bytes and --max-headers (431), --max-conns-per-ip (429, per
+// address, released on close; with direct descriptors and with regular fds), --max-rooms
+// (503 for a new room, not for an existing one or /echo, released when a room empties) and
+// room-name validation (400), --first-frame-timeout (1008 for a client that says nothing
+// after the 101; a pong to the server's ping counts), --write-stall-timeout (a client that
+// reads nothing is dropped; an idle one is not), --max-queue-frames (1008) and
+// --close-timeout (a close frame left unanswered). Each refusal is checked on the wire
+// (status line, socket closed by the server) and in /metrics.
 'use strict';
 
 const crypto = require('node:crypto');
