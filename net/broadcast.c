@@ -5,10 +5,12 @@
 
 #include <errno.h>
 
+#include "limits.h"
 #include "log.h"
 #include "reactor.h"
 #include "room.h"
 #include "sendq.h"
+#include "server_internal.h"
 
 static void room_maybe_free(ws_core_t *c, ws_room_t *r)
 {
@@ -117,6 +119,10 @@ void ws_room_leave(ws_core_t *c, ws_conn_t *conn)
         return;
     ws_dlink_remove(&conn->member);
     conn->room = NULL;
+    if (conn->flags & WS_CONN_F_ROOM_COUNTED) {
+        conn->flags &= ~WS_CONN_F_ROOM_COUNTED;
+        ws_keycount_release(c->srv->room_counts, r->name, r->name_len);
+    }
     if (--r->nmembers > 0)
         return;
     if (r->home == c->id) {

@@ -52,6 +52,16 @@ static inline void ws_prep_cmd_setsockopt(struct io_uring_sqe *sqe, int fd, int 
     sqe->addr3 = (uint64_t)(uintptr_t)optval;
 }
 
+/* A single-shot accept into a direct descriptor the kernel picks. liburing 2.3's
+ * io_uring_prep_accept_direct(..., IORING_FILE_INDEX_ALLOC) stores the index plus one, which
+ * wraps to 0 ("not direct") and so installs a regular fd; the kernel wants the raw ~0U. */
+static inline void ws_prep_accept_direct_alloc(struct io_uring_sqe *sqe, int fd,
+                                               struct sockaddr *addr, socklen_t *addrlen)
+{
+    io_uring_prep_accept(sqe, fd, addr, addrlen, 0);
+    sqe->file_index = IORING_FILE_INDEX_ALLOC;
+}
+
 _Static_assert(sizeof(struct io_uring_sqe) == 64, "SQE layout changed: recheck ws_prep_cmd_*");
 _Static_assert(__builtin_offsetof(struct io_uring_sqe, addr3) == 48, "optval must land at 48");
 _Static_assert(__builtin_offsetof(struct io_uring_sqe, file_index) == 44, "optlen must land at 44");

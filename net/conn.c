@@ -21,6 +21,7 @@
 
 #include "broadcast.h"
 #include "conn_tls.h"
+#include "limits.h"
 #include "log.h"
 #include "pages.h"
 #include "reactor.h"
@@ -58,6 +59,12 @@ static uint64_t conn_deadline(const ws_core_t *c, const ws_conn_t *conn)
             d = conn->t_ping + cfg->ping_interval_ms;
         if (cfg->idle_timeout_ms && conn->t_rx + cfg->idle_timeout_ms < d)
             d = conn->t_rx + cfg->idle_timeout_ms;
+        if (cfg->first_frame_timeout_ms && !(conn->flags & WS_CONN_F_FRAME_SEEN) &&
+            conn->t_open + cfg->first_frame_timeout_ms < d)
+            d = conn->t_open + cfg->first_frame_timeout_ms;
+        if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
+            conn->t_tx + cfg->write_stall_ms < d)
+            d = conn->t_tx + cfg->write_stall_ms;
         break;
     case WS_CONN_CLOSING:
     case WS_CONN_LINGER:
@@ -76,6 +83,39 @@ static void conn_schedule(ws_core_t *c, ws_conn_t *conn)
         ws_wheel_del(&c->wheel, &conn->timer);
     else
         ws_wheel_add(&c->wheel, &conn->timer, d);
+}
+
+/* True when nothing waits to be sent and no send is in flight (TLS ciphertext included: it
+ * is in flight whenever it exists). */
+static bool send_idle(const ws_conn_t *conn)
+{
+    return ws_sendq_empty(&conn->sq) && !(conn->flags & WS_CONN_F_SEND);
+}
+
+/* Bytes were queued; `was_idle` says whether nothing was pending before them. The write-stall
+ * clock (re)starts then: t_tx is the last send progress, or when bytes started waiting. The
+ * clock is cleared lazily by the timer once nothing is pending. The timer is lazy too (it
+ * fires at the earliest deadline known when it was set), so pull it in when the stall
+ * deadline is earlier. */
+static void stall_clock_start(ws_core_t *c, ws_conn_t *conn, bool was_idle)
+{
+    if ((conn->flags & WS_CONN_F_STALL_CLOCK) && !was_idle)
+        return;
+    conn->flags |= WS_CONN_F_STALL_CLOCK;
+    conn->t_tx = c->now_ms;
+    uint32_t stall = c->cfg->write_stall_ms;
+    if (stall && conn->state == WS_CONN_OPEN &&
+        (!ws_timer_armed(&conn->timer) || conn->timer.deadline > conn->t_tx + stall))
+        conn_schedule(c, conn);
+}
+
+/* The connection left the request-head phase (upgraded, answered or torn down). */
+static void head_phase_end(ws_core_t *c, ws_conn_t *conn)
+{
+    if (ws_qlink_linked(&conn->head_link)) {
+        ws_qlink_remove(&conn->head_link);
+        c->nheads--;
+    }
 }
 
 /* Closes a socket that has (or no longer has) a connection struct. */
@@ -180,6 +220,7 @@ void ws_conn_teardown(ws_core_t *c, ws_conn_t *conn)
     if (conn->state == WS_CONN_DEAD)
         return;
     ws_room_leave(c, conn);
+    head_phase_end(c, conn);
     conn->state = WS_CONN_DEAD;
     ws_wheel_del(&c->wheel, &conn->timer);
     ws_dlink_remove(&conn->pending);
@@ -195,6 +236,10 @@ void ws_conn_teardown(ws_core_t *c, ws_conn_t *conn)
         atomic_fetch_sub_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
         ws_metric_sub(&c->m->conns_current, 1);
     }
+    if (conn->flags & WS_CONN_F_IP_COUNTED) {
+        conn->flags &= ~WS_CONN_F_IP_COUNTED;
+        ws_keycount_release(c->srv->ip_counts, conn->peer, sizeof(conn->peer));
+    }
     ws_metric_sub(&c->m->conns_by_transport[conn->transport], 1);
     if (conn->flags & WS_CONN_F_RECV)
         cancel_op(c, conn, WS_UD_RECV);
@@ -207,11 +252,13 @@ void ws_conn_teardown(ws_core_t *c, ws_conn_t *conn)
 
 int ws_conn_queue_owned(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t len)
 {
+    bool was_idle = send_idle(conn);
     if (ws_sendq_push(&conn->sq, WS_SQ_OWNED, buf, len, buf) < 0) {
         free(buf);
         return -ENOMEM;
     }
     ws_metric_add(&c->m->queue_bytes, len);
+    stall_clock_start(c, conn, was_idle);
     ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
     return 0;
 }
@@ -256,6 +303,51 @@ static bool queue_has_room(const ws_core_t *c, const ws_conn_t *conn, uint32_t l
     return conn->sq.count < c->cfg->max_queue_frames && conn->sq.bytes + len <= c->cfg->max_queue;
 }
 
+/* --slow-policy drop-oldest: drops the oldest data frames no send has started (a frame
+ * partly sent is finished, control frames and responses stay) down to 3/4 of the limits, so
+ * that a reader that stays behind costs one pass over its queue per quarter of it, not one
+ * per message. Returns whether `len` more bytes fit now. */
+static bool drop_oldest(ws_core_t *c, ws_conn_t *conn, uint32_t len)
+{
+    const ws_server_config_t *cfg = c->cfg;
+    uint64_t bytes = 0, before = conn->sq.bytes;
+    unsigned n = ws_sendq_drop_oldest(&conn->sq, cfg->max_queue / 4 * 3,
+                                      cfg->max_queue_frames / 4 * 3, &c->brefs, &bytes);
+    sq_account(c, before, conn->sq.bytes);
+    if (n) {
+        ws_metric_add(&c->m->slow_drop_frames, n);
+        ws_metric_add(&c->m->slow_drop_bytes, bytes);
+        /* The first time at -v; a reader that stays behind does this once per quarter queue. */
+        if (conn->flags & WS_CONN_F_DROPPED) {
+            ws_log_debug("conn %u: slow consumer: dropped %u frames (%llu bytes)", conn->idx, n,
+                         (unsigned long long)bytes);
+        } else {
+            conn->flags |= WS_CONN_F_DROPPED;
+            ws_log_verbose("conn %u: slow consumer: dropped its %u oldest queued frames (%llu "
+                           "bytes); later drops are logged at -vv",
+                           conn->idx, n, (unsigned long long)bytes);
+        }
+    }
+    return queue_has_room(c, conn, len);
+}
+
+/* The queue is full: apply the slow-consumer policy. Returns whether `len` more bytes may be
+ * queued (drop-oldest made room); false means the new frame is not queued (under `close`
+ * the connection is also scheduled for its 1008). */
+static bool queue_full(ws_core_t *c, ws_conn_t *conn, uint32_t len)
+{
+    if (c->cfg->slow_policy == WS_SLOW_DROP_OLDEST) {
+        if (drop_oldest(c, conn, len))
+            return true;
+        /* Everything left is in flight or not droppable: the new frame is the gap. */
+        ws_metric_inc(&c->m->slow_drop_frames);
+        ws_metric_add(&c->m->slow_drop_bytes, len);
+        return false;
+    }
+    ws_conn_close_later(c, conn, WS_CLOSE_POLICY, "slow consumer");
+    return false;
+}
+
 void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
 {
     uint32_t len = br->block->len;
@@ -263,11 +355,11 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
         ws_bref_put(&c->brefs, br);
         return;
     }
-    if (!queue_has_room(c, conn, len)) {
+    if (!queue_has_room(c, conn, len) && !queue_full(c, conn, len)) {
         ws_bref_put(&c->brefs, br);
-        ws_conn_close_later(c, conn, WS_CLOSE_POLICY, "slow consumer");
         return;
     }
+    bool was_idle = send_idle(conn);
     if (ws_sendq_push(&conn->sq, WS_SQ_BREF, br->block->data, len, br) < 0) {
         ws_bref_put(&c->brefs, br);
         ws_conn_close_later(c, conn, WS_CLOSE_INTERNAL, "out of memory");
@@ -275,6 +367,7 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
     }
     ws_metric_add(&c->m->queue_bytes, len);
     ws_metric_inc(&c->m->msgs_out);
+    stall_clock_start(c, conn, was_idle);
     ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
 }
 
@@ -282,6 +375,7 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
 
 static void enter_closing(ws_core_t *c, ws_conn_t *conn)
 {
+    head_phase_end(c, conn);
     conn->state = WS_CONN_CLOSING;
     conn->t_close = c->now_ms + c->cfg->close_timeout_ms;
     conn_schedule(c, conn);
@@ -399,6 +493,8 @@ void ws_conn_on_send(ws_core_t *c, ws_conn_t *conn, int res)
     uint64_t before = conn->sq.bytes;
     ws_sendq_complete(&conn->sq, sent, &c->brefs);
     sq_account(c, before, conn->sq.bytes);
+    if (sent)
+        conn->t_tx = c->now_ms; /* progress: the write-stall clock restarts */
     if (conn->tls)
         ws_conn_tls_sent(c, conn, sent);
     ws_metric_add(&c->m->bytes_out, sent);
@@ -434,22 +530,63 @@ static void reject(ws_core_t *c, ws_conn_t *conn, int status, const char *why)
     ws_conn_finish(c, conn);
 }
 
+/* Releases the room count taken by admit() when the join does not happen. */
+static void room_uncount(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
+{
+    if (conn->flags & WS_CONN_F_ROOM_COUNTED) {
+        conn->flags &= ~WS_CONN_F_ROOM_COUNTED;
+        ws_keycount_release(c->srv->room_counts, hs->room, hs->room_len);
+    }
+}
+
+static bool is_echo(const ws_handshake_t *hs)
+{
+    return hs->room_len == 4 && memcmp(hs->room, "echo", 4) == 0;
+}
+
+/* The server's own checks on a valid upgrade: the origin allow-list (403) and the room limit
+ * (503, taking the room count on success). Returns 0 or the status it answered with. */
+static int admit(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
+{
+    if (c->cfg->origins && !ws_origins_allow(&c->srv->origins, hs->origin)) {
+        ws_metric_inc(&c->m->origin_rejects);
+        ws_log_verbose("conn %u: Origin '%.*s' not allowed", conn->idx,
+                       (int)(hs->origin.len > 200 ? 200 : hs->origin.len),
+                       hs->origin.len ? (const char *)hs->origin.base : "");
+        reject(c, conn, 403, hs->origin.len ? "origin not allowed" : "Origin header required");
+        return 403;
+    }
+    if (c->srv->room_counts && !is_echo(hs)) {
+        int rc =
+            ws_keycount_acquire(c->srv->room_counts, hs->room, hs->room_len, 0, c->cfg->max_rooms);
+        if (rc < 0) {
+            ws_metric_inc(&c->m->room_rejects);
+            ws_log_verbose("conn %u: room '%s' refused: %s", conn->idx, hs->room,
+                           rc == -ENOSPC ? "room limit reached" : strerror(-rc));
+            reject(c, conn, 503, rc == -ENOSPC ? "too many rooms" : "out of memory");
+            return 503;
+        }
+        conn->flags |= WS_CONN_F_ROOM_COUNTED;
+    }
+    return 0;
+}
+
 static void upgrade(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs, uint8_t *rest,
                     size_t rest_len)
 {
     char resp[512];
     size_t n = ws_handshake_response(hs, resp, sizeof(resp));
     uint8_t *buf = n ? malloc(n) : NULL;
-    if (!buf) {
+    if (buf)
+        memcpy(buf, resp, n);
+    else
         ws_log_error("conn %u: cannot build the 101 response", conn->idx);
+    if (!buf || ws_conn_queue_owned(c, conn, buf, (uint32_t)n) < 0) {
+        room_uncount(c, conn, hs);
         ws_conn_teardown(c, conn);
         return;
     }
-    memcpy(buf, resp, n);
-    if (ws_conn_queue_owned(c, conn, buf, (uint32_t)n) < 0) {
-        ws_conn_teardown(c, conn);
-        return;
-    }
+    head_phase_end(c, conn);
     ws_parser_config_t pc;
     memset(&pc, 0, sizeof(pc));
     pc.max_message = c->cfg->max_message;
@@ -457,13 +594,14 @@ static void upgrade(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs, uin
     ws_parser_init(&conn->parser, &pc);
     conn->flags |= WS_CONN_F_PARSER;
     conn->state = WS_CONN_OPEN;
-    conn->t_rx = conn->t_ping = c->now_ms;
+    conn->t_rx = conn->t_ping = conn->t_open = c->now_ms;
     conn_schedule(c, conn);
     ws_metric_inc(&c->m->conns_upgraded);
-    if (hs->room_len == 4 && memcmp(hs->room, "echo", 4) == 0) {
+    if (is_echo(hs)) {
         conn->flags |= WS_CONN_F_ECHO;
         ws_log_debug("conn %u: upgraded (echo)", conn->idx);
     } else if (ws_room_join(c, conn, hs->room, hs->room_len) < 0) {
+        room_uncount(c, conn, hs);
         ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", false);
         return;
     } else {
@@ -479,7 +617,8 @@ static void handle_request(ws_core_t *c, ws_conn_t *conn, uint8_t *rest, size_t 
     ws_handshake_t hs;
     int st = ws_handshake_check(&c->req, &hs);
     if (st == 101) {
-        upgrade(c, conn, &hs, rest, rest_len);
+        if (admit(c, conn, &hs) == 0)
+            upgrade(c, conn, &hs, rest, rest_len);
     } else if (st == 0) {
         ws_pages_respond(c, conn, &c->req, &hs);
         ws_conn_finish(c, conn);
@@ -586,6 +725,7 @@ static int cb_message(void *ud, uint8_t opcode, const uint8_t *payload, size_t l
     cb_ctx_t *x = ud;
     ws_core_t *c = x->c;
     ws_conn_t *conn = x->conn;
+    conn->flags |= WS_CONN_F_FRAME_SEEN;
     if (conn->state != WS_CONN_OPEN)
         return 0; /* after our close frame, data is read and dropped */
     ws_metric_inc(&c->m->msgs_in);
@@ -608,13 +748,12 @@ static int cb_control(void *ud, uint8_t opcode, const uint8_t *payload, size_t l
     cb_ctx_t *x = ud;
     ws_core_t *c = x->c;
     ws_conn_t *conn = x->conn;
+    conn->flags |= WS_CONN_F_FRAME_SEEN;
     if (opcode != WS_OP_PING || conn->state != WS_CONN_OPEN)
         return 0; /* pongs only prove liveness (t_rx is already updated) */
     /* A peer that pings without reading our pongs is a slow consumer like any other. */
-    if (!queue_has_room(c, conn, (uint32_t)(len + 2))) {
-        ws_conn_close_later(c, conn, WS_CLOSE_POLICY, "slow consumer");
-        return 0;
-    }
+    if (!queue_has_room(c, conn, (uint32_t)(len + 2)) && !queue_full(c, conn, (uint32_t)(len + 2)))
+        return 0; /* no pong: closing (close policy), or dropped like a data frame */
     if (queue_control(c, conn, WS_OP_PONG, payload, len) < 0) {
         ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", true);
         return 1;
@@ -629,6 +768,7 @@ static int cb_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
     cb_ctx_t *x = ud;
     ws_core_t *c = x->c;
     ws_conn_t *conn = x->conn;
+    conn->flags |= WS_CONN_F_FRAME_SEEN;
     conn->flags |= WS_CONN_F_CLOSE_RCVD;
     ws_log_debug("conn %u: peer closed with %u", conn->idx, code);
     if (conn->state == WS_CONN_OPEN) {
@@ -807,7 +947,43 @@ void ws_conn_on_shutdown(ws_core_t *c, ws_conn_t *conn, int res)
 
 /* ---- accept, timers, pending work -------------------------------------------------- */
 
-void ws_conn_accept(ws_core_t *c, int fd, bool tls)
+/* Makes room for one more connection in the request-head phase: past this core's share of
+ * max_pending the oldest one is closed (no response; it had its chance). Trickling heads
+ * (slowloris) thus cycle through a bounded set instead of filling max_conns. */
+static void evict_oldest_head(ws_core_t *c)
+{
+    if (c->nheads < c->max_heads)
+        return;
+    ws_qlink_t *q = ws_qlink_first(&c->heads);
+    ws_conn_t *old = ws_container_of(q, ws_conn_t, head_link);
+    ws_log_verbose("conn %u: evicted after %llu ms without a complete request head (%u "
+                   "connections in the head phase on this core)",
+                   old->idx, (unsigned long long)(c->now_ms - old->t_accept), c->nheads);
+    ws_metric_inc(&c->m->pending_evictions);
+    ws_conn_teardown(c, old);
+}
+
+/* Counts the connection against max_conns_per_ip. Returns 0, or the status to refuse it
+ * with. */
+static int count_peer(ws_core_t *c, ws_conn_t *conn, const struct sockaddr *peer,
+                      socklen_t peer_len)
+{
+    if (!peer || !c->srv->ip_counts || !ws_peer_key(peer, peer_len, conn->peer))
+        return 0;
+    int rc = ws_keycount_acquire(c->srv->ip_counts, conn->peer, sizeof(conn->peer),
+                                 c->cfg->max_conns_per_ip, 0);
+    if (rc == 0) {
+        conn->flags |= WS_CONN_F_IP_COUNTED;
+        return 0;
+    }
+    if (rc == -EUSERS)
+        ws_metric_inc(&c->m->ip_rejects);
+    else
+        ws_log_error("conn %u: out of memory counting its address", conn->idx);
+    return rc == -EUSERS ? 429 : 503;
+}
+
+void ws_conn_accept(ws_core_t *c, int fd, bool tls, const struct sockaddr *peer, socklen_t peer_len)
 {
     bool direct = c->direct && !tls;
     ws_conn_t *conn = calloc(1, sizeof(*conn));
@@ -829,6 +1005,9 @@ void ws_conn_accept(ws_core_t *c, int fd, bool tls)
     }
     conn->transport = tls ? WS_TRANSPORT_TLS : WS_TRANSPORT_PLAIN;
     ws_metric_inc(&c->m->conns_by_transport[conn->transport]);
+    evict_oldest_head(c);
+    ws_qlink_push_tail(&c->heads, &conn->head_link);
+    c->nheads++;
     ws_timer_init(&conn->timer);
     ws_dlink_init(&conn->pending);
     ws_dlink_init(&conn->member);
@@ -837,19 +1016,23 @@ void ws_conn_accept(ws_core_t *c, int fd, bool tls)
     conn->t_accept = conn->t_rx = c->now_ms;
     ws_metric_inc(&c->m->conns_accepted);
     uint32_t prev = atomic_fetch_add_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
-    bool over = prev >= c->cfg->max_conns;
-    if (over) {
+    int refuse = 0;
+    if (prev >= c->cfg->max_conns) {
         atomic_fetch_sub_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
+        ws_metric_inc(&c->m->conn_rejects);
+        refuse = 503;
     } else {
         conn->flags |= WS_CONN_F_COUNTED;
         ws_metric_inc(&c->m->conns_current);
+        refuse = count_peer(c, conn, peer, peer_len);
     }
     set_nodelay(c, conn);
     arm_recv(c, conn);
     ws_log_debug("conn %u: accepted (fd %d%s%s)", conn->idx, fd, conn->direct ? ", direct" : "",
                  tls ? ", TLS" : "");
-    if (over) {
-        reject(c, conn, 503, "too many connections");
+    if (refuse) {
+        reject(c, conn, refuse,
+               refuse == 429 ? "too many connections from this address" : "too many connections");
         return;
     }
     conn_schedule(c, conn);
@@ -866,11 +1049,32 @@ void ws_conn_on_timer(ws_core_t *c, ws_conn_t *conn)
                 ws_log_verbose("conn %u: rejected: handshake timeout", conn->idx);
                 ws_metric_inc(&c->m->hs_errors[WS_HS_408]);
             }
+            ws_metric_inc(&c->m->head_timeouts);
             ws_conn_teardown(c, conn);
             return;
         }
         break;
     case WS_CONN_OPEN:
+        if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
+            now >= conn->t_tx + cfg->write_stall_ms && send_idle(conn))
+            conn->flags &= ~WS_CONN_F_STALL_CLOCK; /* everything went out meanwhile */
+        if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
+            now >= conn->t_tx + cfg->write_stall_ms) {
+            /* It takes no bytes, so a close frame would not reach it either: just drop it. */
+            ws_log_verbose("conn %u: no send progress for %u ms (%llu bytes queued), dropping",
+                           conn->idx, cfg->write_stall_ms, (unsigned long long)conn->sq.bytes);
+            ws_metric_inc(&c->m->write_stalls);
+            ws_conn_teardown(c, conn);
+            return;
+        }
+        if (cfg->first_frame_timeout_ms && !(conn->flags & WS_CONN_F_FRAME_SEEN) &&
+            now >= conn->t_open + cfg->first_frame_timeout_ms) {
+            ws_log_verbose("conn %u: no frame within %u ms of the upgrade, closing with 1008",
+                           conn->idx, cfg->first_frame_timeout_ms);
+            ws_metric_inc(&c->m->first_frame_timeouts);
+            ws_conn_close(c, conn, WS_CLOSE_POLICY, "no frame", false);
+            break;
+        }
         if (cfg->idle_timeout_ms && now >= conn->t_rx + cfg->idle_timeout_ms) {
             ws_log_verbose("conn %u: idle for %u ms, closing with 1001", conn->idx,
                            cfg->idle_timeout_ms);

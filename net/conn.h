@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "list.h"
 #include "sendq.h"
@@ -28,19 +29,25 @@ enum ws_conn_state {
 };
 
 enum ws_conn_flags {
-    WS_CONN_F_RECV = 1u << 0,        /* a recv is armed (multishot or single) */
-    WS_CONN_F_SEND = 1u << 1,        /* the one send is in flight */
-    WS_CONN_F_SOCKOPT = 1u << 2,     /* URING_CMD setsockopt in flight */
-    WS_CONN_F_SHUT = 1u << 3,        /* IORING_OP_SHUTDOWN in flight */
-    WS_CONN_F_COUNTED = 1u << 4,     /* counted against max_conns */
-    WS_CONN_F_CLOSE_SENT = 1u << 5,  /* our close frame is queued */
-    WS_CONN_F_CLOSE_RCVD = 1u << 6,  /* the peer's close frame arrived */
-    WS_CONN_F_FLUSH_CLOSE = 1u << 7, /* once the queue drains: SHUT_WR and linger */
-    WS_CONN_F_PARSER = 1u << 8,      /* parser initialised */
-    WS_CONN_F_ECHO = 1u << 9,        /* the /echo endpoint: messages go back to the sender */
-    WS_CONN_F_NEED_SEND = 1u << 10,  /* pending work: start a send */
-    WS_CONN_F_NEED_RECV = 1u << 11,  /* pending work: re-arm the recv (after ENOBUFS) */
-    WS_CONN_F_NEED_CLOSE = 1u << 12, /* pending work: server close with close_code */
+    WS_CONN_F_RECV = 1u << 0,          /* a recv is armed (multishot or single) */
+    WS_CONN_F_SEND = 1u << 1,          /* the one send is in flight */
+    WS_CONN_F_SOCKOPT = 1u << 2,       /* URING_CMD setsockopt in flight */
+    WS_CONN_F_SHUT = 1u << 3,          /* IORING_OP_SHUTDOWN in flight */
+    WS_CONN_F_COUNTED = 1u << 4,       /* counted against max_conns */
+    WS_CONN_F_CLOSE_SENT = 1u << 5,    /* our close frame is queued */
+    WS_CONN_F_CLOSE_RCVD = 1u << 6,    /* the peer's close frame arrived */
+    WS_CONN_F_FLUSH_CLOSE = 1u << 7,   /* once the queue drains: SHUT_WR and linger */
+    WS_CONN_F_PARSER = 1u << 8,        /* parser initialised */
+    WS_CONN_F_ECHO = 1u << 9,          /* the /echo endpoint: messages go back to the sender */
+    WS_CONN_F_NEED_SEND = 1u << 10,    /* pending work: start a send */
+    WS_CONN_F_NEED_RECV = 1u << 11,    /* pending work: re-arm the recv (after ENOBUFS) */
+    WS_CONN_F_NEED_CLOSE = 1u << 12,   /* pending work: server close with close_code */
+    WS_CONN_F_IP_COUNTED = 1u << 13,   /* counted in the server's per-address table (peer) */
+    WS_CONN_F_ROOM_COUNTED = 1u << 14, /* counted in the server's room table (max_rooms) */
+    WS_CONN_F_FRAME_SEEN = 1u << 15,   /* a complete frame arrived after the 101 */
+    WS_CONN_F_STALL_CLOCK = 1u << 16,  /* write-stall clock runs from t_tx (the timer clears it
+                                          once nothing is pending) */
+    WS_CONN_F_DROPPED = 1u << 17,      /* drop-oldest dropped frames of it (logged once at -v) */
 };
 
 typedef struct ws_conn {
@@ -57,8 +64,12 @@ typedef struct ws_conn {
     uint64_t t_rx;     /* last byte received */
     uint64_t t_ping;   /* last ping sent (or the upgrade) */
     uint64_t t_close;  /* deadline in CLOSING/LINGER */
+    uint64_t t_open;   /* the upgrade (first-frame deadline) */
+    uint64_t t_tx;     /* last send progress, or when bytes started waiting (F_STALL_CLOCK) */
+    uint8_t peer[16];  /* peer address key (limits.h) when F_IP_COUNTED */
     ws_timer_t timer;
-    ws_dlink_t pending; /* the core's list of connections with end-of-iteration work */
+    ws_qlink_t head_link; /* in the core's FIFO of connections in WS_CONN_HTTP */
+    ws_dlink_t pending;   /* the core's list of connections with end-of-iteration work */
     /* HTTP phase: the request head when it spans receives (freed after the handshake). */
     uint8_t *hbuf;
     uint32_t hlen, hcap, hprev;
@@ -74,9 +85,11 @@ typedef struct ws_conn {
 } ws_conn_t;
 
 /* Takes a new socket from accept (fd or direct descriptor; always a regular fd when tls).
+ * peer is the remote address when the accept asked for it (max_conns_per_ip), else NULL.
  * Never fails visibly: when the connection cannot be set up, the socket is closed and
  * counted. */
-void ws_conn_accept(struct ws_core *c, int fd, bool tls);
+void ws_conn_accept(struct ws_core *c, int fd, bool tls, const struct sockaddr *peer,
+                    socklen_t peer_len);
 
 /* Completions, routed by the reactor after the generation check. */
 void ws_conn_on_recv(struct ws_core *c, ws_conn_t *conn, int res, unsigned cqe_flags, uint8_t *buf);

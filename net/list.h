@@ -1,6 +1,8 @@
-/* Intrusive doubly linked list (hlist style: head pointer plus pprev), used for room
- * members and the per-core list of connections with end-of-iteration work. O(1) insert and
- * remove; a node knows whether it is linked. */
+/* Intrusive doubly linked lists. ws_dlink_t (hlist style: head pointer plus pprev) for room
+ * members and the per-core list of connections with end-of-iteration work; ws_qlink_t (a
+ * ring around a sentinel) where the oldest entry is wanted: the per-core FIFO of connections
+ * still sending their request head. O(1) insert and remove; a node knows whether it is
+ * linked. */
 #ifndef URINGWS_NET_LIST_H
 #define URINGWS_NET_LIST_H
 
@@ -52,6 +54,50 @@ static inline ws_dlink_t *ws_dlink_pop(ws_dlink_t **head)
     if (n)
         ws_dlink_remove(n);
     return n;
+}
+
+/* FIFO ring: the sentinel's next is the oldest node, its prev the newest. A node that is
+ * not linked has next == NULL. */
+typedef struct ws_qlink {
+    struct ws_qlink *next, *prev;
+} ws_qlink_t;
+
+static inline void ws_qlink_init_head(ws_qlink_t *h)
+{
+    h->next = h->prev = h;
+}
+
+static inline void ws_qlink_init(ws_qlink_t *n)
+{
+    n->next = n->prev = NULL;
+}
+
+static inline bool ws_qlink_linked(const ws_qlink_t *n)
+{
+    return n->next != NULL;
+}
+
+static inline void ws_qlink_push_tail(ws_qlink_t *h, ws_qlink_t *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+
+static inline void ws_qlink_remove(ws_qlink_t *n)
+{
+    if (!n->next)
+        return;
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = NULL;
+}
+
+/* The oldest node, or NULL when the ring is empty. */
+static inline ws_qlink_t *ws_qlink_first(ws_qlink_t *h)
+{
+    return h->next == h ? NULL : h->next;
 }
 
 #endif

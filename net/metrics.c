@@ -14,6 +14,8 @@ enum ws_hs_err ws_metrics_hs_index(int status)
     switch (status) {
     case 400:
         return WS_HS_400;
+    case 403:
+        return WS_HS_403;
     case 404:
         return WS_HS_404;
     case 405:
@@ -22,6 +24,8 @@ enum ws_hs_err ws_metrics_hs_index(int status)
         return WS_HS_408;
     case 426:
         return WS_HS_426;
+    case 429:
+        return WS_HS_429;
     case 431:
         return WS_HS_431;
     case 503:
@@ -31,8 +35,8 @@ enum ws_hs_err ws_metrics_hs_index(int status)
     }
 }
 
-static const char *const hs_label[WS_HS_N] = {"400", "404", "405", "408",
-                                              "426", "431", "503", "other"};
+static const char *const hs_label[WS_HS_N] = {"400", "403", "404", "405", "408",
+                                              "426", "429", "431", "503", "other"};
 
 void ws_metrics_close_sent(ws_metrics_t *m, unsigned code)
 {
@@ -200,6 +204,26 @@ long ws_metrics_render_tls(const ws_metrics_t *m, unsigned n, const ws_metrics_t
     S(frames_built, "frames_built_total", "counter", "Broadcast frames built");
     S(sends, "sends_submitted_total", "counter", "Send operations submitted");
     S(slow_closes, "slow_consumer_closes_total", "counter", "Connections closed as slow consumers");
+    S(slow_drop_frames, "slow_consumer_dropped_frames_total", "counter",
+      "Queued frames dropped by --slow-policy drop-oldest");
+    S(slow_drop_bytes, "slow_consumer_dropped_bytes_total", "counter",
+      "Bytes of the frames dropped by --slow-policy drop-oldest");
+    S(ip_rejects, "per_ip_rejects_total", "counter",
+      "Connections refused with 429 past --max-conns-per-ip");
+    S(origin_rejects, "origin_rejects_total", "counter",
+      "Upgrades refused with 403: Origin not in --origin");
+    S(room_rejects, "room_limit_rejects_total", "counter",
+      "Upgrades refused with 503: a new room past --max-rooms");
+    S(conn_rejects, "connection_limit_rejects_total", "counter",
+      "Connections refused with 503 past --max-conns");
+    S(pending_evictions, "pending_evictions_total", "counter",
+      "Connections still sending their request head closed to admit a new one (--max-pending)");
+    S(head_timeouts, "head_timeouts_total", "counter",
+      "Connections closed at the request-head deadline (--handshake-timeout)");
+    S(first_frame_timeouts, "first_frame_timeouts_total", "counter",
+      "Connections closed with 1008: no frame within --first-frame-timeout of the 101");
+    S(write_stalls, "write_stall_drops_total", "counter",
+      "Connections dropped: no send progress for --write-stall-timeout");
     S(queue_bytes, "queue_bytes", "gauge", "Bytes waiting in send queues");
     S(enobufs, "recv_enobufs_total", "counter", "Receives that found the buffer ring empty");
     S(recv_bufs, "recv_buffers", "gauge", "Provided receive buffers");

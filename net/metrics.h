@@ -13,10 +13,12 @@
 /* HTTP statuses counted as handshake errors. */
 enum ws_hs_err {
     WS_HS_400,
+    WS_HS_403, /* Origin not in --origin */
     WS_HS_404,
     WS_HS_405,
     WS_HS_408, /* handshake timeout: no response, the socket is just closed */
     WS_HS_426,
+    WS_HS_429, /* past --max-conns-per-ip */
     WS_HS_431,
     WS_HS_503,
     WS_HS_OTHER,
@@ -61,6 +63,16 @@ typedef struct ws_metrics {
     _Atomic uint64_t frames_built;              /* broadcast blocks built */
     _Atomic uint64_t sends;                     /* send/sendmsg SQEs submitted */
     _Atomic uint64_t slow_closes;               /* slow-consumer closes (1008) */
+    _Atomic uint64_t slow_drop_frames;          /* frames dropped by --slow-policy drop-oldest */
+    _Atomic uint64_t slow_drop_bytes;           /* their bytes */
+    _Atomic uint64_t ip_rejects;                /* 429: past --max-conns-per-ip */
+    _Atomic uint64_t origin_rejects;            /* 403: Origin not allowed */
+    _Atomic uint64_t room_rejects;              /* 503: past --max-rooms */
+    _Atomic uint64_t conn_rejects;              /* 503: past --max-conns */
+    _Atomic uint64_t pending_evictions;         /* head-phase connections evicted (max_pending) */
+    _Atomic uint64_t head_timeouts;             /* closed at the request-head deadline */
+    _Atomic uint64_t first_frame_timeouts;      /* closed (1008): no frame after the 101 */
+    _Atomic uint64_t write_stalls;              /* dropped: sends made no progress */
     _Atomic uint64_t queue_bytes;               /* bytes waiting in send queues */
     _Atomic uint64_t enobufs;                   /* recv ENOBUFS (buffer ring empty) */
     _Atomic uint64_t recv_bufs;                 /* provided buffers in the ring */

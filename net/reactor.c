@@ -151,17 +151,26 @@ static void arm_accept(ws_core_t *c, unsigned i)
 {
     ws_listen_t *l = &c->lsn[i];
     struct io_uring_sqe *sqe = ws_core_sqe(c);
+    /* The peer address is wanted only for max_conns_per_ip (see ws_listen_t). */
+    bool multishot = c->multishot_accept && !c->cfg->max_conns_per_ip;
+    struct sockaddr *sa = NULL;
+    socklen_t *salen = NULL;
+    if (c->cfg->max_conns_per_ip) {
+        l->peer_len = sizeof(l->peer);
+        sa = (struct sockaddr *)&l->peer;
+        salen = &l->peer_len;
+    }
     /* TLS connections stay regular fds: the kTLS hand-off is a setsockopt on the socket. */
     if (c->direct && i != WS_LSN_TLS) {
-        if (c->multishot_accept)
+        if (multishot)
             io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
         else
-            io_uring_prep_accept_direct(sqe, l->fd, NULL, NULL, 0, IORING_FILE_INDEX_ALLOC);
+            ws_prep_accept_direct_alloc(sqe, l->fd, sa, salen);
     } else {
-        if (c->multishot_accept)
+        if (multishot)
             io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
         else
-            io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+            io_uring_prep_accept(sqe, l->fd, sa, salen, SOCK_CLOEXEC);
     }
     io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_ACCEPT, i, 0));
     l->armed = true;
@@ -209,7 +218,9 @@ static void on_accept(ws_core_t *c, unsigned i, int res, unsigned flags)
                 close(res);
             }
         } else {
-            ws_conn_accept(c, res, i == WS_LSN_TLS);
+            bool with_peer = c->cfg->max_conns_per_ip != 0;
+            ws_conn_accept(c, res, i == WS_LSN_TLS, with_peer ? (struct sockaddr *)&l->peer : NULL,
+                           with_peer ? l->peer_len : 0);
         }
     } else if (res == -EINVAL && c->multishot_accept && !l->armed) {
         c->multishot_accept = false;
@@ -481,6 +492,8 @@ int ws_core_setup(ws_core_t *c)
     if (rc < 0)
         return rc;
     ws_bref_pool_init(&c->brefs);
+    ws_qlink_init_head(&c->heads);
+    c->max_heads = (cfg->max_pending + c->ncores - 1) / c->ncores;
     ws_wheel_init(&c->wheel, c->now_ms, cfg->tick_ms);
     c->tick_ts.tv_sec = cfg->tick_ms / 1000;
     c->tick_ts.tv_nsec = (long long)(cfg->tick_ms % 1000) * 1000000;

@@ -46,6 +46,11 @@ typedef struct ws_listen {
     int fd;     /* -1 when this kind is not served (or already closed) */
     bool armed; /* an accept is in flight */
     bool retry; /* re-arm the accept on the next tick (after ENFILE/EMFILE) */
+    /* With max_conns_per_ip the accept must report the peer address. A multishot accept
+     * would write every connection's address into one buffer, overwritten before its CQE is
+     * read, so that mode uses single-shot accepts, one in flight, each with this buffer. */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
 } ws_listen_t;
 
 typedef struct ws_conn_slot {
@@ -90,6 +95,9 @@ typedef struct ws_core {
     bool tick_armed;
 
     ws_dlink_t *pending; /* connections with end-of-iteration work */
+    ws_qlink_t heads;    /* connections in WS_CONN_HTTP, oldest first (max_pending) */
+    uint32_t nheads;
+    uint32_t max_heads; /* this core's share of max_pending */
 
     ws_roommap_t rooms;
     ws_bref_pool_t brefs;

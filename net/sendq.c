@@ -173,11 +173,39 @@ unsigned ws_sendq_complete(ws_sendq_t *q, size_t sent, ws_bref_pool_t *pool)
     return released;
 }
 
+/* Entries from the head that must stay: those in flight, or a partly sent head. */
+static uint32_t started(const ws_sendq_t *q)
+{
+    if (q->inflight == 0 && q->head_off > 0)
+        return 1;
+    return q->inflight;
+}
+
+unsigned ws_sendq_drop_oldest(ws_sendq_t *q, uint64_t max_bytes, uint32_t max_count,
+                              ws_bref_pool_t *pool, uint64_t *dropped_bytes)
+{
+    uint32_t n = q->count, w = started(q), dropped = 0;
+    uint32_t mask = q->cap - 1;
+    for (uint32_t r = w; r < n; r++) {
+        ws_sq_entry_t *e = &q->ring[(q->head + r) & mask];
+        if (e->kind == WS_SQ_BREF && (q->bytes > max_bytes || n - dropped > max_count)) {
+            q->bytes -= e->len;
+            *dropped_bytes += e->len;
+            release(e, pool);
+            dropped++;
+            continue;
+        }
+        if (w != r)
+            q->ring[(q->head + w) & mask] = *e;
+        w++;
+    }
+    q->count = w;
+    return dropped;
+}
+
 void ws_sendq_drop_unsent(ws_sendq_t *q, ws_bref_pool_t *pool)
 {
-    uint32_t keep = q->inflight;
-    if (keep == 0 && q->head_off > 0)
-        keep = 1;
+    uint32_t keep = started(q);
     while (q->count > keep) {
         ws_sq_entry_t *e = &q->ring[(q->head + q->count - 1) & (q->cap - 1)];
         q->bytes -= e->len;

@@ -100,6 +100,14 @@ unsigned ws_sendq_complete(ws_sendq_t *q, size_t sent, ws_bref_pool_t *pool);
  * must still go out to keep the stream's framing intact). For slow-consumer closes. */
 void ws_sendq_drop_unsent(ws_sendq_t *q, ws_bref_pool_t *pool);
 
+/* Drops the oldest broadcast entries (WS_SQ_BREF) that no send covers, oldest first, until
+ * at most max_bytes and max_count remain (or no such entry is left). A partly sent head is
+ * kept (the stream's framing needs its tail), and so are owned and static entries (control
+ * frames, responses); the order of what stays is unchanged. Returns the entries dropped and
+ * adds their bytes to *dropped_bytes. For --slow-policy drop-oldest. */
+unsigned ws_sendq_drop_oldest(ws_sendq_t *q, uint64_t max_bytes, uint32_t max_count,
+                              ws_bref_pool_t *pool, uint64_t *dropped_bytes);
+
 /* Releases every entry and frees the ring. Only when no send is in flight. */
 void ws_sendq_clear(ws_sendq_t *q, ws_bref_pool_t *pool);
 

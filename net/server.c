@@ -41,9 +41,16 @@ void ws_server_config_defaults(ws_server_config_t *cfg)
     cfg->max_queue_frames = 65536;
     cfg->max_header_bytes = WS_HTTP_MAX_HEADER_BYTES_DEFAULT;
     cfg->max_headers = WS_HTTP_MAX_HEADERS_DEFAULT;
+    cfg->max_conns_per_ip = 0;
+    cfg->max_pending = 1024;
+    cfg->max_rooms = 0;
+    cfg->slow_policy = WS_SLOW_CLOSE;
+    cfg->origins = NULL;
     cfg->handshake_timeout_ms = 10000;
     cfg->ping_interval_ms = 30000;
     cfg->idle_timeout_ms = 120000;
+    cfg->first_frame_timeout_ms = 60000;
+    cfg->write_stall_ms = 30000;
     cfg->close_timeout_ms = 5000;
     cfg->shutdown_timeout_ms = 5000;
     cfg->tick_ms = 250;
@@ -85,6 +92,16 @@ int ws_server_config_check(const ws_server_config_t *cfg, char *err, size_t errl
         why = "max-header-bytes must be between 256 and 1 MiB";
     else if (cfg->max_headers < 1 || cfg->max_headers > WS_HTTP_HEADERS_CAP)
         why = "max-headers must be between 1 and 128";
+    else if (cfg->max_conns_per_ip > cfg->max_conns)
+        why = "max-conns-per-ip must be at most max-conns";
+    else if (cfg->max_pending < 1 || cfg->max_pending > (1u << 24))
+        why = "max-pending must be between 1 and 16777216";
+    else if (cfg->max_rooms > cfg->max_conns)
+        why = "max-rooms must be at most max-conns (a room needs a member)";
+    else if (cfg->slow_policy != WS_SLOW_CLOSE && cfg->slow_policy != WS_SLOW_DROP_OLDEST)
+        why = "slow-policy must be close or drop-oldest";
+    else if (cfg->origins && ws_origins_parse(cfg->origins, NULL, tmp, sizeof(tmp)) < 0)
+        why = tmp;
     else if (cfg->handshake_timeout_ms < 1 || cfg->close_timeout_ms < 1)
         why = "handshake and close timeouts must be positive";
     else if (cfg->tick_ms < 10 || cfg->tick_ms > 10000)
@@ -252,6 +269,9 @@ static void free_server(ws_server_t *srv)
         c->stop_efd = -1;
     }
     ws_xcore_free(&srv->xcore);
+    ws_keycount_free(srv->ip_counts);
+    ws_keycount_free(srv->room_counts);
+    ws_origins_free(&srv->origins);
     ws_conn_tls_server_free(srv); /* after the cores: every session is gone */
     free(srv->cores);
     free(srv->metrics);
@@ -286,6 +306,20 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         goto err;
     /* The file names were for loading only; they belong to the caller. */
     cfg->tls_cert_file = cfg->tls_key_file = NULL;
+    /* The origin list is the caller's string: keep a parsed copy. */
+    if (cfg->origins && cfg->origins[0]) {
+        rc = ws_origins_parse(cfg->origins, &srv->origins, NULL, 0);
+        if (rc < 0)
+            goto err;
+        cfg->origins = srv->origins.text;
+    } else {
+        cfg->origins = NULL;
+    }
+    if ((cfg->max_conns_per_ip && !(srv->ip_counts = ws_keycount_new())) ||
+        (cfg->max_rooms && !(srv->room_counts = ws_keycount_new()))) {
+        rc = -ENOMEM;
+        goto err;
+    }
 
     rc = probe_in_thread(srv);
     if (rc < 0)

@@ -7,8 +7,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "probe.h"
+#include "limits.h"
 #include "metrics.h"
+#include "probe.h"
 #include "reactor.h"
 #include "uringws/server.h"
 #include "xcore.h"
@@ -24,6 +25,9 @@ struct ws_server {
     unsigned nthreads;
     ws_xcore_t xcore;
     _Atomic uint32_t open_conns; /* counted connections, all cores (max_conns) */
+    ws_keycount_t *ip_counts;    /* connections per peer address; NULL without max_conns_per_ip */
+    ws_keycount_t *room_counts;  /* members per room name; NULL without max_rooms */
+    ws_origins_t origins;        /* parsed cfg.origins; cfg.origins is non-NULL when it is on */
     /* Start-up: every core sets up, then waits until all have (`go`); a failure anywhere
      * (start_err) stops them all before any loop runs. */
     pthread_mutex_t start_lock;

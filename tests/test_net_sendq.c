@@ -195,11 +195,80 @@ static void drop_keeps_inflight(void)
     ws_sendq_clear(&q, &pool);
 }
 
+/* --slow-policy drop-oldest: the oldest broadcast frames no send has started go first; a
+ * partly sent head, frames in flight and owned entries (control frames) stay, in order, and
+ * dropping stops as soon as the queue is within both limits. */
+static void drop_oldest(void)
+{
+    ws_bref_pool_t pool;
+    ws_bref_pool_init(&pool);
+    ws_sendq_t q;
+    ws_sendq_init(&q);
+    ws_block_t *b[6];
+    for (int i = 0; i < 6; i++) {
+        uint8_t payload[8];
+        memset(payload, '0' + i, sizeof(payload));
+        b[i] = ws_block_frame(WS_OP_BINARY, payload, sizeof(payload)); /* 10 bytes each */
+        REQUIRE(b[i]);
+        ws_bref_t *br = ws_bref_new(&pool, b[i], 1);
+        REQUIRE(br);
+        REQUIRE(ws_sendq_push(&q, WS_SQ_BREF, b[i]->data, b[i]->len, br) == 0);
+        if (i == 2)
+            push_owned(&q, "PONG"); /* a control frame between frames 2 and 3 */
+    }
+    CHECK_EQ_U(q.count, 7);
+    CHECK_EQ_U(q.bytes, 64);
+    struct iovec iov[8];
+    size_t bytes;
+    /* Frame 0 in flight, then partly sent: it must be finished whatever is dropped. */
+    CHECK_EQ_U(ws_sendq_gather(&q, iov, 1, 1 << 20, &bytes), 1);
+    uint64_t dropped = 0;
+    CHECK_EQ_U(ws_sendq_drop_oldest(&q, 0, 100, &pool, &dropped), 5); /* in flight: kept */
+    CHECK_EQ_U(dropped, 50);
+    CHECK_EQ_U(q.count, 2);
+    CHECK_EQ_U(ws_sendq_complete(&q, 3, &pool), 0);
+    for (int i = 0; i < 6; i++) {
+        uint8_t payload[8];
+        memset(payload, 'a' + i, sizeof(payload));
+        ws_block_t *nb = ws_block_frame(WS_OP_BINARY, payload, sizeof(payload));
+        REQUIRE(nb);
+        ws_bref_t *br = ws_bref_new(&pool, nb, 1);
+        REQUIRE(br);
+        REQUIRE(ws_sendq_push(&q, WS_SQ_BREF, nb->data, nb->len, br) == 0);
+    }
+    /* 7 left of frame 0, PONG (4 bytes), a..f (60): 71. Down to 40 bytes: a, b, c, d go. */
+    CHECK_EQ_U(q.bytes, 71);
+    dropped = 0;
+    CHECK_EQ_U(ws_sendq_drop_oldest(&q, 40, 100, &pool, &dropped), 4);
+    CHECK_EQ_U(dropped, 40);
+    CHECK_EQ_U(q.bytes, 31);
+    /* The frame-count limit alone: 4 entries left, at most 3 wanted: e goes. */
+    dropped = 0;
+    CHECK_EQ_U(ws_sendq_drop_oldest(&q, 1000, 3, &pool, &dropped), 1);
+    CHECK_EQ_U(q.count, 3);
+    char out[128];
+    size_t len = flatten(iov, ws_sendq_gather(&q, iov, 8, 1 << 20, &bytes), out);
+    /* The tail of frame 0, the PONG, then frame f whole (header 0x82 0x08, payload). */
+    CHECK_EQ_U(len, 21);
+    CHECK(memcmp(out, "0000000", 7) == 0);
+    CHECK(memcmp(out + 7, "PONG", 4) == 0);
+    CHECK(memcmp(out + 11,
+                 "\x82\x08"
+                 "ffffffff",
+                 10) == 0);
+    CHECK_EQ_U(ws_sendq_complete(&q, bytes, &pool), 3);
+    CHECK(ws_sendq_empty(&q));
+    CHECK_EQ_U(pool.live, 0); /* every dropped and sent block released exactly once */
+    ws_sendq_clear(&q, &pool);
+    ws_bref_pool_free(&pool);
+}
+
 int main(void)
 {
     gather_and_partial();
     byte_cap_and_growth();
     brefs();
     drop_keeps_inflight();
+    drop_oldest();
     return check_exit_status("test_net_sendq");
 }

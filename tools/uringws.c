@@ -31,12 +31,35 @@ static void usage(FILE *out, const ws_server_config_t *d)
             "  -b, --bind ADDR           IPv4 or IPv6 address (default: all, dual stack)\n"
             "      --max-message SIZE    largest message, k/m/g suffixes (default 16m)\n"
             "      --max-conns N         open connections; more get 503 (default %" PRIu32 ")\n"
-            "      --max-queue SIZE      bytes queued per connection before it is closed\n"
-            "                            with 1008 as a slow consumer (default 4m)\n"
+            "      --max-conns-per-ip N  open connections from one IP address; more get 429\n"
+            "                            (default 0: no limit)\n"
+            "      --max-pending N       connections still sending their request head; past\n"
+            "                            it the oldest is closed to admit a new one\n"
+            "                            (default %" PRIu32 ")\n"
+            "      --max-header-bytes SIZE  request head size; larger gets 431 (default 8k)\n"
+            "      --max-headers N       header lines in the request head; more get 431\n"
+            "                            (default %" PRIu32 ")\n"
+            "      --max-rooms N         rooms with members; an upgrade that would create\n"
+            "                            one more gets 503 (default 0: no limit)\n"
+            "      --max-queue SIZE      bytes queued per connection before the slow-consumer\n"
+            "                            policy applies (default 4m)\n"
+            "      --max-queue-frames N  frames queued per connection, the same way\n"
+            "                            (default %" PRIu32 ")\n"
+            "      --slow-policy close|drop-oldest  a full queue: close with 1008, or drop\n"
+            "                            the oldest unsent messages (default close)\n"
+            "      --origin LIST         comma-separated allowed Origin values, exact; others\n"
+            "                            get 403; `none` admits upgrades without Origin\n"
+            "                            (default: no check)\n"
             "      --ping-interval DUR   ping every DUR, 0 = never (default 30s)\n"
             "      --idle-timeout DUR    close connections silent for DUR, 0 = never\n"
             "                            (default 120s)\n"
-            "      --handshake-timeout DUR  time to send the request head (default 10s)\n"
+            "      --handshake-timeout DUR  time from accept to the end of the request head;\n"
+            "                            then closed without a response (default 10s)\n"
+            "      --first-frame-timeout DUR  close with 1008 a client that sends no frame\n"
+            "                            within DUR of the 101 (a pong counts), 0 = never\n"
+            "                            (default 60s)\n"
+            "      --write-stall-timeout DUR  drop a connection whose pending sends make no\n"
+            "                            progress for DUR, 0 = never (default 30s)\n"
             "      --close-timeout DUR   wait for the peer's close reply (default 5s)\n"
             "      --shutdown-timeout DUR  on SIGINT/SIGTERM, wait for close handshakes\n"
             "                            (default 5s)\n"
@@ -60,7 +83,7 @@ static void usage(FILE *out, const ws_server_config_t *d)
             "  -V, --version             print the version\n"
             "\n"
             "DUR is seconds, or a number with ms, s or m (\"500ms\", \"30s\", \"2m\").\n",
-            prog, d->port, d->max_conns);
+            prog, d->port, d->max_conns, d->max_pending, d->max_headers, d->max_queue_frames);
 }
 
 static _Noreturn void die_value(const char *opt, const char *val, const char *want)
@@ -126,6 +149,16 @@ static uint64_t parse_size(const char *opt, const char *s, uint64_t min, uint64_
     return v;
 }
 
+/* Index of s in the NULL-terminated names; dies with `want` when absent. */
+static int parse_choice(const char *opt, const char *s, const char *const *names, const char *want)
+{
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    }
+    die_value(opt, s, want);
+}
+
 /* Duration in milliseconds: "30" (seconds), "500ms", "30s", "2m". */
 static uint32_t parse_duration(const char *opt, const char *s, uint32_t min_ms, uint32_t max_ms)
 {
@@ -154,6 +187,12 @@ static uint32_t parse_duration(const char *opt, const char *s, uint32_t min_ms, 
     return (uint32_t)v;
 }
 
+/* parse_choice indexes name lists in these enums' order. */
+_Static_assert(WS_KTLS_AUTO == 0 && WS_KTLS_OFF == 1 && WS_KTLS_REQUIRE == 2 && WS_KTLS_TRY == 3,
+               "--ktls names follow enum ws_ktls_mode");
+_Static_assert(WS_SLOW_CLOSE == 0 && WS_SLOW_DROP_OLDEST == 1,
+               "--slow-policy names follow enum ws_slow_policy");
+
 enum {
     OPT_MAX_MESSAGE = 256,
     OPT_MAX_CONNS,
@@ -171,6 +210,16 @@ enum {
     OPT_TLS_MIN,
     OPT_KTLS,
     OPT_NO_PLAIN,
+    OPT_MAX_PER_IP,
+    OPT_MAX_PENDING,
+    OPT_MAX_HEADER,
+    OPT_MAX_ROOMS,
+    OPT_SLOW_POLICY,
+    OPT_ORIGIN,
+    OPT_FIRST_FRAME,
+    OPT_WRITE_STALL,
+    OPT_MAX_HEADERS,
+    OPT_MAX_QUEUE_FRAMES,
 };
 
 int main(int argc, char **argv)
@@ -198,6 +247,16 @@ int main(int argc, char **argv)
         {"tls-min", required_argument, NULL, OPT_TLS_MIN},
         {"ktls", required_argument, NULL, OPT_KTLS},
         {"no-plain", no_argument, NULL, OPT_NO_PLAIN},
+        {"max-conns-per-ip", required_argument, NULL, OPT_MAX_PER_IP},
+        {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+        {"max-header-bytes", required_argument, NULL, OPT_MAX_HEADER},
+        {"max-rooms", required_argument, NULL, OPT_MAX_ROOMS},
+        {"slow-policy", required_argument, NULL, OPT_SLOW_POLICY},
+        {"origin", required_argument, NULL, OPT_ORIGIN},
+        {"first-frame-timeout", required_argument, NULL, OPT_FIRST_FRAME},
+        {"write-stall-timeout", required_argument, NULL, OPT_WRITE_STALL},
+        {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
+        {"max-queue-frames", required_argument, NULL, OPT_MAX_QUEUE_FRAMES},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -232,6 +291,44 @@ int main(int argc, char **argv)
             cfg.max_queue =
                 parse_size("--max-queue", optarg, 1024, 1ull << 40, "at least 1k, e.g. 4m");
             break;
+        case OPT_MAX_PER_IP:
+            cfg.max_conns_per_ip =
+                (uint32_t)parse_u64("--max-conns-per-ip", optarg, 0, 1u << 24, "0..16777216");
+            break;
+        case OPT_MAX_PENDING:
+            cfg.max_pending =
+                (uint32_t)parse_u64("--max-pending", optarg, 1, 1u << 24, "1..16777216");
+            break;
+        case OPT_MAX_HEADER:
+            cfg.max_header_bytes = (uint32_t)parse_size("--max-header-bytes", optarg, 256, 1u << 20,
+                                                        "256 bytes to 1m, e.g. 8k");
+            break;
+        case OPT_MAX_HEADERS:
+            cfg.max_headers = (uint32_t)parse_u64("--max-headers", optarg, 1, 128, "1..128");
+            break;
+        case OPT_MAX_QUEUE_FRAMES:
+            cfg.max_queue_frames =
+                (uint32_t)parse_u64("--max-queue-frames", optarg, 1, UINT32_MAX, "1..4294967295");
+            break;
+        case OPT_MAX_ROOMS:
+            cfg.max_rooms = (uint32_t)parse_u64("--max-rooms", optarg, 0, 1u << 24, "0..16777216");
+            break;
+        case OPT_SLOW_POLICY: {
+            /* In the order of enum ws_slow_policy. */
+            static const char *const names[] = {"close", "drop-oldest", NULL};
+            cfg.slow_policy = parse_choice("--slow-policy", optarg, names, "close or drop-oldest");
+            break;
+        }
+        case OPT_ORIGIN:
+            cfg.origins = optarg;
+            break;
+        case OPT_FIRST_FRAME:
+            cfg.first_frame_timeout_ms =
+                parse_duration("--first-frame-timeout", optarg, 0, UINT32_MAX);
+            break;
+        case OPT_WRITE_STALL:
+            cfg.write_stall_ms = parse_duration("--write-stall-timeout", optarg, 0, UINT32_MAX);
+            break;
         case OPT_PING:
             cfg.ping_interval_ms = parse_duration("--ping-interval", optarg, 0, UINT32_MAX);
             break;
@@ -263,26 +360,19 @@ int main(int argc, char **argv)
         case OPT_TLS_KEY:
             cfg.tls_key_file = optarg;
             break;
-        case OPT_TLS_MIN:
-            if (strcmp(optarg, "1.2") == 0)
-                cfg.tls_min_version = WS_TLS_MIN_1_2;
-            else if (strcmp(optarg, "1.3") == 0)
-                cfg.tls_min_version = WS_TLS_MIN_1_3;
-            else
-                die_value("--tls-min", optarg, "1.2 or 1.3");
+        case OPT_TLS_MIN: {
+            static const char *const names[] = {"1.2", "1.3", NULL};
+            cfg.tls_min_version = parse_choice("--tls-min", optarg, names, "1.2 or 1.3") == 0
+                                      ? WS_TLS_MIN_1_2
+                                      : WS_TLS_MIN_1_3;
             break;
-        case OPT_KTLS:
-            if (strcmp(optarg, "auto") == 0)
-                cfg.ktls = WS_KTLS_AUTO;
-            else if (strcmp(optarg, "off") == 0)
-                cfg.ktls = WS_KTLS_OFF;
-            else if (strcmp(optarg, "require") == 0)
-                cfg.ktls = WS_KTLS_REQUIRE;
-            else if (strcmp(optarg, "try") == 0)
-                cfg.ktls = WS_KTLS_TRY;
-            else
-                die_value("--ktls", optarg, "auto, off, require or try");
+        }
+        case OPT_KTLS: {
+            /* In the order of enum ws_ktls_mode. */
+            static const char *const names[] = {"auto", "off", "require", "try", NULL};
+            cfg.ktls = parse_choice("--ktls", optarg, names, "auto, off, require or try");
             break;
+        }
         case OPT_NO_PLAIN:
             cfg.plain = false;
             break;

@@ -43,6 +43,16 @@ enum ws_ktls_mode {
                          with ENOENT and the connection stays in userspace */
 };
 
+/* What a connection whose send queue is full (ws_server_config_t.slow_policy) gets. */
+enum ws_slow_policy {
+    WS_SLOW_CLOSE = 0,   /* close with 1008 after dropping what is queued (no gaps ever) */
+    WS_SLOW_DROP_OLDEST, /* drop the oldest queued data frames that no send has started, down
+                            to 3/4 of the limit; the connection stays open and sees gaps */
+};
+
+#define WS_ORIGINS_MAX 64  /* entries in the --origin list */
+#define WS_ORIGIN_LEN  256 /* bytes of one entry */
+
 /* Every limit the server enforces. ws_server_config_defaults() fills in the documented
  * defaults; a field left 0 where "0 = default" is said also takes the default. */
 typedef struct ws_server_config {
@@ -63,26 +73,55 @@ typedef struct ws_server_config {
                                   gets `503` and is closed. Default 10000 */
     uint64_t max_message;      /* bytes of one assembled message; over it: close 1009.
                                   Default 16 MiB (WS_MAX_MESSAGE_DEFAULT) */
-    uint64_t max_queue;        /* bytes queued for sending on one connection; over it the
-                                  connection is closed with 1008. Default 4 MiB */
-    uint32_t max_queue_frames; /* frames queued on one connection; over it: 1008 as above.
+    uint64_t max_queue;        /* bytes queued for sending on one connection; over it
+                                  slow_policy applies (default: close with 1008).
+                                  Default 4 MiB */
+    uint32_t max_queue_frames; /* frames queued on one connection; over it: as above.
                                   Default 65536 */
     uint32_t max_header_bytes; /* HTTP request head; over it: 431. Default 8 KiB */
     uint32_t max_headers;      /* HTTP header lines; over it: 431. Default 64 */
+    uint32_t max_conns_per_ip; /* open connections from one remote address (exact IPv4 or
+                                  IPv6 address, all cores together); a new one past it gets
+                                  `429` and is closed. 0 = no limit. Default 0 */
+    uint32_t max_pending;      /* connections still sending their request head, all cores
+                                  together (each core keeps max_pending / cores); a new
+                                  connection past it evicts the core's oldest such connection
+                                  (closed without a response), so clients that trickle their
+                                  head (slowloris) cannot lock out new ones. Default 1024 */
+    uint32_t max_rooms;        /* rooms with members, all cores together; an upgrade that
+                                  would create one more gets `503`. 0 = no limit (rooms are
+                                  still bounded by max_conns). Default 0 */
+    int slow_policy;           /* enum ws_slow_policy: what a full send queue (max_queue or
+                                  max_queue_frames) does. Default WS_SLOW_CLOSE */
+    /* Origin allow-list: comma-separated exact origins ("https://a.example,http://b:8080"),
+     * compared ASCII case-insensitively with the upgrade's Origin header; any other origin
+     * gets `403`. The entry `none` admits upgrades without an Origin header (non-browser
+     * clients), which are refused otherwise. NULL or "" = no check (every origin, and none,
+     * is accepted). Copied by ws_server_start. Default NULL */
+    const char *origins;
 
     /* Time limits, in milliseconds. */
-    uint32_t handshake_timeout_ms; /* accept to complete request head. Default 10 s */
-    uint32_t ping_interval_ms;     /* a ping to every open connection this often; 0 = never.
-                                      Default 30 s */
-    uint32_t idle_timeout_ms;      /* close (1001) a connection silent this long; 0 = never.
-                                      Default 120 s */
-    uint32_t close_timeout_ms;     /* after the server's close frame or a final HTTP
-                                      response: wait this long for the peer, then drop the
-                                      socket. Default 5 s */
-    uint32_t shutdown_timeout_ms;  /* on stop: after sending 1001 to everyone, wait this long
-                                      for the close handshakes. Default 5 s */
-    uint32_t tick_ms;              /* period of the per-core timer tick that checks all the
-                                      deadlines above (their resolution). Default 250 ms */
+    uint32_t handshake_timeout_ms;   /* accept to complete request head (TLS handshake
+                                        included), a total not extended by arriving bytes;
+                                        then closed without a response. Default 10 s */
+    uint32_t ping_interval_ms;       /* a ping to every open connection this often; 0 = never.
+                                        Default 30 s */
+    uint32_t idle_timeout_ms;        /* close (1001) a connection silent this long; 0 = never.
+                                        Default 120 s */
+    uint32_t first_frame_timeout_ms; /* after the 101: close (1008) a connection that has
+                                        sent no complete frame (a message, ping, pong or
+                                        close; the pong to the server's first ping counts)
+                                        this long; 0 = never. Default 60 s */
+    uint32_t write_stall_ms;         /* a connection with bytes to send whose sends have made no
+                                        progress this long is dropped (no close frame: it could
+                                        not be delivered); 0 = never. Default 30 s */
+    uint32_t close_timeout_ms;       /* after the server's close frame or a final HTTP
+                                        response: wait this long for the peer, then drop the
+                                        socket. Default 5 s */
+    uint32_t shutdown_timeout_ms;    /* on stop: after sending 1001 to everyone, wait this long
+                                        for the close handshakes. Default 5 s */
+    uint32_t tick_ms;                /* period of the per-core timer tick that checks all the
+                                        deadlines above (their resolution). Default 250 ms */
 
     /* Rings and buffers (per core). */
     uint32_t sq_entries;     /* submission queue entries. Default 4096 */

@@ -6,8 +6,8 @@
 // must end in a clean close (FIN, no RST), add exactly one to its category of
 // uringws_tls_errors_total, log a line at -v, and leave the server serving. Then: a 503 over
 // TLS past --max-conns (sent after the handshake), a wss client that stops reading (closed
-// as a slow consumer), --no-plain, --ktls require/try/off, and bad certificate or key files
-// (one error line, exit 2).
+// as a slow consumer), --max-conns-per-ip and --write-stall-timeout over TLS, --no-plain,
+// --ktls require/try/off, and bad certificate or key files (one error line, exit 2).
 'use strict';
 
 const { spawn, spawnSync } = require('node:child_process');
@@ -18,7 +18,7 @@ const { Duplex } = require('node:stream');
 const tls = require('node:tls');
 const h = require('./lib/harness');
 const T = require('./lib/tlsutil');
-const { RawClient } = require('./lib/rawws');
+const { OP, RawClient } = require('./lib/rawws');
 
 const REASONS = ['garbage', 'bad_record', 'oversize_record', 'handshake', 'renegotiation', 'peer_alert',
     'truncated', 'protocol', 'offloaded_write', 'internal', 'handshake_timeout'];
@@ -264,6 +264,33 @@ async function slowConsumer(o, certs) {
     await server.stop();
 }
 
+// The per-address limit and the write-stall timeout hold for TLS connections too: the 429
+// comes inside TLS after the handshake, and a wss client that reads nothing is dropped once
+// its ciphertext stops moving.
+async function limitsOverTls(o, certs) {
+    const server = await (await T.TlsServer.create(o.server, ['-c', '2', '-v', '--max-conns-per-ip', '1',
+        '--write-stall-timeout', '1s', '--max-queue', '256m', '--ping-interval', '0'], { certs })).start();
+    const from = (addr) => ({ tls: { ca: certs.ca, servername: 'localhost', localAddress: addr } });
+    const stuck = await RawClient.connect(server.tlsPort, '/stall', {}, from('127.0.0.3'));
+    const second = await RawClient.connect(server.tlsPort, '/stall', {}, from('127.0.0.3')).then(() => null, (e) => e.message);
+    h.check(second && /429/.test(second), `a second wss connection from 127.0.0.3: ${second || 'upgraded'}`);
+    h.checkEq(await server.value('uringws_per_ip_rejects_total', {}), 1, 'per-address refusals over TLS');
+    const pub = await RawClient.connect(server.tlsPort, '/stall', { message: () => {} }, from('127.0.0.4'));
+    await stuck.send(OP.TEXT, Buffer.from('x'));
+    stuck.socket.pause();
+    const big = crypto.randomBytes(256 << 10);
+    for (let i = 0; i < 96; i++) {
+        await pub.send(OP.BINARY, big);
+        await new Promise((r) => setImmediate(r)); // the publisher reads its own copies meanwhile
+    }
+    await h.pollUntil(async () => (await server.value('uringws_write_stall_drops_total', {})) === 1, 10000,
+        () => 'the paused wss client was not dropped by --write-stall-timeout');
+    h.check(/no send progress for 1000 ms/.test(server.log), 'write-stall log line');
+    stuck.socket.destroy();
+    await pub.close(1000);
+    await server.stop();
+}
+
 async function noPlain(o, certs) {
     const server = await (await T.TlsServer.create(o.server, ['-c', '2', '--tls-min', '1.3'], { certs, noPlain: true })).start();
     const refused = await new Promise((resolve) => {
@@ -380,6 +407,7 @@ async function main() {
     await hostileClients(o, certs);
     await limitOverTls(o, certs);
     await slowConsumer(o, certs);
+    await limitsOverTls(o, certs);
     h.info('a paused wss client was closed as a slow consumer; the reading one got everything');
     await noPlain(o, certs);
     const k = await ktlsModes(o, certs);
