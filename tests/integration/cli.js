@@ -28,6 +28,9 @@ function badValues(o) {
         ['--max-conns', '-1'], ['--max-conns', '0'], ['--max-queue', 'lots'], ['--max-queue', '100'],
         ['--ping-interval', '5parsecs'], ['--idle-timeout', '-3s'], ['--handshake-timeout', '0'],
         ['--close-timeout', 'soon'], ['--shutdown-timeout', '1h'], ['--tls-min', '1.1'], ['--ktls', 'maybe'],
+        ['--max-conns-per-ip', 'x'], ['--max-pending', '-5'], ['--max-rooms', '1e3'], ['--origin', ''],
+        ['--first-frame-timeout', 'later'], ['--write-stall-timeout', '9y'], ['--slow-policy', 'ignore'],
+        ['--max-header-bytes', '12z'], ['--max-headers', 'many'], ['--max-queue-frames', 'x'],
         ['--no-such-option'], ['stray-argument'], ['--port'],
     ];
     for (const argv of cases) {
@@ -51,7 +54,9 @@ function badValues(o) {
     h.checkEq(help.status, 0, '--help exit status');
     for (const flag of ['--cores', '--port', '--bind', '--max-message', '--max-conns', '--max-queue',
         '--ping-interval', '--idle-timeout', '--handshake-timeout', '--close-timeout', '--shutdown-timeout',
-        '--pin', '--no-direct', '--tls-port', '--tls-cert', '--tls-key', '--tls-min', '--ktls', '--no-plain',
+        '--pin', '--no-direct', '--max-conns-per-ip', '--max-pending', '--max-rooms', '--origin',
+        '--first-frame-timeout', '--write-stall-timeout', '--slow-policy', '--max-header-bytes', '--max-headers',
+        '--max-queue-frames', '--tls-port', '--tls-cert', '--tls-key', '--tls-min', '--ktls', '--no-plain',
         '--verbose', '--quiet', '--help', '--version']) {
         h.check(help.stdout.includes(flag), () => `--help does not list ${flag}`);
     }
