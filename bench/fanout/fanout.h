@@ -79,7 +79,8 @@ typedef struct ws_fo_result {
     uint64_t expected;       /* receipts this worker's connections should see */
     uint64_t deliveries;     /* receipts of messages scheduled in the measured window */
     uint64_t rounds;
-    double cpu; /* fraction of one core over the measured interval */
+    double cpu;      /* fraction of one core used over the measured interval */
+    double cpu_wait; /* fraction of it spent runnable but waiting for the CPU */
     ws_hist_t latency;
     ws_hist_t round;
 } ws_fo_result_t;

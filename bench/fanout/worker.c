@@ -4,7 +4,6 @@
  * not print results (the parent merges and reports). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +39,8 @@ typedef struct ws_fo_worker {
     /* RUN / ROUNDS */
     ws_fo_cmd_t cmd;
     bool running, rounds_mode, cpu_started;
-    double cpu0_s;
+    double cpu0_s, wait0_s;
+    bool cpu_stopped;
     int64_t wall0_ns;
     uint32_t open_conns;
     uint64_t round_seq, round_recv;
@@ -52,6 +52,21 @@ int64_t ws_fo_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* Seconds this process spent runnable but waiting for a CPU (/proc/self/schedstat, second
+ * field), or 0 where the kernel lacks schedstats. Another load on the client's CPU shows up
+ * here, not in getrusage(). */
+static double ws__wait_seconds(void)
+{
+    unsigned long long run = 0, wait = 0;
+    FILE *f = fopen("/proc/self/schedstat", "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%llu %llu", &run, &wait) != 2)
+        wait = 0;
+    fclose(f);
+    return (double)wait / 1e9;
 }
 
 static double ws__cpu_seconds(void)
@@ -303,7 +318,8 @@ static void ws__begin_run(ws_fo_worker_t *w, const ws_fo_cmd_t *cmd)
     w->cmd = *cmd;
     w->running = true;
     w->rounds_mode = cmd->kind == WS_FO_CMD_ROUNDS;
-    w->cpu_started = false;
+    w->cpu_started = w->cpu_stopped = false;
+    res->cpu_wait = 0;
     res->scheduled = res->dropped = res->expected = res->deliveries = res->rounds = 0;
     res->cpu = 0;
     ws_hist_reset(&res->latency);
@@ -327,6 +343,19 @@ static void ws__begin_run(ws_fo_worker_t *w, const ws_fo_cmd_t *cmd)
     }
 }
 
+/* Ends the CPU measurement of the window (once). */
+static void ws__cpu_stop(ws_fo_worker_t *w, int64_t now)
+{
+    if (!w->cpu_started || w->cpu_stopped)
+        return;
+    w->cpu_stopped = true;
+    double wall = (double)(now - w->wall0_ns) / 1e9;
+    if (wall <= 0)
+        return;
+    w->res->cpu = (ws__cpu_seconds() - w->cpu0_s) / wall;
+    w->res->cpu_wait = (ws__wait_seconds() - w->wait0_s) / wall;
+}
+
 /* Drives the running command; returns the time the loop must wake up by. */
 static int64_t ws__run_tick(ws_fo_worker_t *w, int64_t now)
 {
@@ -334,14 +363,11 @@ static int64_t ws__run_tick(ws_fo_worker_t *w, int64_t now)
     if (!w->cpu_started && now >= cmd->t_measure) {
         w->cpu_started = true;
         w->cpu0_s = ws__cpu_seconds();
+        w->wait0_s = ws__wait_seconds();
         w->wall0_ns = now;
     }
-    if (w->cpu_started && w->res->cpu == 0 && now >= cmd->t_end) {
-        double wall = (double)(now - w->wall0_ns) / 1e9;
-        w->res->cpu = wall > 0 ? (ws__cpu_seconds() - w->cpu0_s) / wall : 0;
-        if (w->res->cpu == 0)
-            w->res->cpu = 1e-9; /* measured, and idle */
-    }
+    if (now >= cmd->t_end)
+        ws__cpu_stop(w, now);
     int64_t wake;
     if (w->rounds_mode) {
         if (now >= cmd->t_start)
@@ -368,10 +394,7 @@ static int64_t ws__run_tick(ws_fo_worker_t *w, int64_t now)
         wake = now + 10000000ll; /* re-check the drain every 10 ms */
     return wake;
 finish:
-    if (w->res->cpu == 0) {
-        double wall = (double)(now - w->wall0_ns) / 1e9;
-        w->res->cpu = wall > 0 ? (ws__cpu_seconds() - w->cpu0_s) / wall : 0;
-    }
+    ws__cpu_stop(w, now);
     w->running = false;
     ws__done(w);
     return INT64_MAX;
