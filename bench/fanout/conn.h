@@ -92,6 +92,8 @@ void ws_fo_conn_flush(ws_fo_loop_t *l, ws_fo_conn_t *c);
 void ws_fo_conn_fail(ws_fo_loop_t *l, ws_fo_conn_t *c, enum ws_fo_fail why, unsigned code);
 /* Closes without reporting (end of run) and frees its buffers. */
 void ws_fo_conn_close(ws_fo_conn_t *c);
+/* Closes with a reset at the end of the run, leaving no TIME_WAIT behind. */
+void ws_fo_conn_abort(ws_fo_conn_t *c);
 /* Unsent bytes. */
 static inline uint32_t ws_fo_conn_backlog(const ws_fo_conn_t *c)
 {

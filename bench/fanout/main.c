@@ -51,7 +51,7 @@ static const char ws__usage[] =
     "  --duration SEC       measured seconds, open and alltoall (default 10)\n"
     "  --drain SEC          wait for in-flight messages after the window (default 2)\n"
     "  --procs K            worker processes (default 1; at most 19000 connections each)\n"
-    "  --src-addrs N        spread connections over source 127.0.0.1..N (default K)\n"
+    "  --src-addrs N        spread connections over source 127.0.0.1..N (default max(K, 8))\n"
     "  --connect-window N   connects in flight at once, all workers (default 1000)\n"
     "  --settle SEC         idle: wait before reading the server's RSS (default 3)\n"
     "  --server-pid PID     also report server CPU (and RSS in idle mode)\n"
@@ -339,7 +339,9 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
         ws__die_usage("%s", "--url is required");
     cfg->url = url;
     ws__parse_url(cfg, url);
-    cfg->src_addrs = src_addrs ? src_addrs : cfg->procs;
+    /* Every source address has its own ephemeral range towards the server; loopback has
+     * them all, so spreading costs nothing and keeps connect() off a crowded range. */
+    cfg->src_addrs = src_addrs ? src_addrs : (cfg->procs > 8 ? cfg->procs : 8);
     if (cfg->mode == WS_FO_ALLTOALL) {
         if (!size_set)
             cfg->size = 20;

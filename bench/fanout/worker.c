@@ -507,7 +507,7 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
                 break;
             case WS_FO_CMD_QUIT:
                 for (uint32_t k = 0; k < w.nconns; k++)
-                    ws_fo_conn_close(&w.conns[k]);
+                    ws_fo_conn_abort(&w.conns[k]);
                 return 0;
             }
         }
