@@ -151,14 +151,9 @@ static int ws__out_reserve(ws_fo_conn_t *c, uint32_t n)
     return 0;
 }
 
-/* Reads into p; returns bytes, 0 at EOF, -EAGAIN or another -errno. */
-static ssize_t ws__io_read(ws_fo_conn_t *c, uint8_t *p, size_t n)
+/* Maps an SSL_read/SSL_write result to bytes, 0 at a clean end, -EAGAIN or -errno. */
+static ssize_t ws__ssl_result(ws_fo_conn_t *c, int r)
 {
-    if (!c->ssl) {
-        ssize_t r = read(c->fd, p, n);
-        return r >= 0 ? r : -errno;
-    }
-    int r = SSL_read(c->ssl, p, (int)n);
     if (r > 0)
         return r;
     switch (SSL_get_error(c->ssl, r)) {
@@ -170,26 +165,29 @@ static ssize_t ws__io_read(ws_fo_conn_t *c, uint8_t *p, size_t n)
     case SSL_ERROR_SYSCALL:
         return errno ? -errno : 0;
     default:
+        ERR_clear_error();
         return -EPROTO;
     }
 }
 
+/* Reads into p; returns bytes, 0 at EOF, -EAGAIN or another -errno. */
+static ssize_t ws__io_read(ws_fo_conn_t *c, uint8_t *p, size_t n)
+{
+    if (c->ssl)
+        return ws__ssl_result(c, SSL_read(c->ssl, p, (int)n));
+    ssize_t r = read(c->fd, p, n);
+    return r >= 0 ? r : -errno;
+}
+
+/* Writes from p; returns bytes written, -EAGAIN or another -errno (0 counts as failure). */
 static ssize_t ws__io_write(ws_fo_conn_t *c, const uint8_t *p, size_t n)
 {
-    if (!c->ssl) {
-        ssize_t r = write(c->fd, p, n);
-        return r >= 0 ? r : -errno;
+    if (c->ssl) {
+        ssize_t r = ws__ssl_result(c, SSL_write(c->ssl, p, n > (1u << 30) ? (1 << 30) : (int)n));
+        return r == 0 ? -EPIPE : r;
     }
-    int r = SSL_write(c->ssl, p, n > (1u << 30) ? (1 << 30) : (int)n);
-    if (r > 0)
-        return r;
-    switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        return -EAGAIN;
-    default:
-        return -EPIPE;
-    }
+    ssize_t r = write(c->fd, p, n);
+    return r >= 0 ? r : -errno;
 }
 
 void ws_fo_conn_flush(ws_fo_loop_t *l, ws_fo_conn_t *c)
