@@ -760,8 +760,14 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
                (long long)(st->t.expected - st->t.deliveries), st->t.cpu_max,
                st->held ? "held" : "failed");
     }
+    if (rep->have_main || rep->nsteps > 0) {
+        /* The reported measurement; in saturate mode the last step run. */
+        const ws_fo_totals_t *ct = rep->nsteps ? &rep->steps[rep->nsteps - 1].t : t;
+        printf("%-22s %.2f of a core, %.2f with run-queue wait (max over %u workers)\n",
+               "client cpu", ct->cpu_max, ct->demand_max, cfg->procs);
+    }
     if (rep->client_saturated) {
-        printf("client saturated, result refused (a worker used more than %.0f%% of a core; "
+        printf("client saturated, result refused (a worker needed more than %.0f%% of a core; "
                "add --procs or CPUs)\n",
                WS_FO_SATURATED_CPU * 100);
         return;
@@ -791,8 +797,6 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
            (unsigned long long)ws_hist_quantile(h, 0.9),
            (unsigned long long)ws_hist_quantile(h, 0.99),
            (unsigned long long)ws_hist_quantile(h, 0.999), (unsigned long long)h->max_us);
-    printf("%-22s %.2f of a core, %.2f with run-queue wait (max over %u workers)\n", "client cpu",
-           t->cpu_max, t->demand_max, cfg->procs);
     if (m->server_cpu >= 0)
         printf("%-22s %.2f of a core\n", "server cpu", m->server_cpu);
 }
