@@ -259,13 +259,15 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
         case O_URL:
             url = optarg;
             break;
-        case O_MODE:
-            for (int m = 0; m <= WS_FO_IDLE; m++)
-                if (strcmp(optarg, ws__mode_name(m)) == 0)
-                    cfg->mode = m, url = url ? url : NULL, o = -2;
-            if (o != -2)
+        case O_MODE: {
+            int m = 0;
+            while (m <= WS_FO_IDLE && strcmp(optarg, ws__mode_name(m)) != 0)
+                m++;
+            if (m > WS_FO_IDLE)
                 ws__die_usage("bad --mode '%s' (open|saturate|alltoall|storm|idle)", optarg);
+            cfg->mode = m;
             break;
+        }
         case O_SUBS:
             cfg->subs = ws__uint("--subs", optarg, 1, 1e6);
             break;

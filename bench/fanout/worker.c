@@ -177,10 +177,8 @@ static void ws__on_message(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t meta[
         if (seq != (uint32_t)w->round_seq)
             return;
         w->round_recv++;
-        if (w->round_start_ns >= w->cmd.t_measure) {
-            w->res->deliveries++;
+        if (w->round_start_ns >= w->cmd.t_measure && now <= w->cmd.t_end)
             ws_hist_record(&w->res->latency, (uint64_t)(now > ts ? now - ts : 0) / 1000);
-        }
         return;
     }
     if (ts < w->cmd.t_measure || ts >= w->cmd.t_end)
@@ -304,7 +302,9 @@ static void ws__rounds_tick(ws_fo_worker_t *w, int64_t now)
     if (w->round_recv < n * n)
         return;
     if (w->round_seq > 0 && w->round_start_ns >= w->cmd.t_measure && now <= w->cmd.t_end) {
+        /* Deliveries count with their round, so deliveries/s = rounds/s x N x N. */
         w->res->rounds++;
+        w->res->deliveries += n * n;
         ws_hist_record(&w->res->round, (uint64_t)(now - w->round_start_ns) / 1000);
     }
     if (now < w->cmd.t_end)
