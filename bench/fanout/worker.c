@@ -412,6 +412,8 @@ static int ws__setup(ws_fo_worker_t *w)
     w->loop.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (!w->conns || !w->room_members || !w->loop.rbuf || w->loop.epfd < 0)
         return -ENOMEM;
+    if (cfg->tls && !(w->loop.pbuf = malloc(WS_FO_READ_CHUNK)))
+        return -ENOMEM;
     if (cfg->tls && !(w->loop.ssl_ctx = ws_fo_tls_ctx_new()))
         return -EPROTO;
     bool all_publish = cfg->mode == WS_FO_ALLTOALL;
