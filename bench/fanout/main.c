@@ -734,6 +734,19 @@ static void ws__print_json(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
     printf("]}\n");
 }
 
+/* The reported measurement's client CPU; when there is none (refused, nothing held), the
+ * last step's. */
+static void ws__print_client_cpu(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
+{
+    if (!rep->have_main && rep->nsteps == 0)
+        return;
+    const ws_fo_totals_t *ct = &rep->main.t;
+    if (rep->nsteps && (!rep->have_main || rep->client_saturated))
+        ct = &rep->steps[rep->nsteps - 1].t;
+    printf("%-22s %.2f of a core, %.2f with run-queue wait (max over %u workers)\n", "client cpu",
+           ct->cpu_max, ct->demand_max, cfg->procs);
+}
+
 static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
 {
     const ws_fo_step_t *m = &rep->main;
@@ -762,19 +775,15 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
                (long long)(st->t.expected - st->t.deliveries), st->t.cpu_max,
                st->held ? "held" : "failed");
     }
-    if (rep->have_main || rep->nsteps > 0) {
-        /* The reported measurement; in saturate mode the last step run. */
-        const ws_fo_totals_t *ct = rep->nsteps ? &rep->steps[rep->nsteps - 1].t : t;
-        printf("%-22s %.2f of a core, %.2f with run-queue wait (max over %u workers)\n",
-               "client cpu", ct->cpu_max, ct->demand_max, cfg->procs);
-    }
     if (rep->client_saturated) {
+        ws__print_client_cpu(cfg, rep);
         printf("client saturated, result refused (a worker needed more than %.0f%% of a core; "
                "add --procs or CPUs)\n",
                WS_FO_SATURATED_CPU * 100);
         return;
     }
     if (!rep->have_main) {
+        ws__print_client_cpu(cfg, rep);
         if (cfg->mode == WS_FO_SATURATE)
             printf("no step held\n");
         return;
@@ -799,6 +808,7 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
            (unsigned long long)ws_hist_quantile(h, 0.9),
            (unsigned long long)ws_hist_quantile(h, 0.99),
            (unsigned long long)ws_hist_quantile(h, 0.999), (unsigned long long)h->max_us);
+    ws__print_client_cpu(cfg, rep);
     if (m->server_cpu >= 0)
         printf("%-22s %.2f of a core\n", "server cpu", m->server_cpu);
 }
