@@ -602,6 +602,19 @@ static bool ws__step_held(const ws_fo_config_t *cfg, const ws_fo_step_t *st)
            (double)p99 <= cfg->p99_bound_ms * 1000 && !ws__saturated(t) && t->expected > 0;
 }
 
+/* One saturation step as a line (progress on stderr, the table on stdout); cpu is the
+ * busiest worker's use and, in parentheses, use plus run-queue wait. */
+static void ws__print_step(FILE *f, unsigned n, const ws_fo_step_t *st)
+{
+    fprintf(
+        f,
+        "step %-3u rate %.0f/s  deliveries %.0f/s  p99 %llu us  lost %lld  cpu %.2f (%.2f)  %s\n",
+        n, st->rate, (double)st->t.deliveries / st->duration_s,
+        (unsigned long long)ws_hist_quantile(&st->t.latency, 0.99),
+        (long long)(st->t.expected - st->t.deliveries), st->t.cpu_max, st->t.demand_max,
+        st->held ? "held" : "failed");
+}
+
 /* Raises the total rate (x2) until a step fails, then bisects twice between the highest
  * held rate and the lowest failed one; a first step that fails halves instead. */
 static int ws__saturate(ws_fo_parent_t *pa, ws_fo_report_t *rep, int64_t t_begin)
@@ -620,10 +633,7 @@ static int ws__saturate(ws_fo_parent_t *pa, ws_fo_report_t *rep, int64_t t_begin
             return err;
         st->held = ws__step_held(cfg, st);
         if (!cfg->json)
-            fprintf(stderr, "fanout: step %u rate %.0f/s: p99 %llu us, lost %lld, cpu %.2f -> %s\n",
-                    rep->nsteps, rate, (unsigned long long)ws_hist_quantile(&st->t.latency, 0.99),
-                    (long long)(st->t.expected - st->t.deliveries), st->t.cpu_max,
-                    st->held ? "held" : "failed");
+            ws__print_step(stderr, rep->nsteps, st);
         if (ws__saturated(&st->t)) {
             /* Past this point the search measures the client, not the server. */
             rep->client_saturated = true;
@@ -767,14 +777,8 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
                (unsigned long long)rep->last.connected, rep->connect_per_s);
     if (cfg->mode == WS_FO_IDLE)
         printf("%-22s %.0f bytes\n", "server RSS per conn", rep->rss_per_conn);
-    for (unsigned i = 0; i < rep->nsteps; i++) {
-        const ws_fo_step_t *st = &rep->steps[i];
-        printf("step %-17u rate %.0f/s  deliveries %.0f/s  p99 %llu us  lost %lld  cpu %.2f  %s\n",
-               i + 1, st->rate, (double)st->t.deliveries / st->duration_s,
-               (unsigned long long)ws_hist_quantile(&st->t.latency, 0.99),
-               (long long)(st->t.expected - st->t.deliveries), st->t.cpu_max,
-               st->held ? "held" : "failed");
-    }
+    for (unsigned i = 0; i < rep->nsteps; i++)
+        ws__print_step(stdout, i + 1, &rep->steps[i]);
     if (rep->client_saturated) {
         ws__print_client_cpu(cfg, rep);
         printf("client saturated, result refused (a worker needed more than %.0f%% of a core; "
