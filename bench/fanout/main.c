@@ -565,6 +565,7 @@ typedef struct ws_fo_report {
     double connect_per_s;
     double rounds_per_s;
     double storm_s;
+    double connect_server_cpu; /* server CPU while connecting, fraction of a core */
     double rss_per_conn;
     bool client_saturated;
     ws_fo_step_t steps[64];
@@ -576,6 +577,8 @@ static int ws__connect_all(ws_fo_parent_t *pa, ws_fo_report_t *rep)
     ws_fo_shared_t *sh = pa->sh;
     memset(&sh->cmd, 0, sizeof(sh->cmd));
     sh->cmd.kind = WS_FO_CMD_CONNECT;
+    int pid = pa->cfg->server_pid;
+    double cpu0 = pid ? ws__server_cpu_s(pid) : -1;
     int64_t t0 = ws_fo_now();
     int err = ws__announce(pa);
     if (err == 0)
@@ -585,6 +588,9 @@ static int ws__connect_all(ws_fo_parent_t *pa, ws_fo_report_t *rep)
     ws__merge(pa, &rep->last);
     double secs = (double)(rep->last.connect_done_ns - t0) / 1e9;
     rep->storm_s = secs;
+    double cpu1 = pid ? ws__server_cpu_s(pid) : -1;
+    if (cpu0 >= 0 && cpu1 >= 0 && secs > 0)
+        rep->connect_server_cpu = (cpu1 - cpu0) / secs;
     rep->connect_per_s = secs > 0 ? (double)rep->last.connected / secs : 0;
     return rep->last.connected > 0 ? 0 : -ENOTCONN;
 }
@@ -717,7 +723,10 @@ static void ws__print_json(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
         cpu = rep->steps[i].t.cpu_max > cpu ? rep->steps[i].t.cpu_max : cpu;
     ws__json_num("client_cpu", cpu_measured ? cpu : -1, false);
     printf("\"client_saturated\":%s,", rep->client_saturated ? "true" : "false");
-    ws__json_num("server_cpu", valid ? m->server_cpu : -1, false);
+    double server_cpu = valid ? m->server_cpu : -1;
+    if (cfg->mode == WS_FO_STORM)
+        server_cpu = rep->connect_server_cpu;
+    ws__json_num("server_cpu", server_cpu, false);
     ws__json_num("rounds_per_s", valid ? rep->rounds_per_s : -1, false);
     if (valid && cfg->mode == WS_FO_ALLTOALL)
         printf("\"round_us\":{\"p50\":%llu,\"p99\":%llu},",
@@ -772,9 +781,12 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
         printf("%s%u x%u", i ? ", " : " (codes: ", rep->last.closes[i].code,
                rep->last.closes[i].count);
     printf("%s\n", rep->last.nclose ? ")" : "");
-    if (cfg->mode == WS_FO_STORM)
+    if (cfg->mode == WS_FO_STORM) {
         printf("%-22s %.3f s for %llu connections (%.0f/s)\n", "storm", rep->storm_s,
                (unsigned long long)rep->last.connected, rep->connect_per_s);
+        if (rep->connect_server_cpu >= 0)
+            printf("%-22s %.2f of a core\n", "server cpu", rep->connect_server_cpu);
+    }
     if (cfg->mode == WS_FO_IDLE)
         printf("%-22s %.0f bytes\n", "server RSS per conn", rep->rss_per_conn);
     for (unsigned i = 0; i < rep->nsteps; i++)
@@ -921,6 +933,7 @@ int main(int argc, char **argv)
         rep.steps[i].server_cpu = -1;
     rep.main.server_cpu = -1;
     rep.rounds_per_s = rep.storm_s = rep.rss_per_conn = rep.connect_per_s = -1;
+    rep.connect_server_cpu = -1;
     int err = ws__run(&pa, &rep);
     sh->cmd.kind = WS_FO_CMD_QUIT;
     ws__announce(&pa);
