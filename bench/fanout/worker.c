@@ -25,7 +25,6 @@ typedef struct ws_fo_worker {
     const ws_fo_config_t *cfg;
     unsigned idx;
     ws_fo_result_t *res;
-    ws_fo_shared_t *sh;
     int done_fd;
     ws_fo_conn_t *conns;
     uint32_t nconns;
@@ -448,7 +447,6 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
     static ws_fo_worker_t w;
     w.cfg = cfg;
     w.idx = idx;
-    w.sh = sh;
     w.res = &sh->result[idx];
     w.done_fd = done_fd;
     w.loop.cfg = cfg;
