@@ -468,8 +468,14 @@ static int ws__wait(ws_fo_parent_t *pa, int64_t deadline)
         int64_t left = deadline - ws_fo_now();
         if (left <= 0)
             return -ETIMEDOUT;
+        /* A worker that died cannot report: look for one every second rather than wait out
+         * the deadline. */
+        int status;
+        if (waitpid(-1, &status, WNOHANG) > 0)
+            return -ECHILD;
         struct pollfd pfd = {.fd = pa->done_fd, .events = POLLIN};
-        if (poll(&pfd, 1, (int)(left / 1000000) + 1) <= 0)
+        int ms = left / 1000000 < 1000 ? (int)(left / 1000000) + 1 : 1000;
+        if (poll(&pfd, 1, ms) <= 0)
             continue;
         uint8_t b[WS_FO_MAX_PROCS];
         ssize_t n = read(pa->done_fd, b, procs - done);
