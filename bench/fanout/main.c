@@ -722,9 +722,12 @@ static void ws__print_json(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
     for (unsigned i = 0; i < rep->last.nclose; i++)
         printf("%s\"%u\":%u", i ? "," : "", rep->last.closes[i].code, rep->last.closes[i].count);
     printf("}},");
-    ws__json_num("connect_per_s", rep->connect_per_s, false);
-    bool cpu_measured = rep->have_main || rep->nsteps > 0;
-    double cpu = rep->main.t.cpu_max;
+    ws__json_num("connect_per_s",
+                 cfg->mode == WS_FO_STORM && rep->client_saturated ? -1 : rep->connect_per_s,
+                 false);
+    bool storm = cfg->mode == WS_FO_STORM;
+    bool cpu_measured = rep->have_main || rep->nsteps > 0 || storm;
+    double cpu = storm ? rep->last.cpu_max : rep->main.t.cpu_max;
     for (unsigned i = 0; i < rep->nsteps; i++)
         cpu = rep->steps[i].t.cpu_max > cpu ? rep->steps[i].t.cpu_max : cpu;
     ws__json_num("client_cpu", cpu_measured ? cpu : -1, false);
@@ -740,7 +743,7 @@ static void ws__print_json(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
                (unsigned long long)ws_hist_quantile(&m->t.round, 0.99));
     else
         printf("\"round_us\":null,");
-    ws__json_num("storm_s", cfg->mode == WS_FO_STORM ? rep->storm_s : -1, false);
+    ws__json_num("storm_s", storm && !rep->client_saturated ? rep->storm_s : -1, false);
     ws__json_num("rss_per_conn_bytes", rep->rss_per_conn, false);
     if (cfg->mode != WS_FO_SATURATE) {
         printf("\"steps\":null}\n");
@@ -772,6 +775,13 @@ static void ws__print_client_cpu(const ws_fo_config_t *cfg, const ws_fo_report_t
            ct->cpu_max, ct->demand_max, cfg->procs);
 }
 
+static void ws__print_refusal(void)
+{
+    printf("client saturated, result refused (a worker needed more than %.0f%% of a core; "
+           "add --procs or CPUs)\n",
+           WS_FO_SATURATED_CPU * 100);
+}
+
 static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
 {
     const ws_fo_step_t *m = &rep->main;
@@ -788,6 +798,12 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
                rep->last.closes[i].count);
     printf("%s\n", rep->last.nclose ? ")" : "");
     if (cfg->mode == WS_FO_STORM) {
+        printf("%-22s %.2f of a core, %.2f with run-queue wait (max over %u workers)\n",
+               "client cpu", rep->last.cpu_max, rep->last.demand_max, cfg->procs);
+        if (rep->client_saturated) {
+            ws__print_refusal();
+            return;
+        }
         printf("%-22s %.3f s for %llu connections (%.0f/s)\n", "storm", rep->storm_s,
                (unsigned long long)rep->last.connected, rep->connect_per_s);
         if (rep->connect_server_cpu >= 0)
@@ -799,9 +815,7 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
         ws__print_step(stdout, i + 1, &rep->steps[i]);
     if (rep->client_saturated) {
         ws__print_client_cpu(cfg, rep);
-        printf("client saturated, result refused (a worker needed more than %.0f%% of a core; "
-               "add --procs or CPUs)\n",
-               WS_FO_SATURATED_CPU * 100);
+        ws__print_refusal();
         return;
     }
     if (!rep->have_main) {
@@ -864,6 +878,8 @@ static int ws__run(ws_fo_parent_t *pa, ws_fo_report_t *rep)
         rep->client_saturated = ws__saturated(&rep->main.t);
         break;
     case WS_FO_STORM:
+        /* The storm's result is a rate, so a client short of CPU voids it too. */
+        rep->client_saturated = ws__saturated(&rep->last);
         break;
     case WS_FO_IDLE: {
         ws__sleep_until(ws_fo_now() + (int64_t)(cfg->settle_s * 1e9));

@@ -202,6 +202,29 @@ static void ws__src_for(const ws_fo_config_t *cfg, uint32_t g, struct sockaddr_s
     sin->sin_addr.s_addr = htonl(0x7f000001u + g % cfg->src_addrs);
 }
 
+/* Starts measuring this worker's CPU use and run-queue wait. */
+static void ws__cpu_start(ws_fo_worker_t *w, int64_t now)
+{
+    w->cpu_started = true;
+    w->cpu_stopped = false;
+    w->cpu0_s = ws__cpu_seconds();
+    w->wait0_s = ws__wait_seconds();
+    w->wall0_ns = now;
+}
+
+/* Ends the CPU measurement of the window (once). */
+static void ws__cpu_stop(ws_fo_worker_t *w, int64_t now)
+{
+    if (!w->cpu_started || w->cpu_stopped)
+        return;
+    w->cpu_stopped = true;
+    double wall = (double)(now - w->wall0_ns) / 1e9;
+    if (wall <= 0)
+        return;
+    w->res->cpu = (ws__cpu_seconds() - w->cpu0_s) / wall;
+    w->res->cpu_wait = (ws__wait_seconds() - w->wait0_s) / wall;
+}
+
 static void ws__connect_tick(ws_fo_worker_t *w, int64_t now)
 {
     const ws_fo_config_t *cfg = w->cfg;
@@ -229,6 +252,7 @@ static void ws__connect_tick(ws_fo_worker_t *w, int64_t now)
     if (w->settled == w->nconns) {
         w->connecting = false;
         w->res->connect_done_ns = now;
+        ws__cpu_stop(w, now);
         ws__done(w);
     }
 }
@@ -342,29 +366,12 @@ static void ws__begin_run(ws_fo_worker_t *w, const ws_fo_cmd_t *cmd)
     }
 }
 
-/* Ends the CPU measurement of the window (once). */
-static void ws__cpu_stop(ws_fo_worker_t *w, int64_t now)
-{
-    if (!w->cpu_started || w->cpu_stopped)
-        return;
-    w->cpu_stopped = true;
-    double wall = (double)(now - w->wall0_ns) / 1e9;
-    if (wall <= 0)
-        return;
-    w->res->cpu = (ws__cpu_seconds() - w->cpu0_s) / wall;
-    w->res->cpu_wait = (ws__wait_seconds() - w->wait0_s) / wall;
-}
-
 /* Drives the running command; returns the time the loop must wake up by. */
 static int64_t ws__run_tick(ws_fo_worker_t *w, int64_t now)
 {
     const ws_fo_cmd_t *cmd = &w->cmd;
-    if (!w->cpu_started && now >= cmd->t_measure) {
-        w->cpu_started = true;
-        w->cpu0_s = ws__cpu_seconds();
-        w->wait0_s = ws__wait_seconds();
-        w->wall0_ns = now;
-    }
+    if (!w->cpu_started && now >= cmd->t_measure)
+        ws__cpu_start(w, now);
     if (now >= cmd->t_end)
         ws__cpu_stop(w, now);
     int64_t wake;
@@ -500,6 +507,8 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
             case WS_FO_CMD_CONNECT:
                 w.connecting = true;
                 w.last_scan_ns = ws_fo_now();
+                w.res->cpu = w.res->cpu_wait = 0;
+                ws__cpu_start(&w, w.last_scan_ns);
                 break;
             case WS_FO_CMD_RUN:
             case WS_FO_CMD_ROUNDS:
