@@ -811,8 +811,11 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
 {
     const ws_fo_step_t *m = &rep->main;
     const ws_fo_totals_t *t = &m->t;
-    printf("fanout %s  mode %s  rooms %u  subs %u  pubs %u  size %u\n", cfg->url,
+    printf("fanout %s  mode %s  rooms %u  subs %u  pubs %u  size %u", cfg->url,
            ws__mode_name(cfg->mode), cfg->rooms, cfg->subs, cfg->pubs, cfg->size);
+    if (cfg->coalesce_us)
+        printf("  coalesce %u us", cfg->coalesce_us);
+    printf("\n");
     printf("%-22s %llu ok, %llu connect errors, %llu handshake errors, %.0f conn/s\n",
            "connections", (unsigned long long)rep->last.connected,
            (unsigned long long)rep->last.err_connect, (unsigned long long)rep->last.err_handshake,
