@@ -658,6 +658,7 @@ static int ws__saturate(ws_fo_parent_t *pa, ws_fo_report_t *rep, int64_t t_begin
         if ((double)(ws_fo_now() - t_begin) / 1e9 + step_cost > cfg->max_time_s)
             break;
         ws_fo_step_t *st = &rep->steps[rep->nsteps++];
+        uint64_t closed_before = st == rep->steps ? rep->last.err_closed : st[-1].t.err_closed;
         int err = ws__measure(pa, WS_FO_CMD_RUN, rate, cfg->step_s, st);
         if (err != 0)
             return err;
@@ -667,6 +668,15 @@ static int ws__saturate(ws_fo_parent_t *pa, ws_fo_report_t *rep, int64_t t_begin
         if (ws__saturated(&st->t)) {
             /* Past this point the search measures the client, not the server. */
             rep->client_saturated = true;
+            break;
+        }
+        if (st->t.err_closed > closed_before) {
+            /* The server dropped connections (a slow-consumer close, say): later steps would
+             * measure fewer members and count every message to the dead ones as lost. */
+            st->held = false;
+            if (!cfg->json)
+                fprintf(stderr, "fanout: %llu connections closed at %.0f msgs/s; search ends\n",
+                        (unsigned long long)(st->t.err_closed - closed_before), rate);
             break;
         }
         if (st->held) {
