@@ -1,0 +1,481 @@
+#!/usr/bin/python3
+"""Turns one bench/compare.sh run (build/bench-results/<stamp>/) into markdown tables and
+gnuplot plots.
+
+  bench/report.py RESULTS_DIR [--docs docs/benchmarks.md] [--plots docs]
+  bench/report.py --summary RESULT.json RC     (one progress line, used by compare.sh)
+
+Without --docs the section is printed. With --docs it replaces the text between
+<!-- fanout:begin --> and <!-- fanout:end --> in that file (appending the markers when
+absent). --plots DIR writes DIR/fanout-p99.svg and DIR/fanout-rate.svg with gnuplot.
+A result the load generator refused because the client was saturated (exit 3 or
+"client_saturated": true) is shown as refused, never as a number. Stdlib only.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+BEGIN, END = "<!-- fanout:begin -->", "<!-- fanout:end -->"
+REFUSED = "refused: client saturated"
+
+SCENARIOS = {
+    "s1": "1. One room, open loop: 1 publisher, 128 B, 10 msg/s, N subscribers",
+    "s2": "2. One room, saturation: {subs} subscribers, 10 publishers (by message size)",
+    "s3": "3. {variant} rooms x subscribers, 1 publisher per room, saturation, 128 B",
+    "s4": "4. Connection storm",
+    "s5": "5. Idle memory per connection",
+    "s6": "6. All-to-all, 20 B, closed loop (by clients)",
+    "tls": "wss vs ws (uringws): scenarios 1 and 2 over TLS",
+}
+
+
+def load_env(path):
+    env = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.rstrip("\n").split("=", 1)
+                    env[k] = v
+    return env
+
+
+def load_runs(d):
+    runs = []
+    with open(os.path.join(d, "runs.tsv")) as f:
+        header = f.readline().rstrip("\n").split("\t")
+        for line in f:
+            row = dict(zip(header, line.rstrip("\n").split("\t")))
+            row["data"], row["status"] = None, None
+            rc = row.get("rc", "")
+            if rc in ("skip", "check", "nostart"):
+                row["status"] = {"skip": "skipped", "check": "failed the semantics check, not benchmarked",
+                                 "nostart": "did not start"}[rc]
+            else:
+                row["data"], row["status"] = parse_result(os.path.join(d, row["file"]), int(rc))
+            runs.append(row)
+    return runs
+
+
+def parse_result(path, rc):
+    """(data, status): status None = a number to show; else why there is none."""
+    data = None
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+        if text:
+            data = json.loads(text.splitlines()[-1] if not text.startswith("{") else text)
+    except (OSError, ValueError):
+        data = None
+    if rc == 3 or (data and data.get("client_saturated")):
+        return data, REFUSED
+    if rc in (124, 137):
+        return data, "timed out"
+    if rc != 0 or data is None:
+        err = ""
+        try:
+            with open(path[:-5] + ".err") as f:
+                lines = [l.strip() for l in f if l.strip()]
+                err = lines[-1][:80] if lines else ""
+        except OSError:
+            pass
+        return data, f"failed (rc {rc}{': ' + err if err else ''})"
+    return data, None
+
+
+def g(d, *keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d or d[k] is None:
+            return default
+        d = d[k]
+    return d
+
+
+def fnum(x, digits=3):
+    if x is None:
+        return "-"
+    x = float(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    if abs(x) >= 1e4:
+        return f"{x / 1e3:.1f}k"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    return f"{x:.{digits}g}"
+
+
+def ms(us):
+    return "-" if us is None else f"{float(us) / 1000:.3g}"
+
+
+def pct(x):
+    return "-" if x is None else f"{float(x) * 100:.0f}%"
+
+
+def ratio(a, b):
+    if a is None or b is None or float(b) == 0 or float(a) == 0:
+        return "-"
+    return f"{float(a) / float(b):.2f}x"
+
+
+def lost(d):
+    lo = g(d, "lost")
+    errs = g(d, "errors") or {}
+    n_err = sum(int(v or 0) for v in errs.values()) if isinstance(errs, dict) else 0
+    s = fnum(lo, 6) if lo is not None else "-"
+    return s + (f" ({n_err} conn errors)" if n_err else "")
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return out
+
+
+def is_uringws(label):
+    return label.startswith("uringws")
+
+
+def base_uringws(runs_here):
+    """The uringws run peers are compared with: the plain one with the fewest cores."""
+    best = None
+    for r in runs_here:
+        if is_uringws(r["server"]) and not r["server"].endswith("-wss") and r["status"] is None:
+            n = int(r["server"].split("-c")[1].split("-")[0]) if "-c" in r["server"] else 1
+            if best is None or n < best[0]:
+                best = (n, r)
+    return best[1] if best else None
+
+
+def variants(runs, scen):
+    seen = []
+    for r in runs:
+        if r["scenario"] == scen and r["variant"] not in seen:
+            seen.append(r["variant"])
+    return sorted(seen, key=lambda v: (len(v), v))
+
+
+def status_row(r, width):
+    return [r["server"]] + [r["status"]] + ["" for _ in range(width - 2)]
+
+
+def section_latency(runs, scen, varname):
+    """Open loop: latency is the result; ratio = peer p99 / uringws p99."""
+    header = [varname, "server", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost",
+              "client CPU", "server CPU", "p99 peer/uringws"]
+    rows = []
+    for v in variants(runs, scen):
+        here = [r for r in runs if r["scenario"] == scen and r["variant"] == v]
+        base = base_uringws(here)
+        for r in here:
+            d = r["data"]
+            if r["status"]:
+                rows.append([v] + status_row(r, len(header) - 1))
+                continue
+            p99 = g(d, "latency_us", "p99")
+            rows.append([v, r["server"] + note(r), fnum(g(d, "deliveries_per_s")), ms(g(d, "latency_us", "p50")),
+                         ms(p99), ms(g(d, "latency_us", "p999")), ms(g(d, "latency_us", "max")), lost(d),
+                         pct(g(d, "client_cpu")), pct(g(d, "server_cpu")),
+                         "" if r is base else ratio(p99, g(base and base["data"], "latency_us", "p99"))])
+    return table(header, rows)
+
+
+def section_throughput(runs, scen, varname):
+    """Saturation: the highest delivery rate held within the p99 bound; ratio = uringws/peer."""
+    header = [varname, "server", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "lost", "client CPU",
+              "server CPU", "uringws/peer deliveries"]
+    rows = []
+    for v in variants(runs, scen):
+        here = [r for r in runs if r["scenario"] == scen and r["variant"] == v]
+        base = base_uringws(here)
+        for r in here:
+            d = r["data"]
+            if r["status"]:
+                rows.append([v] + status_row(r, len(header) - 1))
+                continue
+            rate = g(d, "deliveries_per_s")
+            rows.append([v, r["server"] + note(r), fnum(rate), ms(g(d, "latency_us", "p50")),
+                         ms(g(d, "latency_us", "p99")), ms(g(d, "latency_us", "p999")), lost(d),
+                         pct(g(d, "client_cpu")), pct(g(d, "server_cpu")),
+                         "" if is_uringws(r["server"]) else ratio(g(base and base["data"], "deliveries_per_s"), rate)])
+    return table(header, rows)
+
+
+def section_storm(runs):
+    header = ["connections", "server", "storm s", "connects/s", "errors (connect/handshake/closed)",
+              "server CPU", "uringws/peer connects/s"]
+    rows = []
+    for v in variants(runs, "s4"):
+        here = [r for r in runs if r["scenario"] == "s4" and r["variant"] == v]
+        base = base_uringws(here)
+        for r in here:
+            d = r["data"]
+            if r["status"]:
+                rows.append([v] + status_row(r, len(header) - 1))
+                continue
+            e = g(d, "errors") or {}
+            cps = g(d, "connect_per_s")
+            rows.append([v, r["server"] + note(r), fnum(g(d, "storm_s")), fnum(cps),
+                         f"{e.get('connect', 0)}/{e.get('handshake', 0)}/{e.get('closed', 0)}",
+                         pct(g(d, "server_cpu")),
+                         "" if is_uringws(r["server"]) else ratio(g(base and base["data"], "connect_per_s"), cps)])
+    return table(header, rows)
+
+
+def section_idle(runs):
+    header = ["connections", "server", "RSS per connection", "peer/uringws RSS"]
+    rows = []
+    for v in variants(runs, "s5"):
+        here = [r for r in runs if r["scenario"] == "s5" and r["variant"] == v]
+        base = base_uringws(here)
+        for r in here:
+            d = r["data"]
+            if r["status"]:
+                rows.append([v] + status_row(r, len(header) - 1))
+                continue
+            rss = g(d, "rss_per_conn_bytes")
+            rows.append([v, r["server"] + note(r), "-" if rss is None else f"{float(rss) / 1024:.1f} KiB",
+                         "" if is_uringws(r["server"]) else ratio(rss, g(base and base["data"], "rss_per_conn_bytes"))])
+    return table(header, rows)
+
+
+def section_alltoall(runs):
+    header = ["clients", "server", "rounds/s", "round p50 ms", "round p99 ms", "deliveries/s", "lost",
+              "client CPU", "server CPU", "uringws/peer rounds"]
+    rows = []
+    for v in variants(runs, "s6"):
+        here = [r for r in runs if r["scenario"] == "s6" and r["variant"] == v]
+        base = base_uringws(here)
+        for r in here:
+            d = r["data"]
+            if r["status"]:
+                rows.append([v] + status_row(r, len(header) - 1))
+                continue
+            rps = g(d, "rounds_per_s")
+            rows.append([v, r["server"] + note(r), fnum(rps), ms(g(d, "round_us", "p50")), ms(g(d, "round_us", "p99")),
+                         fnum(g(d, "deliveries_per_s")), lost(d), pct(g(d, "client_cpu")), pct(g(d, "server_cpu")),
+                         "" if is_uringws(r["server"]) else ratio(g(base and base["data"], "rounds_per_s"), rps)])
+    return table(header, rows)
+
+
+def section_tls(runs):
+    header = ["scenario", "variant", "ws deliveries/s", "wss deliveries/s", "ws p99 ms", "wss p99 ms",
+              "server CPU ws / wss", "wss/ws deliveries", "wss/ws p99"]
+    rows = []
+    for scen, plain_scen, what in (("tls1", "s1", "1 (subscribers)"), ("tls2", "s2", "2 (message size)")):
+        for v in variants(runs, scen):
+            for t in (r for r in runs if r["scenario"] == scen and r["variant"] == v):
+                label = t["server"][: -len("-wss")]
+                p = next((r for r in runs if r["scenario"] == plain_scen and r["variant"] == v
+                          and r["server"] == label), None)
+                cells = []
+                for r in (p, t):
+                    cells.append(r["status"] if r and r["status"] else None)
+                pd, td = (p or {}).get("data"), t["data"]
+                def val(r, d, *k, f=fnum):
+                    if r is None:
+                        return "not run"
+                    return r["status"] if r["status"] else f(g(d, *k))
+                rows.append([what, v, val(p, pd, "deliveries_per_s"), val(t, td, "deliveries_per_s"),
+                             val(p, pd, "latency_us", "p99", f=ms), val(t, td, "latency_us", "p99", f=ms),
+                             f"{val(p, pd, 'server_cpu', f=pct)} / {val(t, td, 'server_cpu', f=pct)}",
+                             ratio(g(td, "deliveries_per_s"), g(pd, "deliveries_per_s")) if not any(cells) else "-",
+                             ratio(g(td, "latency_us", "p99"), g(pd, "latency_us", "p99")) if not any(cells) else "-"])
+    return table(header, rows)
+
+
+def note(r):
+    return f" ({r['note']})" if r.get("note") else ""
+
+
+def render(d, env, runs, plots):
+    q = env.get("quick") == "1"
+    lines = [f"Produced by `bench/compare.sh{' --quick' if q else ''} --server-cpus {env.get('server_cpus')} "
+             f"--client-cpus {env.get('client_cpus')} --cores \"{env.get('cores')}\"` at {env.get('stamp')} "
+             f"(commit {env.get('commit')}); raw JSON in `build/bench-results/{env.get('stamp')}/`. "
+             f"Machine: {env.get('cpu')}, {env.get('nproc')} CPUs, kernel {env.get('kernel')}. "
+             f"Server on CPUs {env.get('server_cpus')}, load generator (`bench/fanout`) on CPUs "
+             f"{env.get('client_cpus')}. Saturation steps stop at a p99 above {env.get('p99_bound_ms')} ms. "
+             "Peers: " + (", ".join(sorted(set(r["server"] for r in runs if not is_uringws(r["server"])
+                                                  and r["status"] != "skipped"))) or "none") + "."]
+    if q:
+        lines.append("")
+        lines.append("**Quick run (`--quick`): scenarios shrunk for a smoke test; not the issue's sizes.**")
+    for r in runs:
+        if r["status"] == "skipped":
+            lines.append("")
+            lines.append(f"Peer `{r['server']}` skipped: {r['note']}.")
+    scen_present = [s for s in SCENARIOS if any(r["scenario"] == s for r in runs)]
+    s2sub = ""
+    for s in scen_present:
+        title = SCENARIOS[s]
+        if s == "s2":
+            subs = next((g(r["data"], "subs") for r in runs if r["scenario"] == "s2" and r["data"]), None)
+            title = title.format(subs=subs if subs is not None else "N")
+        if s == "s3":
+            title = title.format(variant=(variants(runs, "s3") or ["?"])[0])
+        lines += ["", f"### {title}", ""]
+        if s == "s1":
+            lines += section_latency(runs, s, "subscribers")
+        elif s in ("s2", "s3"):
+            lines += section_throughput(runs, s, "size B" if s == "s2" else "rooms x subs")
+        elif s == "s4":
+            lines += section_storm(runs)
+        elif s == "s5":
+            lines += section_idle(runs)
+        elif s == "s6":
+            lines += section_alltoall(runs)
+        elif s == "tls":
+            pass
+    if any(r["scenario"].startswith("tls") for r in runs):
+        lines += ["", f"### {SCENARIOS['tls']}", ""] + section_tls(runs)
+    if plots:
+        lines += ["", "![p99 latency vs subscribers, scenario 1](fanout-p99.svg)",
+                  "", "![deliveries/s per scenario](fanout-rate.svg)"]
+    return "\n".join(lines) + "\n"
+
+
+def gnuplot(script, out):
+    if not shutil.which("gnuplot"):
+        print("report: gnuplot not found, no plot " + out, file=sys.stderr)
+        return
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    print("report: wrote " + out, file=sys.stderr)
+
+
+def plots(runs, outdir):
+    os.makedirs(outdir, exist_ok=True)
+    tmp = tempfile.mkdtemp()
+    try:
+        # p99 vs subscribers (scenario 1), one line per server
+        servers = [s for s in dict.fromkeys(r["server"] for r in runs if r["scenario"] in ("s1", "tls1"))]
+        plot_cmds = []
+        for i, s in enumerate(servers):
+            pts = [(int(r["variant"]), g(r["data"], "latency_us", "p99")) for r in runs
+                   if r["scenario"] in ("s1", "tls1") and r["server"] == s and r["status"] is None]
+            pts = [(x, y) for x, y in pts if y is not None]
+            if not pts:
+                continue
+            f = os.path.join(tmp, f"p99-{i}.dat")
+            with open(f, "w") as fh:
+                for x, y in sorted(pts):
+                    fh.write(f"{x} {float(y) / 1000}\n")
+            plot_cmds.append(f"'{f}' using 1:2 with linespoints title '{s}'")
+        out = os.path.join(outdir, "fanout-p99.svg")
+        if plot_cmds:
+            gnuplot(f"""set terminal svg size 800,480 dynamic font 'sans,12'
+set output '{out}'
+set title 'Scenario 1: one room, 1 publisher, 128 B, 10 msg/s (open loop)'
+set xlabel 'subscribers'
+set ylabel 'p99 latency (ms)'
+set logscale y
+set key left top
+set grid
+plot {', '.join(plot_cmds)}
+""", out)
+        # deliveries/s per scenario, clustered bars by server
+        cats = []
+        for scen, label in (("s2", "s2 {v} B"), ("s3", "s3 {v}"), ("s6", "s6 {v} clients"), ("tls2", "s2 wss {v} B")):
+            for v in variants(runs, scen):
+                cats.append((scen, v, label.format(v=v)))
+        servers = [s for s in dict.fromkeys(r["server"] for r in runs
+                                             if r["scenario"] in ("s2", "s3", "s6", "tls2") and r["status"] != "skipped")]
+        if cats and servers:
+            f = os.path.join(tmp, "rate.dat")
+            with open(f, "w") as fh:
+                fh.write("cat " + " ".join(f'"{s}"' for s in servers) + "\n")
+                for scen, v, label in cats:
+                    vals = []
+                    for s in servers:
+                        r = next((r for r in runs if r["scenario"] == scen and r["variant"] == v and r["server"] == s), None)
+                        val = g(r["data"], "deliveries_per_s") if r and r["status"] is None else None
+                        vals.append("NaN" if val is None else str(val))
+                    fh.write(f'"{label}" ' + " ".join(vals) + "\n")
+            out = os.path.join(outdir, "fanout-rate.svg")
+            cols = ", ".join(f"'{f}' using {i + 2}:xtic(1) title columnheader({i + 2})" for i in range(len(servers)))
+            gnuplot(f"""set terminal svg size 900,480 dynamic font 'sans,12'
+set output '{out}'
+set title 'Deliveries/s (saturation and all-to-all; missing bar = refused or failed)'
+set ylabel 'deliveries/s'
+set logscale y
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set xtics rotate by -20
+set key outside right top
+set grid ytics
+plot {cols}
+""", out)
+    finally:
+        shutil.rmtree(tmp)
+
+
+def replace_section(path, text):
+    with open(path) as f:
+        doc = f.read()
+    block = f"{BEGIN}\n{text}{END}"
+    if BEGIN in doc and END in doc:
+        a, b = doc.index(BEGIN), doc.index(END) + len(END)
+        doc = doc[:a] + block + doc[b:]
+    else:
+        doc = doc.rstrip("\n") + "\n\n## Fan-out comparison\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(doc)
+
+
+def summary(path, rc):
+    d, status = parse_result(path, int(rc))
+    name = os.path.basename(path)[:-5]
+    if status:
+        print(f"  -> {name}: {status}")
+        return
+    bits = []
+    for label, v in (("deliveries/s", fnum(g(d, "deliveries_per_s"))), ("p50 ms", ms(g(d, "latency_us", "p50"))),
+                     ("p99 ms", ms(g(d, "latency_us", "p99"))), ("lost", fnum(g(d, "lost"), 6)),
+                     ("rounds/s", fnum(g(d, "rounds_per_s"))), ("storm s", fnum(g(d, "storm_s"))),
+                     ("RSS/conn B", fnum(g(d, "rss_per_conn_bytes"))), ("server CPU", pct(g(d, "server_cpu"))),
+                     ("client CPU", pct(g(d, "client_cpu")))):
+        if v != "-":
+            bits.append(f"{label} {v}")
+    print(f"  -> {name}: " + ", ".join(bits))
+
+
+def main(argv):
+    if argv[:1] == ["--summary"]:
+        summary(argv[1], argv[2])
+        return 0
+    if not argv or argv[0].startswith("-"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    d, docs, plotdir = argv[0], None, None
+    rest = argv[1:]
+    while rest:
+        if rest[0] == "--docs":
+            docs, rest = rest[1], rest[2:]
+        elif rest[0] == "--plots":
+            plotdir, rest = rest[1], rest[2:]
+        else:
+            print(f"report: unknown argument {rest[0]}", file=sys.stderr)
+            return 2
+    env = load_env(os.path.join(d, "meta.env"))
+    runs = load_runs(d)
+    text = render(d, env, runs, plotdir is not None)
+    with open(os.path.join(d, "report.md"), "w") as f:
+        f.write(text)
+    if plotdir:
+        plots(runs, plotdir)
+    if docs:
+        replace_section(docs, text)
+        print(f"report: wrote the fanout section of {docs}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
