@@ -86,12 +86,14 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 # --- sizes --------------------------------------------------------------------------------
 if [ "$quick" = 1 ]; then
     s1_subs="200 1000"; s2_subs=200; s3_rooms=10; s3_subs=20; big=2000; s6_clients="20 50"
-    warmup=1; duration=3; step=1; max_time=6; idle_s=2
+    warmup=1; duration=3; step=1; max_time=12; idle_s=2
 else
     s1_subs="1000 5000 19000"; s2_subs=1000; s3_rooms=100; s3_subs=100; big=19000; s6_clients="100 500"
-    warmup=2; duration=10; step=3; max_time=30; idle_s=5
+    warmup=2; duration=10; step=2; max_time=40; idle_s=5
 fi
-p99_bound=50 # ms: the saturation search stops at the first step whose p99 passes it
+p99_bound=50 # ms: a saturation step holds when its p99 is within this and nothing is lost
+# Saturation: each step costs warmup + step + drain + 0.5 s in fanout, so short warmup and
+# drain let the search (doubling from --start-rate, then bisecting) take more steps.
 
 # --- servers ------------------------------------------------------------------------------
 # Each entry: label kind arg   (kind uringws: arg = core count; kind peer: arg = peer name)
@@ -215,7 +217,7 @@ for_servers() {
 
 has() { [[ " $scenarios " == *" $1 "* ]]; }
 open_args=(--mode open --pubs 1 --size 128 --rate 10 --warmup "$warmup" --duration "$duration")
-sat_args=(--mode saturate --p99-bound "$p99_bound" --step-duration "$step" --max-time "$max_time" --warmup "$warmup")
+sat_args=(--mode saturate --p99-bound "$p99_bound" --step-duration "$step" --max-time "$max_time" --warmup 0.5 --drain 1)
 
 log "results in $out; servers:$(for s in "${servers[@]}"; do printf ' %s' "${s%% *}"; done); quick=$quick"
 {
@@ -230,10 +232,10 @@ if has 1; then
     for n in $s1_subs; do for_servers s1 "$n" "$((n + 1))" "${open_args[@]}" --subs "$n"; done
 fi
 if has 2; then
-    for size in 128 4096; do for_servers s2 "$size" "$((s2_subs + 10))" "${sat_args[@]}" --subs "$s2_subs" --pubs 10 --size "$size"; done
+    for size in 128 4096; do for_servers s2 "$size" "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 200 --subs "$s2_subs" --pubs 10 --size "$size"; done
 fi
 if has 3; then
-    s3_args=("${sat_args[@]}" --rooms "$s3_rooms" --subs "$s3_subs" --pubs 1 --size 128)
+    s3_args=("${sat_args[@]}" --start-rate 200 --rooms "$s3_rooms" --subs "$s3_subs" --pubs 1 --size 128)
     for_servers s3 "${s3_rooms}x${s3_subs}" "$((s3_rooms * (s3_subs + 1)))" "${s3_args[@]}"
     for c in 1 2; do # uringws at -c 1 and -c 2 whatever --cores says
         [[ " $cores " == *" $c "* ]] || run_one s3 "${s3_rooms}x${s3_subs}" "uringws-c$c" uringws "$c" "" \
@@ -255,7 +257,7 @@ if has tls; then
         for n in $s1_subs; do run_one tls1 "$n" "uringws-c$c1-wss" uringws "$c1" tls "$((n + 1))" "${open_args[@]}" --subs "$n"; done
     fi
     if has 2; then
-        for size in 128 4096; do run_one tls2 "$size" "uringws-c$c1-wss" uringws "$c1" tls "$((s2_subs + 10))" "${sat_args[@]}" --subs "$s2_subs" --pubs 10 --size "$size"; done
+        for size in 128 4096; do run_one tls2 "$size" "uringws-c$c1-wss" uringws "$c1" tls "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 200 --subs "$s2_subs" --pubs 10 --size "$size"; done
     fi
 fi
 
