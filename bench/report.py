@@ -164,103 +164,74 @@ def status_row(r, width):
     return [r["server"]] + [r["status"]] + ["" for _ in range(width - 2)]
 
 
-def section_latency(runs, scen, varname):
-    """Open loop: latency is the result; ratio = peer p99 / uringws p99."""
-    header = [varname, "server", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost",
-              "client CPU", "server CPU", "p99 peer/uringws"]
+def section(runs, scen, header, cells):
+    """One table: a row per (variant, server); cells(d, base_data, own) gives the columns after
+    the server for a run with numbers (own: it is uringws, so no ratio to itself)."""
     rows = []
     for v in variants(runs, scen):
         here = [r for r in runs if r["scenario"] == scen and r["variant"] == v]
         base = base_uringws(here)
+        bd = base["data"] if base else None
         for r in here:
-            d = r["data"]
             if r["status"]:
                 rows.append([v] + status_row(r, len(header) - 1))
-                continue
-            p99 = g(d, "latency_us", "p99")
-            rows.append([v, r["server"] + note(r), fnum(g(d, "deliveries_per_s")), ms(g(d, "latency_us", "p50")),
-                         ms(p99), ms(g(d, "latency_us", "p999")), ms(g(d, "latency_us", "max")), lost(d),
-                         pct(g(d, "client_cpu")), pct(g(d, "server_cpu")),
-                         "" if r is base else ratio(p99, g(base and base["data"], "latency_us", "p99"))])
+            else:
+                rows.append([v, r["server"] + note(r)] + cells(r["data"], bd, is_uringws(r["server"])))
     return table(header, rows)
+
+
+def section_latency(runs, scen, varname):
+    """Open loop: latency is the result; ratio = peer p99 / uringws p99."""
+    return section(runs, scen, [varname, "server", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost",
+                                "client CPU", "server CPU", "p99 peer/uringws"],
+                   lambda d, bd, own: [fnum(g(d, "deliveries_per_s")), ms(g(d, "latency_us", "p50")),
+                                       ms(g(d, "latency_us", "p99")), ms(g(d, "latency_us", "p999")),
+                                       ms(g(d, "latency_us", "max")), lost(d), pct(g(d, "client_cpu")),
+                                       pct(g(d, "server_cpu")),
+                                       "" if own else ratio(g(d, "latency_us", "p99"), g(bd, "latency_us", "p99"))])
 
 
 def section_throughput(runs, scen, varname):
     """Saturation: the highest delivery rate held within the p99 bound; ratio = uringws/peer."""
-    header = [varname, "server", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "lost", "client CPU",
-              "server CPU", "uringws/peer deliveries"]
-    rows = []
-    for v in variants(runs, scen):
-        here = [r for r in runs if r["scenario"] == scen and r["variant"] == v]
-        base = base_uringws(here)
-        for r in here:
-            d = r["data"]
-            if r["status"]:
-                rows.append([v] + status_row(r, len(header) - 1))
-                continue
-            rate = g(d, "deliveries_per_s")
-            rows.append([v, r["server"] + note(r), fnum(rate), ms(g(d, "latency_us", "p50")),
-                         ms(g(d, "latency_us", "p99")), ms(g(d, "latency_us", "p999")), lost(d),
-                         pct(g(d, "client_cpu")), pct(g(d, "server_cpu")),
-                         "" if is_uringws(r["server"]) else ratio(g(base and base["data"], "deliveries_per_s"), rate)])
-    return table(header, rows)
+    return section(runs, scen, [varname, "server", "deliveries/s", "p50 ms", "p99 ms", "p99.9 ms", "lost",
+                                "client CPU", "server CPU", "uringws/peer deliveries"],
+                   lambda d, bd, own: [fnum(g(d, "deliveries_per_s")), ms(g(d, "latency_us", "p50")),
+                                       ms(g(d, "latency_us", "p99")), ms(g(d, "latency_us", "p999")), lost(d),
+                                       pct(g(d, "client_cpu")), pct(g(d, "server_cpu")),
+                                       "" if own else ratio(g(bd, "deliveries_per_s"), g(d, "deliveries_per_s"))])
+
+
+def errors3(d):
+    e = g(d, "errors") or {}
+    return f"{e.get('connect', 0)}/{e.get('handshake', 0)}/{e.get('closed', 0)}"
 
 
 def section_storm(runs):
-    header = ["connections", "server", "storm s", "connects/s", "errors (connect/handshake/closed)",
-              "server CPU", "uringws/peer connects/s"]
-    rows = []
-    for v in variants(runs, "s4"):
-        here = [r for r in runs if r["scenario"] == "s4" and r["variant"] == v]
-        base = base_uringws(here)
-        for r in here:
-            d = r["data"]
-            if r["status"]:
-                rows.append([v] + status_row(r, len(header) - 1))
-                continue
-            e = g(d, "errors") or {}
-            cps = g(d, "connect_per_s")
-            rows.append([v, r["server"] + note(r), fnum(g(d, "storm_s")), fnum(cps),
-                         f"{e.get('connect', 0)}/{e.get('handshake', 0)}/{e.get('closed', 0)}",
-                         pct(g(d, "server_cpu")),
-                         "" if is_uringws(r["server"]) else ratio(g(base and base["data"], "connect_per_s"), cps)])
-    return table(header, rows)
+    return section(runs, "s4", ["connections", "server", "storm s", "connects/s",
+                                "errors (connect/handshake/closed)", "server CPU", "uringws/peer connects/s"],
+                   lambda d, bd, own: [fnum(g(d, "storm_s")), fnum(g(d, "connect_per_s")), errors3(d),
+                                       pct(g(d, "server_cpu")),
+                                       "" if own else ratio(g(bd, "connect_per_s"), g(d, "connect_per_s"))])
+
+
+def kib(x):
+    return "-" if x is None else f"{float(x) / 1024:.1f} KiB"
 
 
 def section_idle(runs):
-    header = ["connections", "server", "RSS per connection", "peer/uringws RSS"]
-    rows = []
-    for v in variants(runs, "s5"):
-        here = [r for r in runs if r["scenario"] == "s5" and r["variant"] == v]
-        base = base_uringws(here)
-        for r in here:
-            d = r["data"]
-            if r["status"]:
-                rows.append([v] + status_row(r, len(header) - 1))
-                continue
-            rss = g(d, "rss_per_conn_bytes")
-            rows.append([v, r["server"] + note(r), "-" if rss is None else f"{float(rss) / 1024:.1f} KiB",
-                         "" if is_uringws(r["server"]) else ratio(rss, g(base and base["data"], "rss_per_conn_bytes"))])
-    return table(header, rows)
+    return section(runs, "s5", ["connections", "server", "RSS per connection", "errors (connect/handshake/closed)",
+                                "peer/uringws RSS"],
+                   lambda d, bd, own: [kib(g(d, "rss_per_conn_bytes")), errors3(d),
+                                       "" if own else ratio(g(d, "rss_per_conn_bytes"), g(bd, "rss_per_conn_bytes"))])
 
 
 def section_alltoall(runs):
-    header = ["clients", "server", "rounds/s", "round p50 ms", "round p99 ms", "deliveries/s", "lost",
-              "client CPU", "server CPU", "uringws/peer rounds"]
-    rows = []
-    for v in variants(runs, "s6"):
-        here = [r for r in runs if r["scenario"] == "s6" and r["variant"] == v]
-        base = base_uringws(here)
-        for r in here:
-            d = r["data"]
-            if r["status"]:
-                rows.append([v] + status_row(r, len(header) - 1))
-                continue
-            rps = g(d, "rounds_per_s")
-            rows.append([v, r["server"] + note(r), fnum(rps), ms(g(d, "round_us", "p50")), ms(g(d, "round_us", "p99")),
-                         fnum(g(d, "deliveries_per_s")), lost(d), pct(g(d, "client_cpu")), pct(g(d, "server_cpu")),
-                         "" if is_uringws(r["server"]) else ratio(g(base and base["data"], "rounds_per_s"), rps)])
-    return table(header, rows)
+    return section(runs, "s6", ["clients", "server", "rounds/s", "round p50 ms", "round p99 ms", "deliveries/s",
+                                "lost", "client CPU", "server CPU", "uringws/peer rounds"],
+                   lambda d, bd, own: [fnum(g(d, "rounds_per_s")), ms(g(d, "round_us", "p50")),
+                                       ms(g(d, "round_us", "p99")), fnum(g(d, "deliveries_per_s")), lost(d),
+                                       pct(g(d, "client_cpu")), pct(g(d, "server_cpu")),
+                                       "" if own else ratio(g(bd, "rounds_per_s"), g(d, "rounds_per_s"))])
 
 
 def section_tls(runs):
