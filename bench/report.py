@@ -126,7 +126,7 @@ def ratio(a, b):
 def lost(d):
     lo = g(d, "lost")
     errs = g(d, "errors") or {}
-    n_err = sum(int(v or 0) for v in errs.values()) if isinstance(errs, dict) else 0
+    n_err = sum(int(errs.get(k) or 0) for k in ("connect", "handshake", "closed")) if isinstance(errs, dict) else 0
     s = fnum(lo, 6) if lo is not None else "-"
     return s + (f" ({n_err} conn errors)" if n_err else "")
 
@@ -344,7 +344,7 @@ set output '{out}'
 set title 'Scenario 1: one room, 1 publisher, 128 B, 10 msg/s (open loop)'
 set xlabel 'subscribers'
 set ylabel 'p99 latency (ms)'
-set logscale y
+set logscale xy
 set key left top
 set grid
 plot {', '.join(plot_cmds)}
