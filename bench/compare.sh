@@ -85,10 +85,11 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 
 # --- sizes --------------------------------------------------------------------------------
 if [ "$quick" = 1 ]; then
-    s1_subs="200 1000"; s2_subs=200; s3_rooms=10; s3_subs=20; big=2000; s6_clients="20 50"
+    s1_subs="200 1000"; s2_subs=200; s3_rooms=10; s3_subs=20; s3_start=200; big=2000; s6_clients="20 50"
     warmup=1; duration=3; step=1; max_time=12; idle_s=2
 else
-    s1_subs="1000 5000 19000"; s2_subs=1000; s3_rooms=100; s3_subs=100; big=19000; s6_clients="100 500"
+    # scenario 3 starts its search higher: 100 publishers, each at 10 msg/s
+    s1_subs="1000 5000 19000"; s2_subs=1000; s3_rooms=100; s3_subs=100; s3_start=1000; big=19000; s6_clients="100 500"
     warmup=2; duration=10; step=2; max_time=40; idle_s=5
 fi
 p99_bound=50 # ms: a saturation step holds when its p99 is within this and nothing is lost
@@ -235,7 +236,7 @@ if has 2; then
     for size in 128 4096; do for_servers s2 "$size" "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 200 --subs "$s2_subs" --pubs 10 --size "$size"; done
 fi
 if has 3; then
-    s3_args=("${sat_args[@]}" --start-rate 200 --rooms "$s3_rooms" --subs "$s3_subs" --pubs 1 --size 128)
+    s3_args=("${sat_args[@]}" --start-rate "$s3_start" --rooms "$s3_rooms" --subs "$s3_subs" --pubs 1 --size 128)
     for_servers s3 "${s3_rooms}x${s3_subs}" "$((s3_rooms * (s3_subs + 1)))" "${s3_args[@]}"
     for c in 1 2; do # uringws at -c 1 and -c 2 whatever --cores says
         [[ " $cores " == *" $c "* ]] || run_one s3 "${s3_rooms}x${s3_subs}" "uringws-c$c" uringws "$c" "" \
