@@ -74,6 +74,9 @@ def parse_result(path, rc):
         return data, REFUSED
     if rc in (124, 137):
         return data, "timed out"
+    if rc == 0 and data and data.get("deliveries_per_s") is None and data.get("mode") == "saturate":
+        n = len(data.get("steps") or [])
+        return data, f"no step held ({n} tried, the lowest still over the p99 bound or losing)"
     if rc != 0 or data is None:
         err = ""
         try:
@@ -272,11 +275,15 @@ def section_tls(runs):
                 for r in (p, t):
                     cells.append(r["status"] if r and r["status"] else None)
                 pd, td = (p or {}).get("data"), t["data"]
-                def val(r, d, *k, f=fnum):
+                def val(r, d, *k, f=fnum, first=False):
+                    """The status stands in the deliveries column only, "-" elsewhere."""
                     if r is None:
-                        return "not run"
-                    return r["status"] if r["status"] else f(g(d, *k))
-                rows.append([what, v, val(p, pd, "deliveries_per_s"), val(t, td, "deliveries_per_s"),
+                        return "not run" if first else "-"
+                    if r["status"]:
+                        return r["status"] if first else "-"
+                    return f(g(d, *k))
+                rows.append([what, v, val(p, pd, "deliveries_per_s", first=True),
+                             val(t, td, "deliveries_per_s", first=True),
                              val(p, pd, "latency_us", "p99", f=ms), val(t, td, "latency_us", "p99", f=ms),
                              f"{val(p, pd, 'server_cpu', f=pct)} / {val(t, td, 'server_cpu', f=pct)}",
                              ratio(g(td, "deliveries_per_s"), g(pd, "deliveries_per_s")) if not any(cells) else "-",
