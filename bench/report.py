@@ -348,7 +348,12 @@ def gnuplot(script, out):
     if not shutil.which("gnuplot"):
         print("report: gnuplot not found, no plot " + out, file=sys.stderr)
         return
-    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    done = subprocess.run(["gnuplot"], input=script, text=True)
+    if done.returncode != 0:
+        print(f"report: gnuplot failed, no plot {out}", file=sys.stderr)
+        if os.path.exists(out):
+            os.remove(out)
+        return
     print("report: wrote " + out, file=sys.stderr)
 
 
@@ -387,8 +392,10 @@ plot {', '.join(plot_cmds)}
         for scen, label in (("s2", "s2 {v} B"), ("s3", "s3 {v}"), ("s6", "s6 {v} clients"), ("tls2", "s2 wss {v} B")):
             for v in variants(runs, scen):
                 cats.append((scen, v, label.format(v=v)))
+        # servers with at least one number among these scenarios (gnuplot refuses an empty column)
         servers = [s for s in dict.fromkeys(r["server"] for r in runs
-                                             if r["scenario"] in ("s2", "s3", "s6", "tls2") and r["status"] != "skipped")]
+                                             if r["scenario"] in ("s2", "s3", "s6", "tls2") and r["status"] is None
+                                             and g(r["data"], "deliveries_per_s") is not None)]
         if cats and servers:
             f = os.path.join(tmp, "rate.dat")
             with open(f, "w") as fh:
