@@ -363,18 +363,20 @@ def plots(runs, outdir):
     try:
         # p99 vs subscribers (scenario 1), one line per server
         servers = [s for s in dict.fromkeys(r["server"] for r in runs if r["scenario"] in ("s1", "tls1"))]
-        plot_cmds = []
+        plot_cmds, xs = [], []
         for i, s in enumerate(servers):
             pts = [(int(r["variant"]), g(r["data"], "latency_us", "p99")) for r in runs
                    if r["scenario"] in ("s1", "tls1") and r["server"] == s and r["status"] is None]
             pts = [(x, y) for x, y in pts if y is not None]
             if not pts:
                 continue
+            xs += [x for x, _ in pts]
             f = os.path.join(tmp, f"p99-{i}.dat")
             with open(f, "w") as fh:
                 for x, y in sorted(pts):
                     fh.write(f"{x} {float(y) / 1000}\n")
-            plot_cmds.append(f"'{f}' using 1:2 with linespoints title '{s}'")
+            dash = " dashtype 2" if s.endswith("-wss") else ""
+            plot_cmds.append(f"'{f}' using 1:2 with linespoints lw 2{dash} title '{s}'")
         out = os.path.join(outdir, "fanout-p99.svg")
         if plot_cmds:
             gnuplot(f"""set terminal svg size 800,480 dynamic font 'sans,12'
@@ -383,6 +385,7 @@ set title 'Scenario 1: one room, 1 publisher, 128 B, 10 msg/s (open loop)'
 set xlabel 'subscribers'
 set ylabel 'p99 latency (ms)'
 set logscale xy
+set xrange [{min(xs or [1]) / 1.3}:{max(xs or [1]) * 1.3}]
 set key left top
 set grid
 plot {', '.join(plot_cmds)}
@@ -396,6 +399,10 @@ plot {', '.join(plot_cmds)}
         servers = [s for s in dict.fromkeys(r["server"] for r in runs
                                              if r["scenario"] in ("s2", "s3", "s6", "tls2") and r["status"] is None
                                              and g(r["data"], "deliveries_per_s") is not None)]
+        def has_value(scen, v):
+            return any(r["scenario"] == scen and r["variant"] == v and r["status"] is None
+                       and g(r["data"], "deliveries_per_s") is not None for r in runs)
+        cats = [c for c in cats if has_value(c[0], c[1])]
         if cats and servers:
             f = os.path.join(tmp, "rate.dat")
             with open(f, "w") as fh:
