@@ -167,6 +167,17 @@ def status_row(r, width):
     return [r["server"]] + [r["status"]] + ["" for _ in range(width - 2)]
 
 
+def closed(d):
+    return int(g(d, "errors", "closed", default=0) or 0)
+
+
+def fair(cell, d, bd):
+    """A ratio is meaningless when the server closed members mid-run (fewer receivers)."""
+    if cell and (closed(d) or closed(bd)):
+        return "- (members closed)"
+    return cell
+
+
 def section(runs, scen, header, cells):
     """One table: a row per (variant, server); cells(d, base_data, own) gives the columns after
     the server for a run with numbers (own: it is uringws, so no ratio to itself)."""
@@ -179,7 +190,9 @@ def section(runs, scen, header, cells):
             if r["status"]:
                 rows.append([v] + status_row(r, len(header) - 1))
             else:
-                rows.append([v, r["server"] + note(r)] + cells(r["data"], bd, is_uringws(r["server"])))
+                row = cells(r["data"], bd, is_uringws(r["server"]))
+                row[-1] = fair(row[-1], r["data"], bd)
+                rows.append([v, r["server"] + note(r)] + row)
     return table(header, rows)
 
 
