@@ -227,6 +227,13 @@ log "results in $out; servers:$(for s in "${servers[@]}"; do printf ' %s' "${s%%
     echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
     echo "kernel=$(uname -r)"; echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "p99_bound_ms=$p99_bound"; echo "uws_dir=${UWS_DIR:-}"
+    v="node $(node --version)"
+    v="$v, npm ws $(node -p 'require("./bench/peers/node-ws/node_modules/ws/package.json").version' 2>/dev/null || echo '?')"
+    v="$v, $(go version 2>/dev/null | awk '{print $3}')"
+    v="$v, gorilla/websocket $(dpkg-query -W -f='${Version}' golang-github-gorilla-websocket-dev 2>/dev/null || echo '?')"
+    v="$v, libwebsockets $(pkg-config --modversion libwebsockets 2>/dev/null || echo '?')"
+    [ -z "${UWS_DIR:-}" ] || v="$v, uWebSockets $(git -C "$UWS_DIR" describe --tags --always 2>/dev/null || echo '?')"
+    echo "versions=$v"
 } >"$out/meta.env"
 
 if has 1; then

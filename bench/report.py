@@ -319,7 +319,8 @@ def render(d, env, runs, plots):
              "nothing is lost; the rate shown is the highest step held (≥: no step failed before "
              "the search's time bound, so it is a lower bound). "
              "Peers: " + (", ".join(sorted(set(r["server"] for r in runs if not is_uringws(r["server"])
-                                                  and r["status"] != "skipped"))) or "none") + "."]
+                                                  and r["status"] != "skipped"))) or "none") +
+             (f" ({env['versions']})" if env.get("versions") else "") + "."]
     if q:
         lines.append("")
         lines.append("**Quick run (`--quick`): scenarios shrunk for a smoke test; not the issue's sizes.**")
