@@ -231,7 +231,7 @@ log "results in $out; servers:$(for s in "${servers[@]}"; do printf ' %s' "${s%%
     v="$v, npm ws $(node -p 'require("./bench/peers/node-ws/node_modules/ws/package.json").version' 2>/dev/null || echo '?')"
     v="$v, $(go version 2>/dev/null | awk '{print $3}')"
     v="$v, gorilla/websocket $(dpkg-query -W -f='${Version}' golang-github-gorilla-websocket-dev 2>/dev/null || echo '?')"
-    v="$v, libwebsockets $(pkg-config --modversion libwebsockets 2>/dev/null || echo '?')"
+    v="$v, libwebsockets $(dpkg-query -W -f='${Version}' libwebsockets-dev 2>/dev/null || echo '?')"
     [ -z "${UWS_DIR:-}" ] || v="$v, uWebSockets $(git -C "$UWS_DIR" describe --tags --always 2>/dev/null || echo '?')"
     echo "versions=$v"
 } >"$out/meta.env"
