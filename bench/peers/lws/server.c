@@ -47,6 +47,7 @@ struct member {
 	unsigned char *rx; /* message being assembled */
 	size_t rx_len, rx_cap;
 	int rx_binary;
+	int rx_open; /* part of a message has arrived */
 };
 
 static struct room *rooms;
@@ -152,9 +153,12 @@ static int callback_broadcast(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 
 	case LWS_CALLBACK_RECEIVE:
-		if (lws_is_first_fragment(wsi)) {
+		/* A message can arrive in several callbacks: its fragments, and pieces of a
+		 * frame larger than the protocol's rx buffer. */
+		if (!m->rx_open) {
 			m->rx_len = 0;
 			m->rx_binary = lws_frame_is_binary(wsi);
+			m->rx_open = 1;
 		}
 		if (m->rx_len + len > MAX_MESSAGE)
 			return -1;
@@ -170,8 +174,10 @@ static int callback_broadcast(struct lws *wsi, enum lws_callback_reasons reason,
 		}
 		memcpy(m->rx + m->rx_len, in, len);
 		m->rx_len += len;
-		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+		if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+			m->rx_open = 0;
 			return room_publish(m);
+		}
 		return 0;
 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
