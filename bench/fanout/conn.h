@@ -62,7 +62,10 @@ typedef struct ws_fo_conn {
 typedef struct ws_fo_loop ws_fo_loop_t;
 struct ws_fo_loop {
     int epfd;
-    uint8_t *rbuf; /* WS_FO_READ_CHUNK bytes shared by every connection of the loop */
+    uint8_t *rbuf;      /* WS_FO_READ_CHUNK bytes shared by every connection of the loop */
+    uint8_t *pbuf;      /* wss: WS_FO_READ_CHUNK bytes for decrypted input */
+    const uint8_t *cur; /* wss: ciphertext not yet taken by BoringSSL, cur[0..cur_len) */
+    size_t cur_len;
     SSL_CTX *ssl_ctx;
     const ws_fo_config_t *cfg;
     void (*on_open)(ws_fo_loop_t *l, ws_fo_conn_t *c);
@@ -92,6 +95,8 @@ void ws_fo_conn_flush(ws_fo_loop_t *l, ws_fo_conn_t *c);
 void ws_fo_conn_fail(ws_fo_loop_t *l, ws_fo_conn_t *c, enum ws_fo_fail why, unsigned code);
 /* Closes without reporting (end of run) and frees its buffers. */
 void ws_fo_conn_close(ws_fo_conn_t *c);
+/* Closes with a reset at the end of the run, leaving no TIME_WAIT behind. */
+void ws_fo_conn_abort(ws_fo_conn_t *c);
 /* Unsent bytes. */
 static inline uint32_t ws_fo_conn_backlog(const ws_fo_conn_t *c)
 {

@@ -43,7 +43,8 @@ typedef struct ws_fo_config {
     double start_rate; /* saturate: first total rate; 0 = rate * pubs * rooms */
     double warmup_s, duration_s, drain_s, step_s, max_time_s, settle_s;
     double p99_bound_ms;
-    int server_pid; /* 0 = none */
+    unsigned coalesce_us; /* hold between busy rounds of reads; 0 = react to every event */
+    int server_pid;       /* 0 = none */
     bool json;
     char cpus[128]; /* --cpus as given, "" = no pinning */
 } ws_fo_config_t;
@@ -79,7 +80,9 @@ typedef struct ws_fo_result {
     uint64_t expected;       /* receipts this worker's connections should see */
     uint64_t deliveries;     /* receipts of messages scheduled in the measured window */
     uint64_t rounds;
-    double cpu; /* fraction of one core over the measured interval */
+    double cpu;      /* fraction of one core used over the measured interval */
+    double cpu_busy; /* busy fraction of the CPU the worker is pinned to (its own use and
+                      * everyone else's), or -1 when not pinned to one CPU */
     ws_hist_t latency;
     ws_hist_t round;
 } ws_fo_result_t;

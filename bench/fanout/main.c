@@ -25,7 +25,12 @@
 
 #define WS_FO_EXIT_USAGE     2
 #define WS_FO_EXIT_SATURATED 3
-/* Above this fraction of one core a worker may be what limits the result. */
+/* Above this fraction of one core a worker may be what limits the result. It is compared
+ * with the worker's CPU use and, when the worker is pinned to one CPU, with how busy that CPU
+ * was in all (/proc/stat, softirq and steal included): a worker whose CPU was 90% busy is
+ * short of CPU whether it used the time itself or another process or the hypervisor did.
+ * Run-queue wait (schedstat) is not used: on a VM it mostly measures wake-up latency from
+ * idle, which a busy worker does not pay. */
 #define WS_FO_SATURATED_CPU 0.90
 #define WS_FO_MAX_PROCS     64
 #define WS_FO_MAX_PER_PROC  19000
@@ -48,8 +53,10 @@ static const char ws__usage[] =
     "  --duration SEC       measured seconds, open and alltoall (default 10)\n"
     "  --drain SEC          wait for in-flight messages after the window (default 2)\n"
     "  --procs K            worker processes (default 1; at most 19000 connections each)\n"
-    "  --src-addrs N        spread connections over source 127.0.0.1..N (default K)\n"
+    "  --src-addrs N        spread connections over source 127.0.0.1..N (default max(K, 8))\n"
     "  --connect-window N   connects in flight at once, all workers (default 1000)\n"
+    "  --coalesce-us US     under continuous traffic, wait up to US between rounds of reads\n"
+    "                       so one read takes several frames (default 0; saturate 2000)\n"
     "  --settle SEC         idle: wait before reading the server's RSS (default 3)\n"
     "  --server-pid PID     also report server CPU (and RSS in idle mode)\n"
     "  --cpus LIST          pin workers to these CPUs, round robin (e.g. 1 or 2-3,5)\n"
@@ -202,6 +209,7 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
         O_CPUS,
         O_JSON,
         O_HELP,
+        O_COALESCE,
     };
     static const struct option opts[] = {
         {"url", 1, 0, O_URL},
@@ -227,11 +235,13 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
         {"cpus", 1, 0, O_CPUS},
         {"json", 0, 0, O_JSON},
         {"help", 0, 0, O_HELP},
+        {"coalesce-us", 1, 0, O_COALESCE},
         {0, 0, 0, 0},
     };
     const char *url = NULL;
     bool size_set = false;
     unsigned src_addrs = 0;
+    int coalesce = -1;
     *cfg = (ws_fo_config_t){
         .mode = WS_FO_OPEN,
         .rooms = 1,
@@ -256,13 +266,15 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
         case O_URL:
             url = optarg;
             break;
-        case O_MODE:
-            for (int m = 0; m <= WS_FO_IDLE; m++)
-                if (strcmp(optarg, ws__mode_name(m)) == 0)
-                    cfg->mode = m, url = url ? url : NULL, o = -2;
-            if (o != -2)
+        case O_MODE: {
+            int m = 0;
+            while (m <= WS_FO_IDLE && strcmp(optarg, ws__mode_name(m)) != 0)
+                m++;
+            if (m > WS_FO_IDLE)
                 ws__die_usage("bad --mode '%s' (open|saturate|alltoall|storm|idle)", optarg);
+            cfg->mode = m;
             break;
+        }
         case O_SUBS:
             cfg->subs = ws__uint("--subs", optarg, 1, 1e6);
             break;
@@ -320,6 +332,9 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
                 ws__die_usage("--cpus list too long: '%s'", optarg);
             snprintf(cfg->cpus, sizeof(cfg->cpus), "%s", optarg);
             break;
+        case O_COALESCE:
+            coalesce = (int)ws__uint("--coalesce-us", optarg, 0, 100000);
+            break;
         case O_JSON:
             cfg->json = true;
             break;
@@ -336,7 +351,14 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
         ws__die_usage("%s", "--url is required");
     cfg->url = url;
     ws__parse_url(cfg, url);
-    cfg->src_addrs = src_addrs ? src_addrs : cfg->procs;
+    /* Every source address has its own ephemeral range towards the server; loopback has
+     * them all, so spreading costs nothing and keeps connect() off a crowded range. */
+    /* Without coalescing, a plain-ws client that keeps up reads one frame per read() and
+     * reaches 90% of a core near 400k deliveries/s, long before one uringws core does (measured:
+     * refused at 400 msgs/s x 1010 members; with 2 ms, held to 5600 msgs/s at 0.6 of a core).
+     * 2 ms is 2% of the default p99 bound. */
+    cfg->coalesce_us = coalesce >= 0 ? (unsigned)coalesce : cfg->mode == WS_FO_SATURATE ? 2000 : 0;
+    cfg->src_addrs = src_addrs ? src_addrs : (cfg->procs > 8 ? cfg->procs : 8);
     if (cfg->mode == WS_FO_ALLTOALL) {
         if (!size_set)
             cfg->size = 20;
@@ -427,7 +449,9 @@ typedef struct ws_fo_parent {
 typedef struct ws_fo_totals {
     uint64_t connected, err_connect, err_handshake, err_closed;
     uint64_t scheduled, dropped, expected, deliveries, rounds;
-    double cpu_max;
+    double cpu_max;    /* highest CPU use of one worker, fraction of a core */
+    double demand_max; /* highest of: a worker's CPU use, how busy its pinned CPU was */
+    bool busy_known;   /* some worker was pinned to one CPU, so demand_max saw its load */
     int64_t connect_done_ns;
     ws_hist_t latency, round;
     ws_fo_close_count_t closes[WS_FO_CLOSE_CODES * WS_FO_MAX_PROCS];
@@ -460,8 +484,14 @@ static int ws__wait(ws_fo_parent_t *pa, int64_t deadline)
         int64_t left = deadline - ws_fo_now();
         if (left <= 0)
             return -ETIMEDOUT;
+        /* A worker that died cannot report: look for one every second rather than wait out
+         * the deadline. */
+        int status;
+        if (waitpid(-1, &status, WNOHANG) > 0)
+            return -ECHILD;
         struct pollfd pfd = {.fd = pa->done_fd, .events = POLLIN};
-        if (poll(&pfd, 1, (int)(left / 1000000) + 1) <= 0)
+        int ms = left / 1000000 < 1000 ? (int)(left / 1000000) + 1 : 1000;
+        if (poll(&pfd, 1, ms) <= 0)
             continue;
         uint8_t b[WS_FO_MAX_PROCS];
         ssize_t n = read(pa->done_fd, b, procs - done);
@@ -488,6 +518,10 @@ static void ws__merge(const ws_fo_parent_t *pa, ws_fo_totals_t *t)
         t->rounds += r->rounds;
         if (r->cpu > t->cpu_max)
             t->cpu_max = r->cpu;
+        double demand = r->cpu_busy > r->cpu ? r->cpu_busy : r->cpu;
+        t->busy_known |= r->cpu_busy >= 0;
+        if (demand > t->demand_max)
+            t->demand_max = demand;
         if (r->connect_done_ns > t->connect_done_ns)
             t->connect_done_ns = r->connect_done_ns;
         ws_hist_merge(&t->latency, &r->latency);
@@ -555,6 +589,7 @@ typedef struct ws_fo_report {
     double connect_per_s;
     double rounds_per_s;
     double storm_s;
+    double connect_server_cpu; /* server CPU while connecting, fraction of a core */
     double rss_per_conn;
     bool client_saturated;
     ws_fo_step_t steps[64];
@@ -566,6 +601,8 @@ static int ws__connect_all(ws_fo_parent_t *pa, ws_fo_report_t *rep)
     ws_fo_shared_t *sh = pa->sh;
     memset(&sh->cmd, 0, sizeof(sh->cmd));
     sh->cmd.kind = WS_FO_CMD_CONNECT;
+    int pid = pa->cfg->server_pid;
+    double cpu0 = pid ? ws__server_cpu_s(pid) : -1;
     int64_t t0 = ws_fo_now();
     int err = ws__announce(pa);
     if (err == 0)
@@ -575,8 +612,16 @@ static int ws__connect_all(ws_fo_parent_t *pa, ws_fo_report_t *rep)
     ws__merge(pa, &rep->last);
     double secs = (double)(rep->last.connect_done_ns - t0) / 1e9;
     rep->storm_s = secs;
+    double cpu1 = pid ? ws__server_cpu_s(pid) : -1;
+    if (cpu0 >= 0 && cpu1 >= 0 && secs > 0)
+        rep->connect_server_cpu = (cpu1 - cpu0) / secs;
     rep->connect_per_s = secs > 0 ? (double)rep->last.connected / secs : 0;
     return rep->last.connected > 0 ? 0 : -ENOTCONN;
+}
+
+static bool ws__saturated(const ws_fo_totals_t *t)
+{
+    return t->demand_max > WS_FO_SATURATED_CPU;
 }
 
 static bool ws__step_held(const ws_fo_config_t *cfg, const ws_fo_step_t *st)
@@ -584,8 +629,20 @@ static bool ws__step_held(const ws_fo_config_t *cfg, const ws_fo_step_t *st)
     const ws_fo_totals_t *t = &st->t;
     uint64_t p99 = ws_hist_quantile(&t->latency, 0.99);
     return t->deliveries == t->expected && t->dropped == 0 &&
-           (double)p99 <= cfg->p99_bound_ms * 1000 && t->cpu_max <= WS_FO_SATURATED_CPU &&
-           t->expected > 0;
+           (double)p99 <= cfg->p99_bound_ms * 1000 && !ws__saturated(t) && t->expected > 0;
+}
+
+/* One saturation step as a line (progress on stderr, the table on stdout); cpu is the
+ * busiest worker's use and, in parentheses, how busy the busiest worker's CPU was in all. */
+static void ws__print_step(FILE *f, unsigned n, const ws_fo_step_t *st)
+{
+    fprintf(
+        f,
+        "step %-3u rate %.0f/s  deliveries %.0f/s  p99 %llu us  lost %lld  cpu %.2f (%.2f)  %s\n",
+        n, st->rate, (double)st->t.deliveries / st->duration_s,
+        (unsigned long long)ws_hist_quantile(&st->t.latency, 0.99),
+        (long long)(st->t.expected - st->t.deliveries), st->t.cpu_max, st->t.demand_max,
+        st->held ? "held" : "failed");
 }
 
 /* Raises the total rate (x2) until a step fails, then bisects twice between the highest
@@ -606,11 +663,8 @@ static int ws__saturate(ws_fo_parent_t *pa, ws_fo_report_t *rep, int64_t t_begin
             return err;
         st->held = ws__step_held(cfg, st);
         if (!cfg->json)
-            fprintf(stderr, "fanout: step %u rate %.0f/s: p99 %llu us, lost %lld, cpu %.2f -> %s\n",
-                    rep->nsteps, rate, (unsigned long long)ws_hist_quantile(&st->t.latency, 0.99),
-                    (long long)(st->t.expected - st->t.deliveries), st->t.cpu_max,
-                    st->held ? "held" : "failed");
-        if (st->t.cpu_max > WS_FO_SATURATED_CPU) {
+            ws__print_step(stderr, rep->nsteps, st);
+        if (ws__saturated(&st->t)) {
             /* Past this point the search measures the client, not the server. */
             rep->client_saturated = true;
             break;
@@ -686,14 +740,20 @@ static void ws__print_json(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
     for (unsigned i = 0; i < rep->last.nclose; i++)
         printf("%s\"%u\":%u", i ? "," : "", rep->last.closes[i].code, rep->last.closes[i].count);
     printf("}},");
-    ws__json_num("connect_per_s", rep->connect_per_s, false);
-    bool cpu_measured = rep->have_main || rep->nsteps > 0;
-    double cpu = rep->main.t.cpu_max;
+    ws__json_num("connect_per_s",
+                 cfg->mode == WS_FO_STORM && rep->client_saturated ? -1 : rep->connect_per_s,
+                 false);
+    bool storm = cfg->mode == WS_FO_STORM;
+    bool cpu_measured = rep->have_main || rep->nsteps > 0 || storm;
+    double cpu = storm ? rep->last.cpu_max : rep->main.t.cpu_max;
     for (unsigned i = 0; i < rep->nsteps; i++)
         cpu = rep->steps[i].t.cpu_max > cpu ? rep->steps[i].t.cpu_max : cpu;
     ws__json_num("client_cpu", cpu_measured ? cpu : -1, false);
     printf("\"client_saturated\":%s,", rep->client_saturated ? "true" : "false");
-    ws__json_num("server_cpu", valid ? m->server_cpu : -1, false);
+    double server_cpu = valid ? m->server_cpu : -1;
+    if (cfg->mode == WS_FO_STORM)
+        server_cpu = rep->connect_server_cpu;
+    ws__json_num("server_cpu", server_cpu, false);
     ws__json_num("rounds_per_s", valid ? rep->rounds_per_s : -1, false);
     if (valid && cfg->mode == WS_FO_ALLTOALL)
         printf("\"round_us\":{\"p50\":%llu,\"p99\":%llu},",
@@ -701,7 +761,7 @@ static void ws__print_json(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
                (unsigned long long)ws_hist_quantile(&m->t.round, 0.99));
     else
         printf("\"round_us\":null,");
-    ws__json_num("storm_s", cfg->mode == WS_FO_STORM ? rep->storm_s : -1, false);
+    ws__json_num("storm_s", storm && !rep->client_saturated ? rep->storm_s : -1, false);
     ws__json_num("rss_per_conn_bytes", rep->rss_per_conn, false);
     if (cfg->mode != WS_FO_SATURATE) {
         printf("\"steps\":null}\n");
@@ -720,12 +780,42 @@ static void ws__print_json(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
     printf("]}\n");
 }
 
+static void ws__print_cpu_line(const ws_fo_config_t *cfg, const ws_fo_totals_t *t)
+{
+    printf("%-22s %.2f of a core (busiest of %u workers)", "client cpu", t->cpu_max, cfg->procs);
+    if (t->busy_known)
+        printf("; its CPU was %.2f busy in all", t->demand_max);
+    printf("\n");
+}
+
+/* The reported measurement's client CPU; when there is none (refused, nothing held), the
+ * last step's. */
+static void ws__print_client_cpu(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
+{
+    if (!rep->have_main && rep->nsteps == 0)
+        return;
+    const ws_fo_totals_t *ct = &rep->main.t;
+    if (rep->nsteps && (!rep->have_main || rep->client_saturated))
+        ct = &rep->steps[rep->nsteps - 1].t;
+    ws__print_cpu_line(cfg, ct);
+}
+
+static void ws__print_refusal(void)
+{
+    printf("client saturated, result refused (a worker needed more than %.0f%% of a core; "
+           "add --procs or CPUs)\n",
+           WS_FO_SATURATED_CPU * 100);
+}
+
 static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
 {
     const ws_fo_step_t *m = &rep->main;
     const ws_fo_totals_t *t = &m->t;
-    printf("fanout %s  mode %s  rooms %u  subs %u  pubs %u  size %u\n", cfg->url,
+    printf("fanout %s  mode %s  rooms %u  subs %u  pubs %u  size %u", cfg->url,
            ws__mode_name(cfg->mode), cfg->rooms, cfg->subs, cfg->pubs, cfg->size);
+    if (cfg->coalesce_us)
+        printf("  coalesce %u us", cfg->coalesce_us);
+    printf("\n");
     printf("%-22s %llu ok, %llu connect errors, %llu handshake errors, %.0f conn/s\n",
            "connections", (unsigned long long)rep->last.connected,
            (unsigned long long)rep->last.err_connect, (unsigned long long)rep->last.err_handshake,
@@ -735,26 +825,28 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
         printf("%s%u x%u", i ? ", " : " (codes: ", rep->last.closes[i].code,
                rep->last.closes[i].count);
     printf("%s\n", rep->last.nclose ? ")" : "");
-    if (cfg->mode == WS_FO_STORM)
+    if (cfg->mode == WS_FO_STORM) {
+        ws__print_cpu_line(cfg, &rep->last);
+        if (rep->client_saturated) {
+            ws__print_refusal();
+            return;
+        }
         printf("%-22s %.3f s for %llu connections (%.0f/s)\n", "storm", rep->storm_s,
                (unsigned long long)rep->last.connected, rep->connect_per_s);
+        if (rep->connect_server_cpu >= 0)
+            printf("%-22s %.2f of a core\n", "server cpu", rep->connect_server_cpu);
+    }
     if (cfg->mode == WS_FO_IDLE)
         printf("%-22s %.0f bytes\n", "server RSS per conn", rep->rss_per_conn);
-    for (unsigned i = 0; i < rep->nsteps; i++) {
-        const ws_fo_step_t *st = &rep->steps[i];
-        printf("step %-17u rate %.0f/s  deliveries %.0f/s  p99 %llu us  lost %lld  cpu %.2f  %s\n",
-               i + 1, st->rate, (double)st->t.deliveries / st->duration_s,
-               (unsigned long long)ws_hist_quantile(&st->t.latency, 0.99),
-               (long long)(st->t.expected - st->t.deliveries), st->t.cpu_max,
-               st->held ? "held" : "failed");
-    }
+    for (unsigned i = 0; i < rep->nsteps; i++)
+        ws__print_step(stdout, i + 1, &rep->steps[i]);
     if (rep->client_saturated) {
-        printf("client saturated, result refused (a worker used more than %.0f%% of a core; "
-               "add --procs or CPUs)\n",
-               WS_FO_SATURATED_CPU * 100);
+        ws__print_client_cpu(cfg, rep);
+        ws__print_refusal();
         return;
     }
     if (!rep->have_main) {
+        ws__print_client_cpu(cfg, rep);
         if (cfg->mode == WS_FO_SATURATE)
             printf("no step held\n");
         return;
@@ -779,7 +871,7 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
            (unsigned long long)ws_hist_quantile(h, 0.9),
            (unsigned long long)ws_hist_quantile(h, 0.99),
            (unsigned long long)ws_hist_quantile(h, 0.999), (unsigned long long)h->max_us);
-    printf("%-22s %.2f of a core (max over %u workers)\n", "client cpu", t->cpu_max, cfg->procs);
+    ws__print_client_cpu(cfg, rep);
     if (m->server_cpu >= 0)
         printf("%-22s %.2f of a core\n", "server cpu", m->server_cpu);
 }
@@ -801,7 +893,7 @@ static int ws__run(ws_fo_parent_t *pa, ws_fo_report_t *rep)
         err = ws__measure(pa, WS_FO_CMD_RUN, cfg->rate * cfg->pubs * cfg->rooms, cfg->duration_s,
                           &rep->main);
         rep->have_main = err == 0;
-        rep->client_saturated = rep->main.t.cpu_max > WS_FO_SATURATED_CPU;
+        rep->client_saturated = ws__saturated(&rep->main.t);
         break;
     case WS_FO_SATURATE:
         err = ws__saturate(pa, rep, t_begin);
@@ -810,9 +902,11 @@ static int ws__run(ws_fo_parent_t *pa, ws_fo_report_t *rep)
         err = ws__measure(pa, WS_FO_CMD_ROUNDS, 0, cfg->duration_s, &rep->main);
         rep->have_main = err == 0;
         rep->rounds_per_s = (double)rep->main.t.rounds / cfg->duration_s;
-        rep->client_saturated = rep->main.t.cpu_max > WS_FO_SATURATED_CPU;
+        rep->client_saturated = ws__saturated(&rep->main.t);
         break;
     case WS_FO_STORM:
+        /* The storm's result is a rate, so a client short of CPU voids it too. */
+        rep->client_saturated = ws__saturated(&rep->last);
         break;
     case WS_FO_IDLE: {
         ws__sleep_until(ws_fo_now() + (int64_t)(cfg->settle_s * 1e9));
@@ -888,6 +982,7 @@ int main(int argc, char **argv)
         rep.steps[i].server_cpu = -1;
     rep.main.server_cpu = -1;
     rep.rounds_per_s = rep.storm_s = rep.rss_per_conn = rep.connect_per_s = -1;
+    rep.connect_server_cpu = -1;
     int err = ws__run(&pa, &rep);
     sh->cmd.kind = WS_FO_CMD_QUIT;
     ws__announce(&pa);

@@ -4,7 +4,7 @@
  * not print results (the parent merges and reports). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +26,6 @@ typedef struct ws_fo_worker {
     const ws_fo_config_t *cfg;
     unsigned idx;
     ws_fo_result_t *res;
-    ws_fo_shared_t *sh;
     int done_fd;
     ws_fo_conn_t *conns;
     uint32_t nconns;
@@ -41,6 +40,9 @@ typedef struct ws_fo_worker {
     ws_fo_cmd_t cmd;
     bool running, rounds_mode, cpu_started;
     double cpu0_s;
+    int pinned_cpu; /* -1: not pinned to one CPU */
+    uint64_t busy0, total0;
+    bool cpu_stopped;
     int64_t wall0_ns;
     uint32_t open_conns;
     uint64_t round_seq, round_recv;
@@ -52,6 +54,45 @@ int64_t ws_fo_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* The one CPU this process is pinned to, or -1 when it may run on several. */
+static int ws__pinned_cpu(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) != 1)
+        return -1;
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &set))
+            return i;
+    return -1;
+}
+
+/* Busy and total time of CPU `cpu` from /proc/stat, in clock ticks. Busy counts every
+ * non-idle state, steal included: time the hypervisor or another process took from the CPU
+ * the worker is pinned to was not available to the worker. Returns 0 or -errno. */
+static int ws__cpu_ticks(int cpu, uint64_t *busy, uint64_t *total)
+{
+    char want[16], line[256];
+    snprintf(want, sizeof(want), "cpu%d ", cpu);
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return -errno;
+    int err = -ENOENT;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long long v[8] = {0};
+        if (strncmp(line, want, strlen(want)) != 0)
+            continue;
+        if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
+            *busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+            *total = *busy + v[3] + v[4];
+            err = 0;
+        }
+        break;
+    }
+    fclose(f);
+    return err;
 }
 
 static double ws__cpu_seconds(void)
@@ -162,10 +203,8 @@ static void ws__on_message(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t meta[
         if (seq != (uint32_t)w->round_seq)
             return;
         w->round_recv++;
-        if (w->round_start_ns >= w->cmd.t_measure) {
-            w->res->deliveries++;
+        if (w->round_start_ns >= w->cmd.t_measure && now <= w->cmd.t_end)
             ws_hist_record(&w->res->latency, (uint64_t)(now > ts ? now - ts : 0) / 1000);
-        }
         return;
     }
     if (ts < w->cmd.t_measure || ts >= w->cmd.t_end)
@@ -188,6 +227,34 @@ static void ws__src_for(const ws_fo_config_t *cfg, uint32_t g, struct sockaddr_s
     memset(ss, 0, sizeof(*ss));
     sin->sin_family = AF_INET;
     sin->sin_addr.s_addr = htonl(0x7f000001u + g % cfg->src_addrs);
+}
+
+/* Starts measuring this worker's CPU use, and how busy its CPU is in all. */
+static void ws__cpu_start(ws_fo_worker_t *w, int64_t now)
+{
+    w->cpu_started = true;
+    w->cpu_stopped = false;
+    w->cpu0_s = ws__cpu_seconds();
+    w->wall0_ns = now;
+    if (w->pinned_cpu >= 0 && ws__cpu_ticks(w->pinned_cpu, &w->busy0, &w->total0) != 0)
+        w->total0 = 0;
+}
+
+/* Ends the CPU measurement (once). */
+static void ws__cpu_stop(ws_fo_worker_t *w, int64_t now)
+{
+    if (!w->cpu_started || w->cpu_stopped)
+        return;
+    w->cpu_stopped = true;
+    double wall = (double)(now - w->wall0_ns) / 1e9;
+    if (wall <= 0)
+        return;
+    w->res->cpu = (ws__cpu_seconds() - w->cpu0_s) / wall;
+    uint64_t busy, total;
+    w->res->cpu_busy = -1;
+    if (w->pinned_cpu >= 0 && w->total0 > 0 && ws__cpu_ticks(w->pinned_cpu, &busy, &total) == 0 &&
+        total > w->total0)
+        w->res->cpu_busy = (double)(busy - w->busy0) / (double)(total - w->total0);
 }
 
 static void ws__connect_tick(ws_fo_worker_t *w, int64_t now)
@@ -217,6 +284,7 @@ static void ws__connect_tick(ws_fo_worker_t *w, int64_t now)
     if (w->settled == w->nconns) {
         w->connecting = false;
         w->res->connect_done_ns = now;
+        ws__cpu_stop(w, now);
         ws__done(w);
     }
 }
@@ -289,7 +357,9 @@ static void ws__rounds_tick(ws_fo_worker_t *w, int64_t now)
     if (w->round_recv < n * n)
         return;
     if (w->round_seq > 0 && w->round_start_ns >= w->cmd.t_measure && now <= w->cmd.t_end) {
+        /* Deliveries count with their round, so deliveries/s = rounds/s x N x N. */
         w->res->rounds++;
+        w->res->deliveries += n * n;
         ws_hist_record(&w->res->round, (uint64_t)(now - w->round_start_ns) / 1000);
     }
     if (now < w->cmd.t_end)
@@ -303,7 +373,8 @@ static void ws__begin_run(ws_fo_worker_t *w, const ws_fo_cmd_t *cmd)
     w->cmd = *cmd;
     w->running = true;
     w->rounds_mode = cmd->kind == WS_FO_CMD_ROUNDS;
-    w->cpu_started = false;
+    w->cpu_started = w->cpu_stopped = false;
+    res->cpu_busy = -1;
     res->scheduled = res->dropped = res->expected = res->deliveries = res->rounds = 0;
     res->cpu = 0;
     ws_hist_reset(&res->latency);
@@ -331,17 +402,10 @@ static void ws__begin_run(ws_fo_worker_t *w, const ws_fo_cmd_t *cmd)
 static int64_t ws__run_tick(ws_fo_worker_t *w, int64_t now)
 {
     const ws_fo_cmd_t *cmd = &w->cmd;
-    if (!w->cpu_started && now >= cmd->t_measure) {
-        w->cpu_started = true;
-        w->cpu0_s = ws__cpu_seconds();
-        w->wall0_ns = now;
-    }
-    if (w->cpu_started && w->res->cpu == 0 && now >= cmd->t_end) {
-        double wall = (double)(now - w->wall0_ns) / 1e9;
-        w->res->cpu = wall > 0 ? (ws__cpu_seconds() - w->cpu0_s) / wall : 0;
-        if (w->res->cpu == 0)
-            w->res->cpu = 1e-9; /* measured, and idle */
-    }
+    if (!w->cpu_started && now >= cmd->t_measure)
+        ws__cpu_start(w, now);
+    if (now >= cmd->t_end)
+        ws__cpu_stop(w, now);
     int64_t wake;
     if (w->rounds_mode) {
         if (now >= cmd->t_start)
@@ -368,10 +432,7 @@ static int64_t ws__run_tick(ws_fo_worker_t *w, int64_t now)
         wake = now + 10000000ll; /* re-check the drain every 10 ms */
     return wake;
 finish:
-    if (w->res->cpu == 0) {
-        double wall = (double)(now - w->wall0_ns) / 1e9;
-        w->res->cpu = wall > 0 ? (ws__cpu_seconds() - w->cpu0_s) / wall : 0;
-    }
+    ws__cpu_stop(w, now);
     w->running = false;
     ws__done(w);
     return INT64_MAX;
@@ -388,6 +449,8 @@ static int ws__setup(ws_fo_worker_t *w)
     w->loop.rbuf = malloc(WS_FO_READ_CHUNK);
     w->loop.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (!w->conns || !w->room_members || !w->loop.rbuf || w->loop.epfd < 0)
+        return -ENOMEM;
+    if (cfg->tls && !(w->loop.pbuf = malloc(WS_FO_READ_CHUNK)))
         return -ENOMEM;
     if (cfg->tls && !(w->loop.ssl_ctx = ws_fo_tls_ctx_new()))
         return -EPROTO;
@@ -423,7 +486,6 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
     static ws_fo_worker_t w;
     w.cfg = cfg;
     w.idx = idx;
-    w.sh = sh;
     w.res = &sh->result[idx];
     w.done_fd = done_fd;
     w.loop.cfg = cfg;
@@ -431,6 +493,7 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
     w.loop.on_message = ws__on_message;
     w.loop.on_fail = ws__on_fail;
     ws_fo_rand_seed();
+    w.pinned_cpu = ws__pinned_cpu();
     /* Timer slack would add up to 50 us to every scheduled send wakeup. */
     prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
     int err = ws__setup(&w);
@@ -441,6 +504,7 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WS_FO_CMD_TAG};
     epoll_ctl(w.loop.epfd, EPOLL_CTL_ADD, cmd_fd, &ev);
     static struct epoll_event evs[WS_FO_EVENTS];
+    int64_t busy_since_ns = 0; /* when the last epoll_wait that returned events returned */
     for (;;) {
         int64_t now = ws_fo_now();
         int64_t wake = INT64_MAX;
@@ -454,12 +518,29 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
             if (t < wake)
                 wake = t;
         }
+        /* Coalescing: while traffic is continuous, let up to C us of frames pile up in the
+         * socket buffers before the next round of reads, so that one read() takes several
+         * frames instead of one. A client that keeps up reads one frame per system call and
+         * then costs more per delivery than a batching server. Scheduled sends are never
+         * held back (hold <= wake), and after a quiet spell the first event is handled at
+         * once, so the added latency is at most C. */
+        if (cfg->coalesce_us > 0 && busy_since_ns > 0) {
+            int64_t hold = busy_since_ns + (int64_t)cfg->coalesce_us * 1000;
+            if (hold > wake)
+                hold = wake;
+            if (hold > now) {
+                struct timespec hs = {hold / 1000000000ll, hold % 1000000000ll};
+                clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &hs, NULL);
+                now = ws_fo_now();
+            }
+        }
         struct timespec ts = {0, 0};
         if (wake != INT64_MAX && wake > now) {
             ts.tv_sec = (wake - now) / 1000000000ll;
             ts.tv_nsec = (wake - now) % 1000000000ll;
         }
         int n = epoll_pwait2(w.loop.epfd, evs, WS_FO_EVENTS, wake == INT64_MAX ? NULL : &ts, NULL);
+        busy_since_ns = n > 0 ? ws_fo_now() : 0;
         if (n < 0 && errno != EINTR) {
             perror("fanout: epoll_pwait2");
             return 1;
@@ -477,6 +558,9 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
             case WS_FO_CMD_CONNECT:
                 w.connecting = true;
                 w.last_scan_ns = ws_fo_now();
+                w.res->cpu = 0;
+                w.res->cpu_busy = -1;
+                ws__cpu_start(&w, w.last_scan_ns);
                 break;
             case WS_FO_CMD_RUN:
             case WS_FO_CMD_ROUNDS:
@@ -484,7 +568,7 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
                 break;
             case WS_FO_CMD_QUIT:
                 for (uint32_t k = 0; k < w.nconns; k++)
-                    ws_fo_conn_close(&w.conns[k]);
+                    ws_fo_conn_abort(&w.conns[k]);
                 return 0;
             }
         }
