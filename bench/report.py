@@ -409,10 +409,11 @@ plot {', '.join(plot_cmds)}
         for scen, label in (("s2", "s2 {v} B"), ("s3", "s3 {v}"), ("s6", "s6 {v} clients"), ("tls2", "s2 wss {v} B")):
             for v in variants(runs, scen):
                 cats.append((scen, v, label.format(v=v)))
-        # servers with at least one number among these scenarios (gnuplot refuses an empty column)
-        servers = [s for s in dict.fromkeys(r["server"] for r in runs
-                                             if r["scenario"] in ("s2", "s3", "s6", "tls2") and r["status"] is None
-                                             and g(r["data"], "deliveries_per_s") is not None)]
+        # in run order (uringws first), only servers with a number here (gnuplot refuses an
+        # empty column)
+        with_number = {r["server"] for r in runs if r["scenario"] in ("s2", "s3", "s6", "tls2")
+                       and r["status"] is None and g(r["data"], "deliveries_per_s") is not None}
+        servers = [s for s in dict.fromkeys(r["server"] for r in runs) if s in with_number]
         def has_value(scen, v):
             return any(r["scenario"] == scen and r["variant"] == v and r["status"] is None
                        and g(r["data"], "deliveries_per_s") is not None for r in runs)
