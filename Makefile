@@ -9,7 +9,7 @@ ifeq ($(WERROR),1)
 CMAKE_ARGS += -DWS_WERROR=ON
 endif
 
-.PHONY: all deps test-deps configure build run test clean
+.PHONY: all deps test-deps bench-deps configure build run test clean
 
 all: build
 
@@ -18,6 +18,10 @@ deps:
 
 test-deps:
 	@scripts/deps.sh --test
+
+# bench/compare.sh's peers, gnuplot and the npm modules (bench only; see docs/benchmarks.md)
+bench-deps:
+	@scripts/deps.sh --bench
 
 configure:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS)
