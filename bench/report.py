@@ -208,8 +208,11 @@ def section_latency(runs, scen, varname):
 
 
 def search_cut(d):
-    """True when no saturation step failed: the search ran out of --max-time first, so the rate
-    held is a lower bound, not the server's limit."""
+    """True when the rate held is a lower bound, not the server's limit: no saturation step
+    failed (the search ran out of --max-time first), or the load generator saturated at the
+    step after the highest one held (fanout's client_bound)."""
+    if g(d, "client_bound"):
+        return True  # the next step saturated the load generator: the server's limit is higher
     steps = g(d, "steps")
     return isinstance(steps, list) and bool(steps) and all(st.get("held") for st in steps)
 
@@ -316,8 +319,9 @@ def render(d, env, runs, plots):
              f"Machine: {env.get('cpu')}, {env.get('nproc')} CPUs, kernel {env.get('kernel')}. "
              f"Server on CPUs {env.get('server_cpus')}, load generator (`bench/fanout`) on CPUs "
              f"{env.get('client_cpus')}. A saturation step holds when its p99 is at most {env.get('p99_bound_ms')} ms and "
-             "nothing is lost; the rate shown is the highest step held (≥: no step failed before "
-             "the search's time bound, so it is a lower bound). "
+             "nothing is lost; the rate shown is the highest step held (≥: a lower bound, because no step "
+             "failed before the search's time bound, or because the next step saturated the load "
+             "generator rather than the server). "
              "Peers: " + (", ".join(sorted(set(r["server"] for r in runs if not is_uringws(r["server"])
                                                   and r["status"] != "skipped"))) or "none") +
              (f" ({env['versions']})" if env.get("versions") else "") + "."]

@@ -592,6 +592,8 @@ typedef struct ws_fo_report {
     double connect_server_cpu; /* server CPU while connecting, fraction of a core */
     double rss_per_conn;
     bool client_saturated;
+    bool client_bound;   /* saturate: the client saturated after a step had held: the
+                            highest held step stands, as a lower bound on the server */
     ws_fo_step_t steps[64];
     unsigned nsteps;
 } ws_fo_report_t;
@@ -666,8 +668,14 @@ static int ws__saturate(ws_fo_parent_t *pa, ws_fo_report_t *rep, int64_t t_begin
         if (!cfg->json)
             ws__print_step(stderr, rep->nsteps, st);
         if (ws__saturated(&st->t)) {
-            /* Past this point the search measures the client, not the server. */
-            rep->client_saturated = true;
+            /* Past this point the search measures the client, not the server. The steps
+             * that held were measured with the client below the bound, so the highest of
+             * them stands as a lower bound on what the server holds; with none, there is no
+             * result at all. */
+            if (rep->have_main)
+                rep->client_bound = true;
+            else
+                rep->client_saturated = true;
             break;
         }
         if (st->t.err_closed > closed_before) {
@@ -760,6 +768,7 @@ static void ws__print_json(const ws_fo_config_t *cfg, const ws_fo_report_t *rep)
         cpu = rep->steps[i].t.cpu_max > cpu ? rep->steps[i].t.cpu_max : cpu;
     ws__json_num("client_cpu", cpu_measured ? cpu : -1, false);
     printf("\"client_saturated\":%s,", rep->client_saturated ? "true" : "false");
+    printf("\"client_bound\":%s,", rep->client_bound ? "true" : "false");
     double server_cpu = valid ? m->server_cpu : -1;
     if (cfg->mode == WS_FO_STORM)
         server_cpu = rep->connect_server_cpu;
@@ -862,7 +871,8 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
         return;
     }
     if (cfg->mode == WS_FO_SATURATE)
-        printf("%-22s %.0f msgs/s\n", "highest held rate", m->rate);
+        printf("%-22s %.0f msgs/s%s\n", "highest held rate", m->rate,
+               rep->client_bound ? " (a lower bound: the next step saturated the client)" : "");
     if (cfg->mode == WS_FO_ALLTOALL)
         printf("%-22s %.1f rounds/s  round p50 %llu us  p99 %llu us\n", "rounds", rep->rounds_per_s,
                (unsigned long long)ws_hist_quantile(&t->round, 0.5),
