@@ -92,7 +92,7 @@ else
     s1_subs="1000 5000 19000"; s2_subs=1000; s3_rooms=100; s3_subs=100; s3_start=1000; big=19000; s6_clients="100 500"
     warmup=2; duration=10; step=2; max_time=40; idle_s=5
 fi
-p99_bound=50 # ms: a saturation step holds when its p99 is within this and nothing is lost
+p99_bound=100 # ms (the benchmark issue's bound): a saturation step holds when its p99 is within this and nothing is lost
 # Saturation: each step costs warmup + step + drain + 0.5 s in fanout, so short warmup and
 # drain let the search (doubling from --start-rate, then bisecting) take more steps.
 
