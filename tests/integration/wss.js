@@ -271,6 +271,31 @@ async function echoChecks(o, server, certs) {
 
 // One line per run: wall-clock deliveries/s (bound by the Node clients on this machine) and
 // the server's CPU time for the run (connect, handshakes, fan-out, close).
+// Batching on the TLS path: frames that become ready for a wss member in one loop iteration
+// are encrypted together and leave in one send, not one send (and one record) per frame.
+// A plain publisher writes 300 small frames in one TCP write; the wss member and the
+// publisher itself each receive all 300, and the server's send count for the whole exchange
+// must stay far below one per frame.
+async function batchedSends(server, certs) {
+    const N = 300;
+    const got = { sub: 0, pub: 0 };
+    const sub = await RawClient.connect(server.tlsPort, '/batch', { message: () => { got.sub++; } },
+        { tls: { ca: certs.ca, servername: 'localhost' } });
+    const pub = await RawClient.connect(server.port, '/batch', { message: () => { got.pub++; } });
+    await h.sleep(200); // both joins reach the room's home core before the burst
+    const before = await server.value('uringws_sends_submitted_total', {});
+    const frames = [];
+    for (let i = 0; i < N; i++) frames.push(encodeFrame(OP.BINARY, crypto.randomBytes(16)));
+    await pub.write(Buffer.concat(frames));
+    await h.pollUntil(() => got.sub === N && got.pub === N, 10000,
+        () => `batch: the wss member got ${got.sub}, the publisher ${got.pub} of ${N}`);
+    const sends = (await server.value('uringws_sends_submitted_total', {})) - before;
+    h.check(sends <= N / 5, () => `batch: ${sends} sends for ${2 * N} frames to 2 members (one per frame would be ${2 * N})`);
+    await sub.close(1000);
+    await pub.close(1000);
+    return sends;
+}
+
 function report(what, r, cpu, cfg) {
     const rate = r.deliveries / (r.ms / 1000);
     h.info(`${what}: ${cfg.clients} clients, ${r.deliveries} deliveries (${(r.bytes / MiB).toFixed(1)} MiB) in ` +
@@ -321,6 +346,8 @@ async function main() {
 
     const echoed = await echoChecks(o, server, certs);
     h.info(`${echoed} messages echoed over wss`);
+    const batched = await batchedSends(server, certs);
+    h.info(`300 frames in one write reached a wss and a ws member in ${batched} sends in all`);
 
     const text = await server.metricsText();
     const errs = T.labeledValue(text, 'uringws_tls_errors_total', {});
