@@ -81,9 +81,11 @@ ws_sendctx_t *ws_core_sctx_get(ws_core_t *c)
     if (s) {
         c->sctx_free = s->next_free;
     } else {
-        s = malloc(sizeof(*s) + sizeof(struct iovec) * c->cfg->send_max_iov);
+        size_t iov_bytes = sizeof(struct iovec) * c->cfg->send_max_iov;
+        s = malloc(sizeof(*s) + iov_bytes + WS_CORK_BYTES);
         if (!s)
             return NULL;
+        s->cork = (uint8_t *)s->iov + iov_bytes;
     }
     s->next_free = NULL;
     c->sctx_live++;

@@ -28,9 +28,16 @@ struct ws_server;
 
 /* The iovec array and msghdr of one sendmsg in flight. Pooled per core; only connections
  * with a multi-entry send in flight hold one. */
+/* Small queued frames (at most WS_CORK_SMALL bytes each) are copied into a send context's
+ * cork area, WS_CORK_BYTES per context, so that a batch of them is one iovec (see
+ * ws_iov_coalesce); larger frames stay by reference. */
+#define WS_CORK_BYTES 4096
+#define WS_CORK_SMALL 512
+
 typedef struct ws_sendctx {
     struct ws_sendctx *next_free;
     struct msghdr msg;
+    uint8_t *cork;      /* WS_CORK_BYTES, after the iovecs in the same allocation */
     struct iovec iov[]; /* cfg->send_max_iov */
 } ws_sendctx_t;
 

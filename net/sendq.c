@@ -224,3 +224,30 @@ void ws_sendq_clear(ws_sendq_t *q, ws_bref_pool_t *pool)
     free(q->ring);
     ws_sendq_init(q);
 }
+
+unsigned ws_iov_coalesce(struct iovec *iov, unsigned n, uint8_t *buf, size_t cap, size_t small)
+{
+    unsigned out = 0, i = 0;
+    size_t used = 0;
+    while (i < n) {
+        /* The run of small iovecs starting at i that still fits in buf. */
+        unsigned j = i;
+        size_t run = 0;
+        while (j < n && iov[j].iov_len <= small && used + run + iov[j].iov_len <= cap)
+            run += iov[j++].iov_len;
+        if (j - i < 2) {
+            iov[out++] = iov[i++];
+            continue;
+        }
+        uint8_t *dst = buf + used;
+        for (unsigned k = i; k < j; k++) {
+            memcpy(buf + used, iov[k].iov_base, iov[k].iov_len);
+            used += iov[k].iov_len;
+        }
+        iov[out].iov_base = dst;
+        iov[out].iov_len = run;
+        out++;
+        i = j;
+    }
+    return out;
+}

@@ -108,6 +108,14 @@ void ws_sendq_drop_unsent(ws_sendq_t *q, ws_bref_pool_t *pool);
 unsigned ws_sendq_drop_oldest(ws_sendq_t *q, uint64_t max_bytes, uint32_t max_count,
                               ws_bref_pool_t *pool, uint64_t *dropped_bytes);
 
+/* Copies each run of two or more consecutive iovecs of at most `small` bytes into buf (up to
+ * cap bytes in all) and replaces the run by one iovec over the copy, so that a batch of small
+ * frames reaches the kernel as one contiguous piece instead of many tiny segments (each of
+ * which costs the kernel a separate copy step). The byte sequence is unchanged; once buf is
+ * full the remaining iovecs are left as they are. Returns the new iovec count (<= n). buf
+ * must stay untouched until the send that uses it completes. */
+unsigned ws_iov_coalesce(struct iovec *iov, unsigned n, uint8_t *buf, size_t cap, size_t small);
+
 /* Releases every entry and frees the ring. Only when no send is in flight. */
 void ws_sendq_clear(ws_sendq_t *q, ws_bref_pool_t *pool);
 

@@ -263,6 +263,73 @@ static void drop_oldest(void)
     ws_bref_pool_free(&pool);
 }
 
+/* ws_iov_coalesce: runs of small iovecs become one copy, the byte sequence never changes,
+ * large ones and lone small ones stay by reference, and the cork capacity is respected. */
+static void coalesce(void)
+{
+    static uint8_t src[1 << 16];
+    for (size_t i = 0; i < sizeof(src); i++)
+        src[i] = (uint8_t)(i * 131 + (i >> 8));
+    struct iovec iov[64], orig[64];
+    static char before[1 << 17], after[1 << 17];
+    uint8_t cork[1024];
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 2000; round++) {
+        unsigned n = 1 + (unsigned)(round % 64);
+        size_t off = 0;
+        for (unsigned i = 0; i < n; i++) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            size_t len = (seed >> 33) % 4 == 0 ? 300 + (seed >> 40) % 700 : (seed >> 40) % 90;
+            if (off + len > sizeof(src))
+                len = 0;
+            iov[i].iov_base = src + off;
+            iov[i].iov_len = len;
+            off += len;
+        }
+        memcpy(orig, iov, n * sizeof(iov[0]));
+        size_t lb = flatten(iov, n, before);
+        memset(cork, 0xee, sizeof(cork));
+        unsigned m = ws_iov_coalesce(iov, n, cork, sizeof(cork), 128);
+        size_t la = flatten(iov, m, after);
+        CHECK_EQ_U(la, lb);
+        CHECK(memcmp(before, after, lb) == 0);
+        CHECK(m <= n);
+        /* Every output iovec is either one of the inputs untouched or lies inside the cork. */
+        size_t corked = 0;
+        for (unsigned i = 0; i < m; i++) {
+            const uint8_t *b = iov[i].iov_base;
+            if (b >= cork && b < cork + sizeof(cork)) {
+                CHECK(b + iov[i].iov_len <= cork + sizeof(cork));
+                corked += iov[i].iov_len;
+            } else {
+                CHECK(b >= src && b < src + sizeof(src));
+            }
+        }
+        CHECK(corked <= sizeof(cork));
+        /* Nothing is left uncoalesced that could have been: no two adjacent small inputs
+         * both kept by reference while the cork had room for them. */
+        for (unsigned i = 0; i + 1 < m; i++) {
+            bool a_ref = !((uint8_t *)iov[i].iov_base >= cork &&
+                           (uint8_t *)iov[i].iov_base < cork + sizeof(cork));
+            bool b_ref = !((uint8_t *)iov[i + 1].iov_base >= cork &&
+                           (uint8_t *)iov[i + 1].iov_base < cork + sizeof(cork));
+            if (a_ref && b_ref && iov[i].iov_len <= 128 && iov[i + 1].iov_len <= 128)
+                CHECK(corked + iov[i].iov_len + iov[i + 1].iov_len > sizeof(cork));
+        }
+    }
+    /* A concrete case: three small, one large, two small. */
+    uint8_t a[] = "ab", b[] = "cd", c2[] = "ef", big[200], d[] = "gh", e[] = "ij";
+    memset(big, 'x', sizeof(big));
+    struct iovec v[6] = {{a, 2}, {b, 2}, {c2, 2}, {big, sizeof(big)}, {d, 2}, {e, 2}};
+    unsigned m = ws_iov_coalesce(v, 6, cork, sizeof(cork), 128);
+    CHECK_EQ_U(m, 3);
+    CHECK_EQ_U(v[0].iov_len, 6);
+    CHECK(memcmp(v[0].iov_base, "abcdef", 6) == 0);
+    CHECK(v[1].iov_base == big);
+    CHECK_EQ_U(v[2].iov_len, 4);
+    CHECK(memcmp(v[2].iov_base, "ghij", 4) == 0);
+}
+
 int main(void)
 {
     gather_and_partial();
@@ -270,5 +337,6 @@ int main(void)
     brefs();
     drop_keeps_inflight();
     drop_oldest();
+    coalesce();
     return check_exit_status("test_net_sendq");
 }
