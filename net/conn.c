@@ -957,15 +957,28 @@ void ws_conn_on_shutdown(ws_core_t *c, ws_conn_t *conn, int res)
 
 /* ---- accept, timers, pending work -------------------------------------------------- */
 
+/* A head-phase connection younger than this is never evicted: a burst of legitimate clients
+ * (a reconnect storm, a load balancer draining into this server) connects faster than their
+ * heads arrive, and cutting them would turn a burst into failed handshakes. Trickling
+ * slowloris sockets are older than this by the time they matter. */
+#define WS_EVICT_MIN_AGE_MS 500
+
 /* Makes room for one more connection in the request-head phase: past this core's share of
- * max_pending the oldest one is closed (no response; it had its chance). Trickling heads
- * (slowloris) thus cycle through a bounded set instead of filling max_conns. */
+ * max_pending the oldest one is closed (no response; it had its chance) once it has been
+ * sending its head for WS_EVICT_MIN_AGE_MS (or half the head deadline, if shorter). Trickling
+ * heads (slowloris) thus cycle through a bounded set instead of filling max_conns; younger
+ * ones are all kept, bounded by max_conns. */
 static void evict_oldest_head(ws_core_t *c)
 {
     if (c->nheads < c->max_heads)
         return;
     ws_qlink_t *q = ws_qlink_first(&c->heads);
     ws_conn_t *old = ws_container_of(q, ws_conn_t, head_link);
+    uint64_t min_age = c->cfg->handshake_timeout_ms / 2;
+    if (min_age > WS_EVICT_MIN_AGE_MS)
+        min_age = WS_EVICT_MIN_AGE_MS;
+    if (c->now_ms - old->t_accept < min_age)
+        return;
     ws_log_verbose("conn %u: evicted after %llu ms without a complete request head (%u "
                    "connections in the head phase on this core)",
                    old->idx, (unsigned long long)(c->now_ms - old->t_accept), c->nheads);
