@@ -592,8 +592,8 @@ typedef struct ws_fo_report {
     double connect_server_cpu; /* server CPU while connecting, fraction of a core */
     double rss_per_conn;
     bool client_saturated;
-    bool client_bound;   /* saturate: the client saturated after a step had held: the
-                            highest held step stands, as a lower bound on the server */
+    bool client_bound; /* saturate: the client saturated after a step had held: the
+                          highest held step stands, as a lower bound on the server */
     ws_fo_step_t steps[64];
     unsigned nsteps;
 } ws_fo_report_t;
