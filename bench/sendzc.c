@@ -200,8 +200,11 @@ int main(int argc, char **argv)
         }
     }
     size_t maxsz = 0;
-    for (const char *p = sizes; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-        maxsz = parse_size(p) > maxsz ? parse_size(p) : maxsz;
+    for (const char *p = sizes; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        size_t size = parse_size(p);
+        if (size > maxsz)
+            maxsz = size;
+    }
     uint8_t *buf = aligned_alloc(4096, (maxsz + 4095) & ~(size_t)4095);
     if (!buf)
         die("aligned_alloc", ENOMEM);

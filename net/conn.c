@@ -331,11 +331,13 @@ static bool drop_oldest(ws_core_t *c, ws_conn_t *conn, uint32_t len)
     return queue_has_room(c, conn, len);
 }
 
-/* The queue is full: apply the slow-consumer policy. Returns whether `len` more bytes may be
- * queued (drop-oldest made room); false means the new frame is not queued (under `close`
- * the connection is also scheduled for its 1008). */
-static bool queue_full(ws_core_t *c, ws_conn_t *conn, uint32_t len)
+/* Whether `len` more bytes may be queued; when the queue is full, the slow-consumer policy
+ * decides: drop-oldest may make room, and otherwise the new frame is not queued (under
+ * `close` the connection is also scheduled for its 1008). */
+static bool queue_admit(ws_core_t *c, ws_conn_t *conn, uint32_t len)
 {
+    if (queue_has_room(c, conn, len))
+        return true;
     if (c->cfg->slow_policy == WS_SLOW_DROP_OLDEST) {
         if (drop_oldest(c, conn, len))
             return true;
@@ -355,7 +357,7 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
         ws_bref_put(&c->brefs, br);
         return;
     }
-    if (!queue_has_room(c, conn, len) && !queue_full(c, conn, len)) {
+    if (!queue_admit(c, conn, len)) {
         ws_bref_put(&c->brefs, br);
         return;
     }
@@ -762,7 +764,7 @@ static int cb_control(void *ud, uint8_t opcode, const uint8_t *payload, size_t l
     if (opcode != WS_OP_PING || conn->state != WS_CONN_OPEN)
         return 0; /* pongs only prove liveness (t_rx is already updated) */
     /* A peer that pings without reading our pongs is a slow consumer like any other. */
-    if (!queue_has_room(c, conn, (uint32_t)(len + 2)) && !queue_full(c, conn, (uint32_t)(len + 2)))
+    if (!queue_admit(c, conn, (uint32_t)(len + 2)))
         return 0; /* no pong: closing (close policy), or dropped like a data frame */
     if (queue_control(c, conn, WS_OP_PONG, payload, len) < 0) {
         ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", true);
