@@ -63,6 +63,7 @@ enum {
     WS_CT_F_KTLS_DUE = 1u << 4,       /* the kTLS hand-off is still to be done */
     WS_CT_F_KTLS_STOP = 1u << 5,      /* the recv was cancelled for the hand-off */
     WS_CT_F_CLOSE_INFLIGHT = 1u << 6, /* kernel TX: the close_notify sendmsg is in flight */
+    WS_CT_F_OWN_TRIED = 1u << 7,      /* ws_tls_own_tx() was tried (it sticks either way) */
 };
 
 /* Per TLS connection; owned by the connection (freed in its finalize, when nothing of it
@@ -589,6 +590,17 @@ static int encrypt_queue(ws_core_t *c, ws_conn_t *conn, struct iovec *iov, unsig
         n = 1;
         total = cap;
     }
+#ifdef WS_WITH_KTLS
+    /* With the kTLS hand-off decided (not due, or done and refused), records are sealed
+     * here from now on (tls/record.c): one copy of each frame instead of SSL_write's
+     * buffer. A session that cannot (a KeyUpdate came first) keeps SSL_write. */
+    if (!(t->flags & (WS_CT_F_KTLS_DUE | WS_CT_F_OWN_TRIED))) {
+        t->flags |= WS_CT_F_OWN_TRIED;
+        int o = ws_tls_own_tx(t->s);
+        if (o != 0)
+            ws_log_debug("conn %u: records stay with SSL_write: %s", conn->idx, strerror(-o));
+    }
+#endif
     int r = ws_tls_writev(t->s, iov, (int)n);
     uint64_t before = conn->sq.bytes;
     ws_sendq_complete(&conn->sq, r == 0 ? total : 0, &c->brefs);

@@ -164,9 +164,22 @@ void ws_ktls_wipe(ws_ktls_crypto_info_t *ci)
     OPENSSL_cleanse(ci, sizeof(*ci));
 }
 
+int ws_ktls_tx_secret(SSL *ssl, uint8_t out[EVP_MAX_MD_SIZE], size_t *out_len)
+{
+    const struct ws_ktls_secrets *s = secrets_get(ssl);
+    *out_len = 0;
+    if (s == NULL || s->server_len == 0)
+        return -ENOKEY;
+    if (s->key_updated)
+        return -ESTALE;
+    memcpy(out, s->server, s->server_len);
+    *out_len = s->server_len;
+    return 0;
+}
+
 /* HKDF-Expand-Label(secret, label, "", len) of RFC 8446 7.1. */
-static int hkdf_expand_label(uint8_t *out, size_t out_len, const EVP_MD *md, const uint8_t *secret,
-                             size_t secret_len, const char *label)
+int ws_ktls_hkdf_expand_label(uint8_t *out, size_t out_len, const EVP_MD *md, const uint8_t *secret,
+                              size_t secret_len, const char *label)
 {
     static const char prefix[] = "tls13 ";
     uint8_t info[2 + 1 + 255 + 1];
@@ -263,8 +276,8 @@ int ws_ktls_crypto_info(SSL *ssl, unsigned dir, ws_ktls_crypto_info_t *out, size
             r = -EIO;
             goto out;
         }
-        if ((r = hkdf_expand_label(key, key_len, md, secret, secret_len, "key")) != 0 ||
-            (r = hkdf_expand_label(iv, sizeof(iv), md, secret, secret_len, "iv")) != 0)
+        if ((r = ws_ktls_hkdf_expand_label(key, key_len, md, secret, secret_len, "key")) != 0 ||
+            (r = ws_ktls_hkdf_expand_label(iv, sizeof(iv), md, secret, secret_len, "iv")) != 0)
             goto out;
     } else {
         return -EOPNOTSUPP;
@@ -349,7 +362,7 @@ int ws_ktls_offload(ws_tls_conn_t *c, int fd, unsigned dirs)
 {
     if (!ws_tls_handshake_done(c))
         return -ENOTCONN;
-    if (ws_tls_offloaded(c) != 0)
+    if (ws_tls_offloaded(c) != 0 || ws_tls_tx_owned(c))
         return -EALREADY;
     if (ws_tls_out_bytes(c) != 0)
         return -EBUSY;

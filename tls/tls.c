@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #ifdef WS_WITH_KTLS
+#include "record.h"
 #include "uringws/ktls.h"
 #endif
 
@@ -42,7 +43,7 @@
 /* Pending-output chunk sizes: small first (most connections have a few small frames
  * pending), doubling while output keeps piling up, back to small once drained. The sizes
  * include the chunk header so allocations land on round malloc sizes. */
-#define WS_TLS_CHUNK_MIN (2u * 1024u)
+#define WS_TLS_CHUNK_MIN 512u
 #define WS_TLS_CHUNK_MAX (64u * 1024u)
 
 enum {
@@ -97,6 +98,12 @@ struct ws_tls_conn {
     uint8_t hdr_have;
     ws_tls_err_t err;
     const char *reason;
+#ifdef WS_WITH_KTLS
+    /* Set by ws_tls_own_tx(): records are sealed here, not by SSL_write. bssl_seq is
+     * BoringSSL's own write counter, for the records it still writes (reseal in bio_write). */
+    ws_tls_rec_t *tx;
+    uint64_t bssl_seq;
+#endif
 };
 
 /* ---- BIO: the only path between BoringSSL and this connection's bytes ---- */
@@ -105,6 +112,7 @@ static BIO_METHOD *g_bio_method;
 static pthread_once_t g_bio_once = PTHREAD_ONCE_INIT;
 
 static int out_append(ws_tls_conn_t *c, const uint8_t *p, size_t n);
+static int out_resealed(ws_tls_conn_t *c, const uint8_t *p, size_t n);
 
 static int bio_read(BIO *b, char *out, int len)
 {
@@ -134,6 +142,18 @@ static int bio_write(BIO *b, const char *p, int len)
         c->flags |= WS_TLS_F_WRITE_REFUSED;
         return -1;
     }
+#ifdef WS_WITH_KTLS
+    if (c->tx != NULL) {
+        /* We seal now; BoringSSL's record (an alert, close_notify, a KeyUpdate) is opened
+         * and sealed again with our sequence number. */
+        int r = out_resealed(c, (const uint8_t *)p, (size_t)len);
+        if (r != 0) {
+            c->flags |= r == -ENOMEM ? WS_TLS_F_OOM : WS_TLS_F_WRITE_REFUSED;
+            return -1;
+        }
+        return len;
+    }
+#endif
     if (out_append(c, (const uint8_t *)p, (size_t)len) != 0) {
         c->flags |= WS_TLS_F_OOM;
         return -1;
@@ -166,6 +186,127 @@ static void bio_method_init(void)
 
 /* ---- pending output ---- */
 
+/* Output chunks come from a per-thread pool, one free list per standard size. A session
+ * belongs to one thread, and under load every send allocates and frees up to a few 64 KiB
+ * chunks: through malloc that was 7% of a wss fan-out core (free coalescing large chunks,
+ * and trimming that faulted the pages back in). The pool keeps at most WS_TLS_POOL_BYTES
+ * per thread; an odd-sized chunk (one record larger than the size it asked for) always goes
+ * back to malloc. */
+#define WS_TLS_POOL_BYTES   (8u * 1024u * 1024u)
+#define WS_TLS_POOL_CLASSES 8 /* 512 B to 64 KiB */
+_Static_assert(WS_TLS_CHUNK_MIN << (WS_TLS_POOL_CLASSES - 1) == WS_TLS_CHUNK_MAX,
+               "one pool class per chunk size");
+
+struct ws_tls_pool {
+    struct ws_tls_chunk *free[WS_TLS_POOL_CLASSES];
+    size_t bytes;
+};
+
+static pthread_key_t g_pool_key;
+static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
+static bool g_pool_ok;
+
+static void pool_destroy(void *arg)
+{
+    struct ws_tls_pool *pool = arg;
+    for (int i = 0; i < WS_TLS_POOL_CLASSES; i++) {
+        while (pool->free[i] != NULL) {
+            struct ws_tls_chunk *k = pool->free[i];
+            pool->free[i] = k->next;
+            free(k);
+        }
+    }
+    free(pool);
+}
+
+static void pool_key_init(void)
+{
+    g_pool_ok = pthread_key_create(&g_pool_key, pool_destroy) == 0;
+}
+
+/* This thread's pool, created on first use; NULL when none can be had (then plain malloc). */
+static struct ws_tls_pool *pool_get(void)
+{
+    pthread_once(&g_pool_once, pool_key_init);
+    if (!g_pool_ok)
+        return NULL;
+    struct ws_tls_pool *pool = pthread_getspecific(g_pool_key);
+    if (pool == NULL && (pool = calloc(1, sizeof(*pool))) != NULL &&
+        pthread_setspecific(g_pool_key, pool) != 0) {
+        free(pool);
+        pool = NULL;
+    }
+    return pool;
+}
+
+/* The pool class of a chunk of `size` bytes, or -1 for an odd size. */
+static int pool_class(size_t size)
+{
+    for (int i = 0; i < WS_TLS_POOL_CLASSES; i++)
+        if (size == (size_t)WS_TLS_CHUNK_MIN << i)
+            return i;
+    return -1;
+}
+
+static struct ws_tls_chunk *chunk_get(size_t size)
+{
+    int cls = pool_class(size);
+    struct ws_tls_pool *pool = cls >= 0 ? pool_get() : NULL;
+    if (pool != NULL && pool->free[cls] != NULL) {
+        struct ws_tls_chunk *k = pool->free[cls];
+        pool->free[cls] = k->next;
+        pool->bytes -= size;
+        return k;
+    }
+    return malloc(size);
+}
+
+static void chunk_put(struct ws_tls_chunk *k)
+{
+    size_t size = k->cap + sizeof(*k);
+    int cls = pool_class(size);
+    struct ws_tls_pool *pool = cls >= 0 ? pool_get() : NULL;
+    if (pool == NULL || pool->bytes + size > WS_TLS_POOL_BYTES) {
+        free(k);
+        return;
+    }
+    k->next = pool->free[cls];
+    pool->free[cls] = k;
+    pool->bytes += size;
+}
+
+/* Size of a new chunk that must hold at least n bytes: the growing default, else the
+ * smallest pool size that fits, else exactly n. */
+static size_t chunk_size_for(const ws_tls_conn_t *c, size_t n)
+{
+    size_t need = n + sizeof(struct ws_tls_chunk), size = c->next_chunk;
+    while (size < need && size < WS_TLS_CHUNK_MAX)
+        size *= 2;
+    return size < need ? need : size;
+}
+
+/* Appends a new empty chunk for at least n bytes; NULL when out of memory. */
+static struct ws_tls_chunk *chunk_add(ws_tls_conn_t *c, size_t n)
+{
+    size_t size = chunk_size_for(c, n);
+    if (size > UINT32_MAX)
+        return NULL;
+    struct ws_tls_chunk *t = chunk_get(size);
+    if (t == NULL)
+        return NULL;
+    t->next = NULL;
+    t->head = t->tail = 0;
+    t->cap = (uint32_t)(size - sizeof(*t));
+    if (c->out_tail != NULL)
+        c->out_tail->next = t;
+    else
+        c->out_head = t;
+    c->out_tail = t;
+    if (c->next_chunk < WS_TLS_CHUNK_MAX)
+        c->next_chunk *= 2;
+    return t;
+}
+
 static int out_append(ws_tls_conn_t *c, const uint8_t *p, size_t n)
 {
     while (n > 0) {
@@ -181,27 +322,53 @@ static int out_append(ws_tls_conn_t *c, const uint8_t *p, size_t n)
             n -= k;
             continue;
         }
-        size_t size = c->next_chunk;
-        if (n + sizeof(*t) > size)
-            size = n + sizeof(*t);
-        if (size > UINT32_MAX)
+        if (chunk_add(c, n) == NULL)
             return -ENOMEM;
-        t = malloc(size);
-        if (t == NULL)
-            return -ENOMEM;
-        t->next = NULL;
-        t->head = t->tail = 0;
-        t->cap = (uint32_t)(size - sizeof(*t));
-        if (c->out_tail != NULL)
-            c->out_tail->next = t;
-        else
-            c->out_head = t;
-        c->out_tail = t;
-        if (c->next_chunk < WS_TLS_CHUNK_MAX)
-            c->next_chunk *= 2;
     }
     return 0;
 }
+
+#ifdef WS_WITH_KTLS
+/* Contiguous room for n bytes at the end of the pending output (a record is sealed in
+ * place, so it cannot straddle chunks; the rest of a chunk too small for it stays unused).
+ * Commit what was written with out_commit(). */
+static uint8_t *out_reserve(ws_tls_conn_t *c, size_t n)
+{
+    struct ws_tls_chunk *t = c->out_tail;
+    if (t == NULL || t->cap - t->tail < n)
+        t = chunk_add(c, n);
+    return t != NULL ? t->data + t->tail : NULL;
+}
+
+static void out_commit(ws_tls_conn_t *c, size_t n)
+{
+    c->out_tail->tail += (uint32_t)n;
+    c->out_bytes += n;
+}
+
+/* The records BoringSSL wrote after ws_tls_own_tx(), sealed again as ours. BoringSSL hands
+ * its write buffer over whole, so p holds whole records. */
+static int out_resealed(ws_tls_conn_t *c, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        if (n < WS_TLS_REC_HEADER)
+            return -EPROTO;
+        size_t len = WS_TLS_REC_HEADER + ((size_t)p[3] << 8 | p[4]);
+        if (len > n)
+            return -EPROTO;
+        uint8_t *out = out_reserve(c, len);
+        if (out == NULL)
+            return -ENOMEM;
+        size_t w = ws_tls_rec_reseal(c->tx, &c->bssl_seq, p, len, out);
+        if (w == 0)
+            return -EPROTO;
+        out_commit(c, w);
+        p += len;
+        n -= len;
+    }
+    return 0;
+}
+#endif
 
 int ws_tls_pending_out(const ws_tls_conn_t *c, struct iovec *iov, int max)
 {
@@ -239,7 +406,7 @@ void ws_tls_consume_out(ws_tls_conn_t *c, size_t n)
         if (h == c->out_tail)
             break;
         c->out_head = h->next;
-        free(h);
+        chunk_put(h);
     }
     if (c->out_bytes == 0 && c->out_head != NULL) {
         /* Drained: an idle connection holds no output memory. Nothing sent is still being
@@ -247,7 +414,7 @@ void ws_tls_consume_out(ws_tls_conn_t *c, size_t n)
         struct ws_tls_chunk *h = c->out_head;
         while (h != NULL) {
             struct ws_tls_chunk *next = h->next;
-            free(h);
+            chunk_put(h);
             h = next;
         }
         c->out_head = c->out_tail = NULL;
@@ -304,6 +471,8 @@ static int fail_ssl(ws_tls_conn_t *c, int ssl_err)
     bool done = c->flags & WS_TLS_F_HANDSHAKE_DONE;
 
     if (code == 0 || ssl_err == SSL_ERROR_SYSCALL) {
+        if ((c->flags & WS_TLS_F_WRITE_REFUSED) && !(c->flags & WS_TLS_F_TX_OFFLOADED))
+            return fail(c, WS_TLS_ERR_INTERNAL, "a record from BoringSSL did not reseal");
         if (c->flags & WS_TLS_F_WRITE_REFUSED)
             return fail(c, WS_TLS_ERR_OFFLOADED, "TLS needed to write after TX moved to kTLS");
         if (c->flags & WS_TLS_F_OOM)
@@ -532,7 +701,8 @@ int ws_tls_ctx_new(const ws_tls_config_t *cfg, ws_tls_ctx_t **out, char *err, si
     }
     SSL_CTX_set_alpn_select_cb(sc, alpn_select, NULL);
 #ifdef WS_WITH_KTLS
-    if (cfg->ktls && (r = ws_ktls_ctx_init(sc)) != 0) {
+    /* Always: userspace sealing (ws_tls_own_tx) derives its keys the same way. */
+    if ((r = ws_ktls_ctx_init(sc)) != 0) {
         r = set_err(err, errlen, r, "cannot prepare the kTLS hand-off%s", NULL);
         goto err;
     }
@@ -588,10 +758,16 @@ void ws_tls_conn_free(ws_tls_conn_t *c)
     if (c == NULL)
         return;
     SSL_free(c->ssl); /* wipes its keys; the kTLS ex_data destructor wipes captured secrets */
+#ifdef WS_WITH_KTLS
+    if (c->tx != NULL) {
+        ws_tls_rec_cleanup(c->tx);
+        free(c->tx);
+    }
+#endif
     struct ws_tls_chunk *h = c->out_head;
     while (h != NULL) {
         struct ws_tls_chunk *next = h->next;
-        free(h);
+        chunk_put(h);
         h = next;
     }
     free(c);
@@ -730,12 +906,78 @@ static int seal(ws_tls_conn_t *c, const uint8_t *p, size_t n)
     return 0;
 }
 
+#ifdef WS_WITH_KTLS
+/* ws_tls_writev() after ws_tls_own_tx(): full 16 KiB records, each gathered straight from
+ * the caller's pieces into its place in the pending output and encrypted there. */
+static int seal_own(ws_tls_conn_t *c, const struct iovec *iov, size_t total)
+{
+    size_t prefix = ws_tls_rec_prefix(c->tx), overhead = ws_tls_rec_overhead(c->tx);
+    int i = 0;
+    size_t off = 0;
+    while (total > 0) {
+        size_t n = total < WS_TLS_MAX_PLAIN ? total : WS_TLS_MAX_PLAIN;
+        uint8_t *rec = out_reserve(c, n + overhead);
+        if (rec == NULL)
+            return fail(c, WS_TLS_ERR_INTERNAL, "out of memory for TLS output");
+        for (size_t fill = 0; fill < n;) {
+            size_t k = iov[i].iov_len - off;
+            if (k > n - fill)
+                k = n - fill;
+            memcpy(rec + prefix + fill, (const uint8_t *)iov[i].iov_base + off, k);
+            fill += k;
+            off += k;
+            if (off == iov[i].iov_len) {
+                i++;
+                off = 0;
+            }
+        }
+        size_t len = ws_tls_rec_seal(c->tx, SSL3_RT_APPLICATION_DATA, rec, n);
+        if (len == 0)
+            return fail(c, WS_TLS_ERR_INTERNAL, "record encryption failed");
+        out_commit(c, len);
+        total -= n;
+    }
+    return 0;
+}
+
+int ws_tls_own_tx(ws_tls_conn_t *c)
+{
+    if (c->tx != NULL)
+        return 0;
+    if (c->flags & WS_TLS_F_FAILED)
+        return -EPROTO;
+    if (!(c->flags & WS_TLS_F_HANDSHAKE_DONE))
+        return -ENOTCONN;
+    if (c->flags & (WS_TLS_F_TX_OFFLOADED | WS_TLS_F_SENT_CLOSE))
+        return -EALREADY;
+    /* Everything BoringSSL owes the peer (tickets) must be sealed by it first: our records
+     * continue its sequence. */
+    int r = flush_queued(c);
+    if (r != 0)
+        return r;
+    ws_tls_rec_t *tx = malloc(sizeof(*tx));
+    if (tx == NULL)
+        return -ENOMEM;
+    if ((r = ws_tls_rec_init(tx, c->ssl)) != 0) {
+        free(tx);
+        return r;
+    }
+    c->bssl_seq = tx->seq;
+    c->tx = tx;
+    ws_ktls_forget(c->ssl); /* the secret lives on in tx; kTLS cannot follow from here */
+    return 0;
+}
+
+bool ws_tls_tx_owned(const ws_tls_conn_t *c)
+{
+    return c->tx != NULL;
+}
+#endif
+
 int ws_tls_write(ws_tls_conn_t *c, const void *p, size_t n)
 {
-    int r = write_check(c, n);
-    if (r != 0 || n == 0)
-        return r;
-    return seal(c, p, n);
+    struct iovec one = {.iov_base = (void *)p, .iov_len = n};
+    return ws_tls_writev(c, &one, 1);
 }
 
 int ws_tls_writev(ws_tls_conn_t *c, const struct iovec *iov, int cnt)
@@ -749,6 +991,10 @@ int ws_tls_writev(ws_tls_conn_t *c, const struct iovec *iov, int cnt)
     int r = write_check(c, total);
     if (r != 0 || total == 0)
         return r;
+#ifdef WS_WITH_KTLS
+    if (c->tx != NULL)
+        return seal_own(c, iov, total);
+#endif
     /* Gather small pieces into full records; large runs go straight from the caller's
      * memory (no copy) as whole 16 KiB records. */
     uint8_t buf[WS_TLS_MAX_PLAIN];

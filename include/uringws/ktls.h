@@ -45,6 +45,7 @@
 #include "uringws/tls.h"
 
 typedef struct ssl_ctx_st SSL_CTX;
+typedef struct env_md_st EVP_MD;
 
 /* Room for any crypto_info built here; info.cipher_type says which member is valid. */
 typedef union ws_ktls_crypto_info {
@@ -89,6 +90,15 @@ int ws_ktls_enable(int fd, SSL *ssl, unsigned dirs) WS_WARN_UNUSED;
  * boundary. On success marks the session (ws_tls_set_offloaded) so BoringSSL never writes
  * or reads the handed-off directions again, and returns the mask. */
 int ws_ktls_offload(ws_tls_conn_t *c, int fd, unsigned dirs) WS_WARN_UNUSED;
+
+/* The TLS 1.3 server application traffic secret captured for ssl (what TX keys derive
+ * from), for userspace sealing that must follow KeyUpdates. Returns 0, -ENOKEY (not captured,
+ * TLS 1.2) or -ESTALE (a KeyUpdate happened). The caller wipes out. */
+int ws_ktls_tx_secret(SSL *ssl, uint8_t out[64], size_t *out_len) WS_WARN_UNUSED;
+
+/* HKDF-Expand-Label(secret, label, "", out_len) of RFC 8446 7.1 with md (an EVP_MD). */
+int ws_ktls_hkdf_expand_label(uint8_t *out, size_t out_len, const EVP_MD *md, const uint8_t *secret,
+                              size_t secret_len, const char *label) WS_WARN_UNUSED;
 
 /* Forgets (wipes) the TLS 1.3 secrets captured for ssl, for a session that will not be
  * handed off. */

@@ -70,9 +70,11 @@ typedef struct ws_tls_config {
     unsigned num_tickets;  /* session tickets per handshake (stateless resumption, both
                               versions); default 2, 0 disables tickets. There is no server
                               session cache: it would grow with the client count. */
-    bool ktls;             /* capture what the kTLS hand-off needs (TLS 1.3 traffic secrets,
-                              key updates); default false. Costs one small allocation per
-                              TLS 1.3 handshake until the hand-off or the connection ends. */
+    bool ktls;             /* the kTLS hand-off may be used; default false. With kTLS built
+                              in, every context captures what the hand-off and
+                              ws_tls_own_tx() need (TLS 1.3 traffic secrets, key updates):
+                              one small allocation per TLS 1.3 handshake until the hand-off,
+                              ws_tls_own_tx() or the end of the connection. */
     size_t max_out_bytes;  /* cap on pending ciphertext per connection; a write past it fails
                               with -ENOBUFS (treat as a slow consumer); default 4 MiB */
 } ws_tls_config_t;
@@ -183,6 +185,21 @@ SSL *ws_tls_ssl(ws_tls_conn_t *c);
 /* True when no partial record is buffered, i.e. the next byte on the socket starts a record:
  * the condition for handing RX to the kernel. */
 bool ws_tls_at_record_boundary(const ws_tls_conn_t *c);
+#ifdef WS_WITH_KTLS
+/* Takes the write half over from BoringSSL: from here on ws_tls_write()/ws_tls_writev() seal
+ * records in place in the pending output (one copy of the plaintext, no SSL_write buffer),
+ * continuing BoringSSL's sequence with the keys the kTLS derivation produces; records
+ * BoringSSL still writes itself (alerts, close_notify, a TLS 1.3 KeyUpdate answering the
+ * peer) are resealed with our sequence, and a KeyUpdate moves our keys on as RFC 8446 4.6.3
+ * says. For sessions that stay in userspace: after it, ws_ktls_offload() refuses. Returns 0
+ * (also when already done), -ENOTCONN (handshake not done), -EALREADY (TX offloaded or
+ * close_notify sent), -EPROTO (failed session), -ENOMEM, or an error of
+ * ws_ktls_crypto_info() (-ESTALE after a KeyUpdate, -EOPNOTSUPP): the session then simply
+ * keeps SSL_write. */
+int ws_tls_own_tx(ws_tls_conn_t *c) WS_WARN_UNUSED;
+bool ws_tls_tx_owned(const ws_tls_conn_t *c);
+#endif
+
 /* Records that TX and/or RX (WS_TLS_TX/WS_TLS_RX bits) now belong to the kernel: BoringSSL
  * must never write (TX) or read (RX) a record again on this session. */
 void ws_tls_set_offloaded(ws_tls_conn_t *c, unsigned dirs);
