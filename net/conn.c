@@ -1010,7 +1010,7 @@ static int count_peer(ws_core_t *c, ws_conn_t *conn, const struct sockaddr *peer
 
 void ws_conn_accept(ws_core_t *c, int fd, bool tls, const struct sockaddr *peer, socklen_t peer_len)
 {
-    bool direct = c->direct && !tls;
+    bool direct = ws_core_direct_for(c, tls);
     ws_conn_t *conn = calloc(1, sizeof(*conn));
     if (!conn || (tls && ws_conn_tls_attach(c, conn) < 0)) {
         ws_log_error("out of memory for a new connection");

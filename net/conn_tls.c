@@ -631,6 +631,8 @@ static void submit(ws_core_t *c, ws_conn_t *conn, ws_sendctx_t *s)
         io_uring_prep_sendmsg(sqe, conn->fd, &s->msg, MSG_NOSIGNAL);
         conn->sctx = s;
     }
+    if (conn->direct)
+        sqe->flags |= IOSQE_FIXED_FILE;
     io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
     conn->flags |= WS_CONN_F_SEND;
     t->inflight = bytes;

@@ -162,8 +162,7 @@ static void arm_accept(ws_core_t *c, unsigned i)
         sa = (struct sockaddr *)&l->peer;
         salen = &l->peer_len;
     }
-    /* TLS connections stay regular fds: the kTLS hand-off is a setsockopt on the socket. */
-    if (c->direct && i != WS_LSN_TLS) {
+    if (ws_core_direct_for(c, i == WS_LSN_TLS)) {
         if (multishot)
             io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
         else
@@ -207,7 +206,7 @@ static void close_listener(ws_core_t *c, unsigned i)
 static void on_accept(ws_core_t *c, unsigned i, int res, unsigned flags)
 {
     ws_listen_t *l = &c->lsn[i];
-    bool direct = c->direct && i != WS_LSN_TLS;
+    bool direct = ws_core_direct_for(c, i == WS_LSN_TLS);
     if (!(flags & IORING_CQE_F_MORE))
         l->armed = false;
     if (res >= 0) {

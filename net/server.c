@@ -456,10 +456,10 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         srv->nthreads = 0;
         goto err;
     }
-    ws_log_info("listening on %s%s with %u core%s (%s%s)", where, tls_where, srv->ncores,
-                srv->ncores == 1 ? "" : "s",
-                srv->cores[0].direct ? "direct descriptors" : "regular fds",
-                srv->cores[0].direct && cfg->tls ? "; TLS: regular fds" : "");
+    ws_log_info(
+        "listening on %s%s with %u core%s (%s%s)", where, tls_where, srv->ncores,
+        srv->ncores == 1 ? "" : "s", srv->cores[0].direct ? "direct descriptors" : "regular fds",
+        srv->cores[0].direct && cfg->tls && srv->ktls_active ? "; TLS: regular fds, for kTLS" : "");
     *out = srv;
     return 0;
 err:

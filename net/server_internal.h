@@ -44,4 +44,12 @@ struct ws_server {
     _Atomic bool stop_requested;
 };
 
+/* Whether connections accepted on listener `tls` get direct descriptors. TLS connections
+ * need a regular fd only for the kTLS hand-off (a setsockopt on the socket); without it
+ * they are direct like the rest (no fget/fput per send). */
+static inline bool ws_core_direct_for(const ws_core_t *c, bool tls)
+{
+    return c->direct && (!tls || !c->srv->ktls_active);
+}
+
 #endif
