@@ -7,14 +7,17 @@
 #
 #   bench/compare.sh [--quick] [--server-cpus LIST] [--client-cpus LIST] [--cores "1 2"]
 #                    [--peers "node-ws go-gorilla lws uws"] [--scenarios "1 2 3 4 5 6 tls"]
-#                    [--no-docs] [--fanout PATH] [--uringws PATH]
+#                    [--tls-cap PCT] [--no-docs] [--fanout PATH] [--uringws PATH]
 #
 # Scenarios: 1 open loop, 1 room, 1k/5k/19k subscribers, 1 publisher, 128 B, 10 msg/s;
 # 2 saturation, 1 room, 1k subscribers, 10 publishers, 128 B and 4 KiB; 3 saturation, 100
 # rooms x 100 subscribers, 1 publisher each (uringws at -c 1 and -c 2 besides --cores);
 # 4 connection storm of 19k; 5 idle RSS per connection at 19k; 6 all-to-all, 100 and 500
 # clients, 20 B, closed loop; tls: scenarios 1 and 2 against uringws over wss (throwaway
-# openssl certificate). --quick shrinks every scenario for a smoke run (about 5 minutes).
+# openssl certificate), and scenario 2 again over ws and wss with the server's CPU time capped
+# at --tls-cap percent of one CPU (default 50; 0 skips it) through a cpu cgroup, so that the
+# server, not the load generator, is what saturates in both (needs a writable cgroup).
+# --quick shrinks every scenario for a smoke run (about 5 minutes).
 # Every server is restarted for each scenario and must pass bench/peers/check.js first.
 # UWS_DIR (a uWebSockets checkout with uSockets inside) enables the uws peer.
 set -euo pipefail
@@ -28,6 +31,7 @@ cores="1"
 peers="node-ws go-gorilla lws uws"
 scenarios="1 2 3 4 5 6 tls"
 docs=1
+tls_cap=50
 fanout="$root/build/bench/fanout/fanout"
 uringws="$root/build/uringws"
 usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
@@ -40,6 +44,7 @@ while [ $# -gt 0 ]; do
     --peers) peers=$2; shift ;;
     --scenarios) scenarios=$2; shift ;;
     --no-docs) docs=0 ;;
+    --tls-cap) tls_cap=$2; shift ;;
     --fanout) fanout=$2; shift ;;
     --uringws) uringws=$2; shift ;;
     -h|--help) usage 0 ;;
@@ -75,7 +80,8 @@ log() { echo "compare: $*" | tee -a "$out/progress.log" >&2; }
 tmp=$(mktemp -d)
 server_pid=""
 cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
+    ! declare -F cap_cleanup >/dev/null || cap_cleanup
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -131,6 +137,25 @@ make_cert() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -subj /CN=127.0.0.1 -keyout "$tls_dir/key.pem" -out "$tls_dir/cert.pem" >/dev/null 2>&1
 }
+
+# A cpu cgroup that caps the server at --tls-cap percent of one CPU (10 ms period), cgroup v2
+# (cpu.max) or v1 (cpu.cfs_quota_us). cap_cg is empty when neither is writable.
+cap_cg=""
+cap_setup() {
+    local pct=$1 name="uringws-bench-$$" quota=$(($1 * 100))
+    if [ -w /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+        echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
+        mkdir "/sys/fs/cgroup/$name" 2>/dev/null && echo "$quota 10000" >"/sys/fs/cgroup/$name/cpu.max" 2>/dev/null &&
+            cap_cg="/sys/fs/cgroup/$name"
+    elif [ -d /sys/fs/cgroup/cpu ] && [ -w /sys/fs/cgroup/cpu ]; then
+        mkdir "/sys/fs/cgroup/cpu/$name" 2>/dev/null && echo 10000 >"/sys/fs/cgroup/cpu/$name/cpu.cfs_period_us" &&
+            echo "$quota" >"/sys/fs/cgroup/cpu/$name/cpu.cfs_quota_us" && cap_cg="/sys/fs/cgroup/cpu/$name"
+    fi
+    [ -n "$cap_cg" ] || log "no writable cpu cgroup: the capped TLS comparison is skipped"
+    [ -n "$cap_cg" ]
+}
+cap_cleanup() { [ -z "$cap_cg" ] || rmdir "$cap_cg" 2>/dev/null || true; }
+server_cap=""  # set while the capped runs go: run_one moves each server into cap_cg
 
 # start_server LABEL KIND ARG [tls]: sets server_pid, port, tls_port, server_cpuset
 start_server() {
@@ -189,6 +214,10 @@ run_one() {
         stop_server; return 0
     fi
     [ "$server_cpuset" = "$(join_cpus "${scpus[@]}")" ] || note="server on CPUs $server_cpuset"
+    if [ -n "$server_cap" ]; then
+        echo "$server_pid" >"$cap_cg/cgroup.procs"
+        note="${note:+$note, }server capped at $tls_cap% of a CPU"
+    fi
     # Keep each client process well below the 20,000-descriptor limit.
     procs=$(( (conns + 14999) / 15000 )); [ "$procs" -ge "$nclient" ] || procs=$nclient
     local url="ws://127.0.0.1:$port/bench"
@@ -226,7 +255,7 @@ log "results in $out; servers:$(for s in "${servers[@]}"; do printf ' %s' "${s%%
     echo "cores=$cores"; echo "peers=$available_peers"; echo "nproc=$(nproc)"
     echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
     echo "kernel=$(uname -r)"; echo "commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    echo "p99_bound_ms=$p99_bound"; echo "uws_dir=${UWS_DIR:-}"
+    echo "p99_bound_ms=$p99_bound"; echo "uws_dir=${UWS_DIR:-}"; echo "tls_cap_pct=$tls_cap"
     v="node $(node --version)"
     v="$v, npm ws $(node -p 'require("./bench/peers/node-ws/node_modules/ws/package.json").version' 2>/dev/null || echo '?')"
     v="$v, $(go version 2>/dev/null | awk '{print $3}')"
@@ -266,6 +295,15 @@ if has tls; then
     fi
     if has 2; then
         for size in 128 4096; do run_one tls2 "$size" "uringws-c$c1-wss" uringws "$c1" tls "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 200 --subs "$s2_subs" --pubs 10 --size "$size"; done
+        if [ "$tls_cap" -gt 0 ] && cap_setup "$tls_cap"; then
+            server_cap=1
+            for size in 128 4096; do
+                run_one s2cap "$size" "uringws-c$c1-cap" uringws "$c1" "" "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 100 --subs "$s2_subs" --pubs 10 --size "$size"
+                run_one tls2cap "$size" "uringws-c$c1-cap-wss" uringws "$c1" tls "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 100 --subs "$s2_subs" --pubs 10 --size "$size"
+            done
+            server_cap=""
+            cap_cleanup
+        fi
     fi
 fi
 

@@ -277,11 +277,13 @@ def section_alltoall(runs):
                                        "" if own else ratio(g(bd, "rounds_per_s"), g(d, "rounds_per_s"))])
 
 
-def section_tls(runs):
+def section_tls(runs, env):
     header = ["scenario", "variant", "ws deliveries/s", "wss deliveries/s", "ws p99 ms", "wss p99 ms",
               "server CPU ws / wss", "wss/ws deliveries", "wss/ws p99"]
     rows = []
-    for scen, plain_scen, what in (("tls1", "s1", "1 (subscribers)"), ("tls2", "s2", "2 (message size)")):
+    cap = env.get("tls_cap_pct", "?")
+    for scen, plain_scen, what in (("tls1", "s1", "1 (subscribers)"), ("tls2", "s2", "2 (message size)"),
+                                   ("tls2cap", "s2cap", f"2, server capped at {cap}% of a CPU")):
         for v in variants(runs, scen):
             for t in (r for r in runs if r["scenario"] == scen and r["variant"] == v):
                 label = t["server"][: -len("-wss")]
@@ -355,7 +357,7 @@ def render(d, env, runs, plots):
         elif s == "tls":
             pass
     if any(r["scenario"].startswith("tls") for r in runs):
-        lines += ["", f"### {SCENARIOS['tls']}", ""] + section_tls(runs)
+        lines += ["", f"### {SCENARIOS['tls']}", ""] + section_tls(runs, env)
     if plots:
         lines += ["", "![p99 latency vs subscribers, scenario 1](fanout-p99.svg)",
                   "", "![deliveries/s per scenario](fanout-rate.svg)"]
