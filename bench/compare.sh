@@ -297,9 +297,12 @@ if has tls; then
         for size in 128 4096; do run_one tls2 "$size" "uringws-c$c1-wss" uringws "$c1" tls "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 200 --subs "$s2_subs" --pubs 10 --size "$size"; done
         if [ "$tls_cap" -gt 0 ] && cap_setup "$tls_cap"; then
             server_cap=1
+            # Twice the search time: the ratio is the point here, so let the bisection go
+            # further than in the other saturation runs.
+            cap_args=("${sat_args[@]}" --max-time "$((max_time * 2))" --subs "$s2_subs" --pubs 10)
             for size in 128 4096; do
-                run_one s2cap "$size" "uringws-c$c1-cap" uringws "$c1" "" "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 100 --subs "$s2_subs" --pubs 10 --size "$size"
-                run_one tls2cap "$size" "uringws-c$c1-cap-wss" uringws "$c1" tls "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 100 --subs "$s2_subs" --pubs 10 --size "$size"
+                run_one s2cap "$size" "uringws-c$c1-cap" uringws "$c1" "" "$((s2_subs + 10))" "${cap_args[@]}" --start-rate 100 --size "$size"
+                run_one tls2cap "$size" "uringws-c$c1-cap-wss" uringws "$c1" tls "$((s2_subs + 10))" "${cap_args[@]}" --start-rate 100 --size "$size"
             done
             server_cap=""
             cap_cleanup
