@@ -61,7 +61,8 @@ struct Cert {
         X509_set_pubkey(x, pk);
         ok = X509_sign(x, pk, EVP_sha256()) > 0;
         FILE *fc = fopen(cert.c_str(), "w"), *fk = fopen(key.c_str(), "w");
-        ok = ok && fc && fk && PEM_write_X509(fc, x) && PEM_write_PrivateKey(fk, pk, nullptr, nullptr, 0, nullptr, nullptr);
+        ok = ok && fc && fk && PEM_write_X509(fc, x) &&
+             PEM_write_PrivateKey(fk, pk, nullptr, nullptr, 0, nullptr, nullptr);
         if (fc)
             fclose(fc);
         if (fk)

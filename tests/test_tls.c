@@ -251,6 +251,24 @@ static void test_handshake_matrix(bool own)
     }
 }
 
+/* A TLS 1.3 session with the in-process client, handshake done; tls13_pair_free() ends it. */
+static ws_tls_conn_t *tls13_pair(SSL_CTX **cctx, th_client_t *cl)
+{
+    *cctx = client_ctx(WS_TLS_V1_3, WS_TLS_V1_3, NULL, NULL, 0);
+    th_client_init(cl, *cctx);
+    ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
+    int fr;
+    REQUIRE(s != NULL && th_inproc_handshake(cl, s, &fr) == 1 && fr == 0);
+    return s;
+}
+
+static void tls13_pair_free(ws_tls_conn_t *s, th_client_t *cl, SSL_CTX *cctx)
+{
+    ws_tls_conn_free(s);
+    th_client_free(cl);
+    SSL_CTX_free(cctx);
+}
+
 /* Own TX (tls/record.c) after a TLS 1.3 KeyUpdate from the peer: asked for an answer,
  * BoringSSL writes its KeyUpdate, we reseal it and move our keys on, and the client reads
  * what we seal afterwards; not asked, nothing changes on our side. Then an alert BoringSSL
@@ -258,12 +276,10 @@ static void test_handshake_matrix(bool own)
 static void test_own_tx_key_update(void)
 {
     for (int requested = 0; requested < 2; requested++) {
-        SSL_CTX *cctx = client_ctx(WS_TLS_V1_3, WS_TLS_V1_3, NULL, NULL, 0);
+        SSL_CTX *cctx;
         th_client_t cl;
-        th_client_init(&cl, cctx);
-        ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
+        ws_tls_conn_t *s = tls13_pair(&cctx, &cl);
         int fr;
-        REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
         REQUIRE_INT(ws_tls_own_tx(s), 0);
         th_buf_t plain = {0}, got = {0};
         for (int round = 0; round < 3; round++) {
@@ -294,9 +310,7 @@ static void test_own_tx_key_update(void)
         ERR_clear_error();
         th_buf_free(&plain);
         th_buf_free(&got);
-        ws_tls_conn_free(s);
-        th_client_free(&cl);
-        SSL_CTX_free(cctx);
+        tls13_pair_free(s, &cl, cctx);
     }
     printf("ok own TX: peer KeyUpdate (requested and not) followed; alerts resealed\n");
 }
@@ -439,12 +453,10 @@ static void test_callback_writes(void)
 static void test_tx_offloaded(void)
 {
     for (int requested = 0; requested < 2; requested++) {
-        SSL_CTX *cctx = client_ctx(WS_TLS_V1_3, WS_TLS_V1_3, NULL, NULL, 0);
+        SSL_CTX *cctx;
         th_client_t cl;
-        th_client_init(&cl, cctx);
-        ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
+        ws_tls_conn_t *s = tls13_pair(&cctx, &cl);
         int fr;
-        REQUIRE(th_inproc_handshake(&cl, s, &fr) == 1 && fr == 0);
         REQUIRE_INT(ws_tls_out_bytes(s), 0);
         ws_tls_set_offloaded(s, WS_TLS_TX);
         REQUIRE_INT(ws_tls_offloaded(s), WS_TLS_TX);
@@ -472,9 +484,7 @@ static void test_tx_offloaded(void)
             REQUIRE(plain.len == 27 && memcmp(plain.p + 15, "after update", 12) == 0);
         }
         th_buf_free(&plain);
-        ws_tls_conn_free(s);
-        th_client_free(&cl);
-        SSL_CTX_free(cctx);
+        tls13_pair_free(s, &cl, cctx);
     }
     /* RX in the kernel: ciphertext must not come through here any more. */
     ws_tls_conn_t *s = ws_tls_conn_new(g_ctx_ec);
