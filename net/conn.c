@@ -741,6 +741,7 @@ static int cb_message(void *ud, uint8_t opcode, const uint8_t *payload, size_t l
     if (conn->state != WS_CONN_OPEN)
         return 0; /* after our close frame, data is read and dropped */
     ws_metric_inc(&c->m->msgs_in);
+    ws_core_note_sender(c, conn->idx);
     ws_block_t *b = ws_block_frame(opcode, payload, len);
     if (!b) {
         ws_log_error("conn %u: out of memory for a %zu-byte message", conn->idx, len);

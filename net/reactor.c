@@ -20,11 +20,27 @@
  * once, so a loop still waiting this much later means a completion was lost. */
 #define STOP_GRACE_MS 2000
 
-static uint64_t now_ms(void)
+/* Linger: while data messages keep arriving from more than one connection (a pass of the
+ * loop bringing messages from at least two senders, or consecutive passes with messages
+ * from different ones: a busy room), keep taking input as long as completions follow each
+ * other within LINGER_GAP_US, for at most LINGER_MAX_US, before flushing sends. Then each
+ * recipient gets the frames of many senders in one send; each send costs the kernel a
+ * loopback TCP transmit and a wakeup of the reader whatever its size. A single sender
+ * (echo, a lone publisher) never waits, and neither does anyone once a pass brings no
+ * message; what a linger adds to latency is one gap once the input pauses. */
+#define LINGER_GAP_US 20
+#define LINGER_MAX_US 100
+
+static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t now_ms(void)
+{
+    return now_ns() / 1000000;
 }
 
 /* ---- SQEs, slots, pools ------------------------------------------------------------ */
@@ -501,10 +517,54 @@ int ws_core_setup(ws_core_t *c)
     return 0;
 }
 
-void ws_core_run(ws_core_t *c)
+/* Dispatches every completion in the CQ; returns how many. */
+static unsigned drain_cq(ws_core_t *c, bool *tick)
 {
     cqe_copy_t batch[CQE_BATCH];
     struct io_uring_cqe *cqes[CQE_BATCH];
+    unsigned n, total = 0;
+    while ((n = io_uring_peek_batch_cqe(&c->ring, cqes, CQE_BATCH)) > 0) {
+        /* Copy out and release the CQ slots first: handlers may submit (when the SQ is
+         * full), and inline completions must find room in the CQ. */
+        for (unsigned i = 0; i < n; i++) {
+            batch[i].ud = cqes[i]->user_data;
+            batch[i].res = cqes[i]->res;
+            batch[i].flags = cqes[i]->flags;
+        }
+        io_uring_cq_advance(&c->ring, n);
+        for (unsigned i = 0; i < n; i++)
+            dispatch(c, &batch[i], tick);
+        total += n;
+        if (n < CQE_BATCH)
+            break;
+    }
+    return total;
+}
+
+/* See LINGER_GAP_US: gathers what keeps arriving (the sends wait in the pending list
+ * meanwhile; everything else submitted so far goes out now). */
+static void linger(ws_core_t *c, bool *tick)
+{
+    uint64_t start = now_ns();
+    for (;;) {
+        uint64_t now = now_ns(), left = start + LINGER_MAX_US * 1000u - now;
+        if (now >= start + LINGER_MAX_US * 1000u)
+            break;
+        if (left > LINGER_GAP_US * 1000u)
+            left = LINGER_GAP_US * 1000u;
+        struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)left};
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&c->ring, &cqe, 1, &ts, NULL);
+        if (rc < 0 && rc != -EINTR)
+            break; /* -ETIME: the input paused */
+        if (drain_cq(c, tick) == 0)
+            break;
+    }
+    c->now_ms = now_ms();
+}
+
+void ws_core_run(ws_core_t *c)
+{
     arm_accepts(c);
     arm_tick(c);
     arm_stop(c);
@@ -525,21 +585,12 @@ void ws_core_run(ws_core_t *c)
         c->now_ms = now_ms();
         c->enobufs_seen = false;
         bool tick = false;
-        unsigned n;
-        while ((n = io_uring_peek_batch_cqe(&c->ring, cqes, CQE_BATCH)) > 0) {
-            /* Copy out and release the CQ slots first: handlers may submit (when the SQ is
-             * full), and inline completions must find room in the CQ. */
-            for (unsigned i = 0; i < n; i++) {
-                batch[i].ud = cqes[i]->user_data;
-                batch[i].res = cqes[i]->res;
-                batch[i].flags = cqes[i]->flags;
-            }
-            io_uring_cq_advance(&c->ring, n);
-            for (unsigned i = 0; i < n; i++)
-                dispatch(c, &batch[i], &tick);
-            if (n < CQE_BATCH)
-                break;
-        }
+        uint64_t msgs = atomic_load_explicit(&c->m->msgs_in, memory_order_relaxed);
+        drain_cq(c, &tick);
+        if (atomic_load_explicit(&c->m->msgs_in, memory_order_relaxed) == msgs)
+            c->burst_senders = 0; /* a pass without messages ends the burst */
+        else if (c->burst_senders >= 2 && c->pending && !c->stopping)
+            linger(c, &tick);
         if (c->ncores > 1)
             xdrain(c);
         if (tick)

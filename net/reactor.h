@@ -90,6 +90,10 @@ typedef struct ws_core {
 
     ws_bufring_t bufs;
     bool enobufs_seen; /* the ring already grew in this loop iteration */
+    /* Input burst (see LINGER_US in reactor.c): the connection of the last data message and
+     * how many times the sender changed over consecutive passes that brought messages. */
+    uint32_t burst_conn;
+    uint32_t burst_senders;
 
     ws_conn_slot_t *slots;
     uint32_t nslots;
@@ -134,6 +138,15 @@ void ws_core_teardown_thread(ws_core_t *c); /* what must run on the owning threa
 
 /* An SQE; submits (once, without waiting) when the SQ is full. Never NULL: see reactor.c. */
 struct io_uring_sqe *ws_core_sqe(ws_core_t *c);
+
+/* A data message arrived from connection idx (for the linger heuristic). */
+static inline void ws_core_note_sender(ws_core_t *c, uint32_t idx)
+{
+    if (c->burst_conn != idx || c->burst_senders == 0) {
+        c->burst_conn = idx;
+        c->burst_senders++;
+    }
+}
 
 /* Connection table. */
 static inline ws_conn_t *ws_core_conn(ws_core_t *c, uint64_t ud)
