@@ -545,11 +545,12 @@ static unsigned drain_cq(ws_core_t *c, bool *tick)
  * meanwhile; everything else submitted so far goes out now). */
 static void linger(ws_core_t *c, bool *tick)
 {
-    uint64_t start = now_ns();
+    uint64_t deadline = now_ns() + LINGER_MAX_US * 1000u;
     for (;;) {
-        uint64_t now = now_ns(), left = start + LINGER_MAX_US * 1000u - now;
-        if (now >= start + LINGER_MAX_US * 1000u)
+        uint64_t now = now_ns();
+        if (now >= deadline)
             break;
+        uint64_t left = deadline - now;
         if (left > LINGER_GAP_US * 1000u)
             left = LINGER_GAP_US * 1000u;
         struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)left};

@@ -90,8 +90,8 @@ typedef struct ws_core {
 
     ws_bufring_t bufs;
     bool enobufs_seen; /* the ring already grew in this loop iteration */
-    /* Input burst (see LINGER_US in reactor.c): the connection of the last data message and
-     * how many times the sender changed over consecutive passes that brought messages. */
+    /* Input burst (see LINGER_GAP_US in reactor.c): the connection of the last data message
+     * and how many times the sender changed over consecutive passes that brought messages. */
     uint32_t burst_conn;
     uint32_t burst_senders;
 

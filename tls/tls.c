@@ -275,6 +275,16 @@ static void chunk_put(struct ws_tls_chunk *k)
     pool->bytes += size;
 }
 
+/* Returns every chunk of the list starting at h to the pool. */
+static void chunks_put(struct ws_tls_chunk *h)
+{
+    while (h != NULL) {
+        struct ws_tls_chunk *next = h->next;
+        chunk_put(h);
+        h = next;
+    }
+}
+
 /* Size of a new chunk that must hold at least n bytes: the growing default, else the
  * smallest pool size that fits, else exactly n. */
 static size_t chunk_size_for(const ws_tls_conn_t *c, size_t n)
@@ -411,12 +421,7 @@ void ws_tls_consume_out(ws_tls_conn_t *c, size_t n)
     if (c->out_bytes == 0 && c->out_head != NULL) {
         /* Drained: an idle connection holds no output memory. Nothing sent is still being
          * read by the kernel, since the caller consumed it all. */
-        struct ws_tls_chunk *h = c->out_head;
-        while (h != NULL) {
-            struct ws_tls_chunk *next = h->next;
-            chunk_put(h);
-            h = next;
-        }
+        chunks_put(c->out_head);
         c->out_head = c->out_tail = NULL;
         c->next_chunk = WS_TLS_CHUNK_MIN;
     }
@@ -764,12 +769,7 @@ void ws_tls_conn_free(ws_tls_conn_t *c)
         free(c->tx);
     }
 #endif
-    struct ws_tls_chunk *h = c->out_head;
-    while (h != NULL) {
-        struct ws_tls_chunk *next = h->next;
-        chunk_put(h);
-        h = next;
-    }
+    chunks_put(c->out_head);
     free(c);
 }
 
@@ -976,8 +976,16 @@ bool ws_tls_tx_owned(const ws_tls_conn_t *c)
 
 int ws_tls_write(ws_tls_conn_t *c, const void *p, size_t n)
 {
-    struct iovec one = {.iov_base = (void *)p, .iov_len = n};
-    return ws_tls_writev(c, &one, 1);
+    int r = write_check(c, n);
+    if (r != 0 || n == 0)
+        return r;
+#ifdef WS_WITH_KTLS
+    if (c->tx != NULL) {
+        struct iovec one = {.iov_base = (void *)p, .iov_len = n};
+        return seal_own(c, &one, n);
+    }
+#endif
+    return seal(c, p, n);
 }
 
 int ws_tls_writev(ws_tls_conn_t *c, const struct iovec *iov, int cnt)
