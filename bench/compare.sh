@@ -142,7 +142,7 @@ make_cert() {
 # (cpu.max) or v1 (cpu.cfs_quota_us). cap_cg is empty when neither is writable.
 cap_cg=""
 cap_setup() {
-    local pct=$1 name="uringws-bench-$$" quota=$(($1 * 100))
+    local name="uringws-bench-$$" quota=$(($1 * 100))
     if [ -w /sys/fs/cgroup/cgroup.subtree_control ] && grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
         echo +cpu >/sys/fs/cgroup/cgroup.subtree_control 2>/dev/null || true
         mkdir "/sys/fs/cgroup/$name" 2>/dev/null && echo "$quota 10000" >"/sys/fs/cgroup/$name/cpu.max" 2>/dev/null &&
