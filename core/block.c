@@ -27,6 +27,42 @@ ws_block_t *ws_block_frame(uint8_t opcode, const uint8_t *payload, size_t len)
     return b;
 }
 
+ws_block_t *ws_block_batch(uint32_t cap)
+{
+    ws_block_t *b = malloc(sizeof(*b) + cap);
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->len = 0;
+    b->seq = 0;
+    b->opcode = 0;
+    b->header_len = 0;
+    return b;
+}
+
+ws_block_t *ws_block_append(ws_block_t *batch, uint32_t *cap, const uint8_t *p, uint32_t n)
+{
+    assert(atomic_load_explicit(&batch->refs, memory_order_relaxed) == 1);
+    if (n > UINT32_MAX - batch->len)
+        return NULL;
+    uint32_t need = batch->len + n;
+    if (need > *cap) {
+        uint64_t ncap = (uint64_t)*cap * 2;
+        if (ncap < need)
+            ncap = need;
+        if (ncap > UINT32_MAX)
+            ncap = UINT32_MAX;
+        ws_block_t *nb = realloc(batch, sizeof(*nb) + ncap);
+        if (nb == NULL)
+            return NULL;
+        batch = nb;
+        *cap = (uint32_t)ncap;
+    }
+    memcpy(batch->data + batch->len, p, n);
+    batch->len = need;
+    return batch;
+}
+
 /* The decrement is acq_rel: release so this holder's reads of data[] (its send) happen
  * before the free on whichever core frees, and acquire so the freeing core sees every other
  * holder's release. A release decrement plus an acquire fence on zero would do the same, but

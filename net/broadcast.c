@@ -1,6 +1,7 @@
 /* Room routing: local joins/leaves, JOIN/LEAVE/LEAVE_ACK with the home core, PUBLISH to the
- * home core, FANOUT from it, and delivery to local members with one block reference per core
- * (a ws_bref_t counts the local recipients without atomics). */
+ * home core, FANOUT from it, and delivery to local members, a loop pass's messages batched
+ * into one block, with one block reference per core (a ws_bref_t counts the local recipients
+ * without atomics). */
 #include "broadcast.h"
 
 #include <errno.h>
@@ -33,8 +34,20 @@ static void home_set_peer(ws_core_t *c, ws_room_t *r, unsigned core, ws_room_t *
     r->peer[core] = peer;
 }
 
-/* Delivers b (one reference, held by this core) to every local member of r. */
-static void deliver_local(ws_core_t *c, ws_room_t *r, ws_block_t *b)
+/* Batching: the messages a room gets during one loop pass are delivered to its local
+ * members together at the end of the pass (ws_room_flush_batches), copied back to back into
+ * one block when there are several. A member then queues one entry per pass instead of one
+ * per message, so the per-recipient work of a busy room is one queue entry and one send per
+ * pass, whatever the message count (the work that stays per message is one copy per core).
+ * A lone message is delivered as its own block, uncopied. Frames over BATCH_FRAME_MAX skip
+ * the copy: the room's batch so far is delivered first, then the frame, so order holds. */
+#define BATCH_FRAME_MAX (16u << 10) /* larger frames are delivered as they are */
+#define BATCH_MAX       (64u << 10) /* a batch this large is delivered and a new one begun */
+#define BATCH_FRAMES    65535u      /* frames per batch */
+#define BATCH_FIRST_CAP (4u << 10)
+
+/* Delivers b (one reference, held by this core; `frames` frames) to every local member. */
+static void deliver_now(ws_core_t *c, ws_room_t *r, ws_block_t *b, uint32_t frames)
 {
     if (r->nmembers == 0) {
         ws_block_unref(b);
@@ -51,6 +64,7 @@ static void deliver_local(ws_core_t *c, ws_room_t *r, ws_block_t *b)
         ws_block_unref(b);
         return;
     }
+    br->frames = frames;
     /* ws_conn_deliver never unlinks a member synchronously (closes are deferred), so the
      * walk is safe; br may be freed by the last failed delivery, after which it is unused. */
     ws_dlink_t *n = r->members;
@@ -59,6 +73,76 @@ static void deliver_local(ws_core_t *c, ws_room_t *r, ws_block_t *b)
         ws_conn_deliver(c, ws_container_of(n, ws_conn_t, member), br);
         n = next;
     }
+}
+
+/* Delivers what r gathered this pass. */
+static void batch_flush(ws_core_t *c, ws_room_t *r)
+{
+    ws_block_t *b = r->batch;
+    if (!b)
+        return;
+    ws_dlink_remove(&r->batch_link);
+    r->batch = NULL;
+    deliver_now(c, r, b, r->batch_frames);
+}
+
+/* Adds b (this core's reference) to r's batch; false when no memory was left for it (the
+ * caller still holds b). */
+static bool batch_add(ws_core_t *c, ws_room_t *r, ws_block_t *b)
+{
+    if (!r->batch) {
+        r->batch = b;
+        r->batch_frames = 1;
+        r->batch_cap = 0;
+        ws_dlink_push(&c->batched, &r->batch_link);
+        return true;
+    }
+    if (r->batch_cap == 0) {
+        /* The second message: copy the first into a batch. */
+        ws_block_t *first = r->batch;
+        uint32_t cap = first->len + b->len;
+        cap = cap < BATCH_FIRST_CAP ? BATCH_FIRST_CAP : cap;
+        ws_block_t *nb = ws_block_batch(cap);
+        if (!nb)
+            return false;
+        nb = ws_block_append(nb, &cap, first->data, first->len); /* fits: no growth */
+        r->batch = nb;
+        r->batch_cap = cap;
+        ws_block_unref(first);
+    }
+    ws_block_t *nb = ws_block_append(r->batch, &r->batch_cap, b->data, b->len);
+    if (!nb)
+        return false;
+    r->batch = nb;
+    r->batch_frames++;
+    ws_block_unref(b);
+    return true;
+}
+
+/* b (one reference, held by this core) for every local member of r. */
+static void deliver_local(ws_core_t *c, ws_room_t *r, ws_block_t *b)
+{
+    if (r->nmembers == 0) {
+        ws_block_unref(b);
+        return;
+    }
+    if (r->batch && (b->len > BATCH_FRAME_MAX || r->batch->len + b->len > BATCH_MAX ||
+                     r->batch_frames == BATCH_FRAMES))
+        batch_flush(c, r);
+    if (b->len > BATCH_FRAME_MAX)
+        deliver_now(c, r, b, 1);
+    else if (!batch_add(c, r, b)) {
+        /* No memory to copy into: deliver in order without batching. */
+        batch_flush(c, r);
+        deliver_now(c, r, b, 1);
+    }
+}
+
+void ws_room_flush_batches(ws_core_t *c)
+{
+    ws_dlink_t *n;
+    while ((n = c->batched))
+        batch_flush(c, ws_container_of(n, ws_room_t, batch_link));
 }
 
 /* Home core: numbers the message and hands it to every core with members. */
@@ -98,6 +182,8 @@ int ws_room_join(ws_core_t *c, ws_conn_t *conn, const char *name, size_t len)
         if (ws_roommap_insert(&c->rooms, r) < 0)
             ws_log_warn("room map could not grow; lookups get slower");
     }
+    /* A new member gets the messages published after it joined, not those of this pass. */
+    batch_flush(c, r);
     ws_dlink_push(&r->members, &conn->member);
     conn->room = r;
     if (r->nmembers++ > 0)
@@ -125,6 +211,11 @@ void ws_room_leave(ws_core_t *c, ws_conn_t *conn)
     }
     if (--r->nmembers > 0)
         return;
+    if (r->batch) { /* nobody left here to get it */
+        ws_dlink_remove(&r->batch_link);
+        ws_block_unref(r->batch);
+        r->batch = NULL;
+    }
     if (r->home == c->id) {
         home_set_peer(c, r, c->id, NULL);
     } else if (r->registered) {

@@ -25,6 +25,9 @@ void ws_room_leave(struct ws_core *c, ws_conn_t *conn);
 void ws_room_publish(struct ws_core *c, ws_conn_t *conn, ws_block_t *b);
 /* Handles one cross-core event addressed to this core. */
 void ws_room_on_event(struct ws_core *c, const ws_xev_t *ev);
+/* Delivers every room's messages gathered during this loop pass to the local members; the
+ * loop calls it once per pass, before it issues sends. */
+void ws_room_flush_batches(struct ws_core *c);
 /* Queues one block to a single connection (the echo endpoint); takes the reference. */
 void ws_room_deliver_one(struct ws_core *c, ws_conn_t *conn, ws_block_t *b);
 

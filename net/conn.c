@@ -300,7 +300,7 @@ static bool queue_has_room(const ws_core_t *c, const ws_conn_t *conn, uint32_t l
 {
     if (conn->sq.count == 0)
         return true;
-    return conn->sq.count < c->cfg->max_queue_frames && conn->sq.bytes + len <= c->cfg->max_queue;
+    return conn->sq.frames < c->cfg->max_queue_frames && conn->sq.bytes + len <= c->cfg->max_queue;
 }
 
 /* --slow-policy drop-oldest: drops the oldest data frames no send has started (a frame
@@ -334,15 +334,15 @@ static bool drop_oldest(ws_core_t *c, ws_conn_t *conn, uint32_t len)
 /* Whether `len` more bytes may be queued; when the queue is full, the slow-consumer policy
  * decides: drop-oldest may make room, and otherwise the new frame is not queued (under
  * `close` the connection is also scheduled for its 1008). */
-static bool queue_admit(ws_core_t *c, ws_conn_t *conn, uint32_t len)
+static bool queue_admit(ws_core_t *c, ws_conn_t *conn, uint32_t len, uint32_t frames)
 {
     if (queue_has_room(c, conn, len))
         return true;
     if (c->cfg->slow_policy == WS_SLOW_DROP_OLDEST) {
         if (drop_oldest(c, conn, len))
             return true;
-        /* Everything left is in flight or not droppable: the new frame is the gap. */
-        ws_metric_inc(&c->m->slow_drop_frames);
+        /* Everything left is in flight or not droppable: the new frames are the gap. */
+        ws_metric_add(&c->m->slow_drop_frames, frames);
         ws_metric_add(&c->m->slow_drop_bytes, len);
         return false;
     }
@@ -357,7 +357,7 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
         ws_bref_put(&c->brefs, br);
         return;
     }
-    if (!queue_admit(c, conn, len)) {
+    if (!queue_admit(c, conn, len, br->frames)) {
         ws_bref_put(&c->brefs, br);
         return;
     }
@@ -368,7 +368,7 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
         return;
     }
     ws_metric_add(&c->m->queue_bytes, len);
-    ws_metric_inc(&c->m->msgs_out);
+    ws_metric_add(&c->m->msgs_out, br->frames);
     stall_clock_start(c, conn, was_idle);
     ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
 }
@@ -765,7 +765,7 @@ static int cb_control(void *ud, uint8_t opcode, const uint8_t *payload, size_t l
     if (opcode != WS_OP_PING || conn->state != WS_CONN_OPEN)
         return 0; /* pongs only prove liveness (t_rx is already updated) */
     /* A peer that pings without reading our pongs is a slow consumer like any other. */
-    if (!queue_admit(c, conn, (uint32_t)(len + 2)))
+    if (!queue_admit(c, conn, (uint32_t)(len + 2), 1))
         return 0; /* no pong: closing (close policy), or dropped like a data frame */
     if (queue_control(c, conn, WS_OP_PONG, payload, len) < 0) {
         ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", true);
@@ -1140,7 +1140,7 @@ void ws_conn_do_pending(ws_core_t *c, ws_conn_t *conn)
             ws_metric_inc(&c->m->slow_closes);
             ws_log_verbose("conn %u: slow consumer (%llu bytes, %u frames queued), closing "
                            "with 1008",
-                           conn->idx, (unsigned long long)conn->sq.bytes, conn->sq.count);
+                           conn->idx, (unsigned long long)conn->sq.bytes, conn->sq.frames);
         } else {
             ws_log_verbose("conn %u: closing with %u (%s)", conn->idx, conn->close_code,
                            conn->close_why ? conn->close_why : "");

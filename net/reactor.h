@@ -106,6 +106,7 @@ typedef struct ws_core {
     bool tick_armed;
 
     ws_dlink_t *pending; /* connections with end-of-iteration work */
+    ws_dlink_t *batched; /* rooms holding this pass's messages (ws_room_t.batch_link) */
     ws_qlink_t heads;    /* connections in WS_CONN_HTTP, oldest first (max_pending) */
     uint32_t nheads;
     uint32_t max_heads; /* this core's share of max_pending */

@@ -47,6 +47,9 @@ void ws_room_free(ws_room_t *r)
 {
     if (!r)
         return;
+    ws_dlink_remove(&r->batch_link);
+    if (r->batch)
+        ws_block_unref(r->batch);
     free(r->peer);
     free(r);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "list.h"
+#include "uringws/block.h"
 #include "uringws/common.h"
 #include "uringws/handshake.h"
 
@@ -32,6 +33,14 @@ typedef struct ws_room {
     uint32_t nmembers;
     bool registered;         /* non-home: JOIN sent, no LEAVE since */
     uint32_t leaves_pending; /* non-home: LEAVEs not yet acknowledged */
+    /* This loop pass's messages for the local members, delivered together at the end of
+     * the pass (broadcast.c): NULL, one message's frame block, or a batch of several
+     * (ws_block_batch, batch_cap bytes allocated; 0 while it is a single frame block). The
+     * room holds its one reference. Linked on the core's `batched` list while non-NULL. */
+    ws_block_t *batch;
+    uint32_t batch_frames;
+    uint32_t batch_cap;
+    ws_dlink_t batch_link;
     /* Home part (this core is the home). */
     uint64_t seq;          /* last sequence number assigned */
     uint32_t member_cores; /* non-NULL entries of peer[] */

@@ -38,6 +38,7 @@ ws_bref_t *ws_bref_new(ws_bref_pool_t *p, ws_block_t *b, uint32_t refs)
     }
     r->block = b;
     r->refs = refs;
+    r->frames = 1;
     r->next_free = NULL;
     p->live++;
     return r;
@@ -64,8 +65,15 @@ void ws_sendq_init(ws_sendq_t *q)
     memset(q, 0, sizeof(*q));
 }
 
-static void release(ws_sq_entry_t *e, ws_bref_pool_t *pool)
+static uint32_t entry_frames(const ws_sq_entry_t *e)
 {
+    return e->kind == WS_SQ_BREF ? ((const ws_bref_t *)e->owner)->frames : 1;
+}
+
+/* Drops e's hold on its bytes and takes its frames off q's count. */
+static void release(ws_sendq_t *q, ws_sq_entry_t *e, ws_bref_pool_t *pool)
+{
+    q->frames -= entry_frames(e);
     switch (e->kind) {
     case WS_SQ_BREF:
         ws_bref_put(pool, e->owner);
@@ -111,6 +119,7 @@ int ws_sendq_push(ws_sendq_t *q, uint8_t kind, const void *base, uint32_t len, v
     e->owner = owner;
     e->len = len;
     e->kind = kind;
+    q->frames += entry_frames(e);
     q->count++;
     q->bytes += len;
     return 0;
@@ -154,7 +163,7 @@ unsigned ws_sendq_complete(ws_sendq_t *q, size_t sent, ws_bref_pool_t *pool)
         }
         sent -= left;
         q->bytes -= left;
-        release(e, pool);
+        release(q, e, pool);
         q->head = (q->head + 1) & (q->cap - 1);
         q->head_off = 0;
         q->count--;
@@ -181,18 +190,18 @@ static uint32_t started(const ws_sendq_t *q)
     return q->inflight;
 }
 
-unsigned ws_sendq_drop_oldest(ws_sendq_t *q, uint64_t max_bytes, uint32_t max_count,
+unsigned ws_sendq_drop_oldest(ws_sendq_t *q, uint64_t max_bytes, uint32_t max_frames,
                               ws_bref_pool_t *pool, uint64_t *dropped_bytes)
 {
     uint32_t n = q->count, w = started(q), dropped = 0;
     uint32_t mask = q->cap - 1;
     for (uint32_t r = w; r < n; r++) {
         ws_sq_entry_t *e = &q->ring[(q->head + r) & mask];
-        if (e->kind == WS_SQ_BREF && (q->bytes > max_bytes || n - dropped > max_count)) {
+        if (e->kind == WS_SQ_BREF && (q->bytes > max_bytes || q->frames > max_frames)) {
             q->bytes -= e->len;
             *dropped_bytes += e->len;
-            release(e, pool);
-            dropped++;
+            dropped += entry_frames(e);
+            release(q, e, pool);
             continue;
         }
         if (w != r)
@@ -209,7 +218,7 @@ void ws_sendq_drop_unsent(ws_sendq_t *q, ws_bref_pool_t *pool)
     while (q->count > keep) {
         ws_sq_entry_t *e = &q->ring[(q->head + q->count - 1) & (q->cap - 1)];
         q->bytes -= e->len;
-        release(e, pool);
+        release(q, e, pool);
         q->count--;
     }
 }
@@ -217,7 +226,7 @@ void ws_sendq_drop_unsent(ws_sendq_t *q, ws_bref_pool_t *pool)
 void ws_sendq_clear(ws_sendq_t *q, ws_bref_pool_t *pool)
 {
     while (q->count) {
-        release(&q->ring[q->head], pool);
+        release(q, &q->ring[q->head], pool);
         q->head = (q->head + 1) & (q->cap - 1);
         q->count--;
     }

@@ -25,6 +25,7 @@
 typedef struct ws_bref {
     ws_block_t *block;
     uint32_t refs;
+    uint32_t frames; /* frames in the block: 1, or a batch's count (ws_block_batch) */
     struct ws_bref *next_free;
 } ws_bref_t;
 
@@ -38,7 +39,8 @@ void ws_bref_pool_init(ws_bref_pool_t *p);
 /* Frees the pooled (unused) brefs. Live ones are the send queues' to release first. */
 void ws_bref_pool_free(ws_bref_pool_t *p);
 /* A bref holding `refs` entries' worth of the caller's one block reference, or NULL on
- * allocation failure (the caller still owns its block reference). */
+ * allocation failure (the caller still owns its block reference). frames starts at 1; the
+ * caller sets it for a batch. */
 ws_bref_t *ws_bref_new(ws_bref_pool_t *p, ws_block_t *b, uint32_t refs) WS_WARN_UNUSED;
 /* Drops one entry's reference; the last drops the block reference and recycles the bref. */
 void ws_bref_put(ws_bref_pool_t *p, ws_bref_t *r);
@@ -63,6 +65,8 @@ typedef struct ws_sendq {
     uint32_t count;    /* entries queued, in-flight ones included */
     uint32_t head_off; /* bytes of the head entry already sent (short send) */
     uint32_t inflight; /* entries from head covered by the send in flight (0 = none) */
+    uint32_t frames;   /* frames queued: an entry of a batch bref counts its frames, any
+                          other entry one */
     uint64_t bytes;    /* bytes still to send, in-flight ones included */
 } ws_sendq_t;
 
@@ -101,11 +105,11 @@ unsigned ws_sendq_complete(ws_sendq_t *q, size_t sent, ws_bref_pool_t *pool);
 void ws_sendq_drop_unsent(ws_sendq_t *q, ws_bref_pool_t *pool);
 
 /* Drops the oldest broadcast entries (WS_SQ_BREF) that no send covers, oldest first, until
- * at most max_bytes and max_count remain (or no such entry is left). A partly sent head is
+ * at most max_bytes and max_frames remain (or no such entry is left). A partly sent head is
  * kept (the stream's framing needs its tail), and so are owned and static entries (control
- * frames, responses); the order of what stays is unchanged. Returns the entries dropped and
+ * frames, responses); the order of what stays is unchanged. Returns the frames dropped and
  * adds their bytes to *dropped_bytes. For --slow-policy drop-oldest. */
-unsigned ws_sendq_drop_oldest(ws_sendq_t *q, uint64_t max_bytes, uint32_t max_count,
+unsigned ws_sendq_drop_oldest(ws_sendq_t *q, uint64_t max_bytes, uint32_t max_frames,
                               ws_bref_pool_t *pool, uint64_t *dropped_bytes);
 
 /* Copies each run of two or more consecutive iovecs of at most `small` bytes into buf (up to

@@ -1,5 +1,6 @@
 /* Unit test for core/block.c: exact frame bytes for each length encoding, reference
- * counting (single, batched, and from several threads at once), and the size limit. */
+ * counting (single, batched, and from several threads at once), the size limit, and batches
+ * (frames appended back to back, growing past the first allocation). */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -120,11 +121,47 @@ static void test_threads(void)
     ws_block_unref(b);
 }
 
+/* A batch holds the appended frames' bytes in order, whatever the growth steps. */
+static void test_batch(void)
+{
+    uint32_t cap = 16;
+    ws_block_t *b = ws_block_batch(cap);
+    REQUIRE(b != NULL);
+    CHECK(refs(b) == 1);
+    CHECK_INT(b->len, 0);
+    CHECK_INT(b->opcode, 0);
+    uint8_t *want = malloc(1 << 20);
+    REQUIRE(want);
+    size_t total = 0;
+    for (uint32_t i = 0; i < 300; i++) {
+        uint8_t payload[1000];
+        size_t len = (i * 37) % sizeof(payload);
+        for (size_t k = 0; k < len; k++)
+            payload[k] = (uint8_t)(i + k);
+        ws_block_t *f = ws_block_frame(i & 1 ? WS_OP_TEXT : WS_OP_BINARY, payload, len);
+        REQUIRE(f != NULL);
+        memcpy(want + total, f->data, f->len);
+        total += f->len;
+        b = ws_block_append(b, &cap, f->data, f->len);
+        REQUIRE(b != NULL);
+        ws_block_unref(f);
+        CHECK(cap >= b->len);
+    }
+    CHECK_INT(b->len, total);
+    CHECK(memcmp(b->data, want, total) == 0);
+    /* Growth doubles, so 300 appends take a handful of reallocations, not 300. */
+    CHECK(cap < 2 * total + 16);
+    ws_block_ref(b, 2);
+    ws_block_unref_n(b, 3);
+    free(want);
+}
+
 int main(void)
 {
     test_frame_bytes();
     test_refcount();
     test_too_big();
     test_threads();
+    test_batch();
     return check_exit_status("test_block");
 }

@@ -330,6 +330,56 @@ static void coalesce(void)
     CHECK(memcmp(v[2].iov_base, "ghij", 4) == 0);
 }
 
+/* A batch entry (several frames in one block) counts its frames: in q.frames, in what
+ * drop-oldest returns and in the frame limit, while it stays one entry and one iovec. */
+static void batch_frames(void)
+{
+    ws_bref_pool_t pool;
+    ws_bref_pool_init(&pool);
+    ws_sendq_t q;
+    ws_sendq_init(&q);
+    uint32_t cap = 64;
+    ws_block_t *batch = ws_block_batch(cap);
+    REQUIRE(batch);
+    for (int i = 0; i < 5; i++) {
+        uint8_t payload[4];
+        memset(payload, 'a' + i, sizeof(payload));
+        ws_block_t *f = ws_block_frame(WS_OP_TEXT, payload, sizeof(payload));
+        REQUIRE(f);
+        batch = ws_block_append(batch, &cap, f->data, f->len);
+        REQUIRE(batch);
+        ws_block_unref(f);
+    }
+    ws_bref_t *br = ws_bref_new(&pool, batch, 2);
+    REQUIRE(br);
+    CHECK_EQ_U(br->frames, 1);
+    br->frames = 5;
+    ws_sendq_t q2;
+    ws_sendq_init(&q2);
+    REQUIRE(ws_sendq_push(&q, WS_SQ_BREF, batch->data, batch->len, br) == 0);
+    REQUIRE(ws_sendq_push(&q2, WS_SQ_BREF, batch->data, batch->len, br) == 0);
+    push_owned(&q, "PONG");
+    CHECK_EQ_U(q.count, 2);
+    CHECK_EQ_U(q.frames, 6);
+    struct iovec iov[4];
+    size_t bytes;
+    CHECK_EQ_U(ws_sendq_gather(&q2, iov, 4, 1 << 20, &bytes), 1);
+    CHECK_EQ_U(bytes, 30);
+    /* Over a 3-frame limit: the whole batch goes (5 frames), the PONG stays. */
+    uint64_t dropped = 0;
+    CHECK_EQ_U(ws_sendq_drop_oldest(&q, 1000, 3, &pool, &dropped), 5);
+    CHECK_EQ_U(dropped, 30);
+    CHECK_EQ_U(q.frames, 1);
+    CHECK_EQ_U(q.count, 1);
+    CHECK_EQ_U(pool.live, 1); /* q2 still holds the batch */
+    CHECK_EQ_U(ws_sendq_complete(&q2, bytes, &pool), 1);
+    CHECK_EQ_U(q2.frames, 0);
+    CHECK_EQ_U(pool.live, 0);
+    ws_sendq_clear(&q, &pool);
+    CHECK_EQ_U(q.frames, 0);
+    ws_bref_pool_free(&pool);
+}
+
 int main(void)
 {
     gather_and_partial();
@@ -338,5 +388,6 @@ int main(void)
     drop_keeps_inflight();
     drop_oldest();
     coalesce();
+    batch_frames();
     return check_exit_status("test_net_sendq");
 }

@@ -30,16 +30,28 @@ extern "C" {
  * share it without locks; the count is the only shared, mutable field (atomic). */
 typedef struct ws_block {
     WS_ATOMIC(uint32_t) refs;
-    uint32_t len; /* bytes of data[]: the whole frame */
-    uint64_t seq; /* room sequence number, set by the home core before sharing */
-    uint8_t opcode;
-    uint8_t header_len;
-    uint8_t data[]; /* header then payload; payload starts at data + header_len */
+    uint32_t len;       /* bytes of data[]: the whole frame */
+    uint64_t seq;       /* room sequence number, set by the home core before sharing */
+    uint8_t opcode;     /* the frame's opcode; 0 for a batch */
+    uint8_t header_len; /* 0 for a batch */
+    uint8_t data[];     /* header then payload; payload starts at data + header_len */
 } ws_block_t;
 
 /* Builds a final (FIN) server frame of `opcode` carrying payload[0..len). Returns NULL on
  * allocation failure or when len does not fit a block (over UINT32_MAX - 14). */
 ws_block_t *ws_block_frame(uint8_t opcode, const uint8_t *payload, size_t len) WS_WARN_UNUSED;
+
+/* A batch: several complete frames back to back in one block, gathered by one core during
+ * one loop pass so that each local recipient queues them as one entry and gets them in one
+ * send (see net/broadcast.c). ws_block_batch() returns an empty batch with room for cap bytes
+ * holding one reference, or NULL on allocation failure. ws_block_append() copies n bytes
+ * (whole frames) to the end, growing the allocation when needed; it may move the block, so
+ * only the holder of its only reference may call it, before sharing it. Returns the block,
+ * or NULL when it could not grow (the batch is then unchanged and still valid) or when the
+ * result would exceed UINT32_MAX bytes. *cap tracks the allocation. */
+ws_block_t *ws_block_batch(uint32_t cap) WS_WARN_UNUSED;
+ws_block_t *ws_block_append(ws_block_t *batch, uint32_t *cap, const uint8_t *p,
+                            uint32_t n) WS_WARN_UNUSED;
 
 /* Takes n more references. Relaxed is enough: the caller already holds one, so the block
  * cannot be freed concurrently, and nothing is published by taking a reference. */
