@@ -417,6 +417,19 @@ static void ws__frame_done(ws_fo_loop_t *l, ws_fo_conn_t *c, int64_t now)
 static void ws__frames(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p, size_t n, int64_t now)
 {
     while (c->state == WS_FO_C_OPEN) {
+        /* The common case of a fan-out stream, measured in place: a whole small data frame
+         * (FIN, no RSV bits, unmasked, 7-bit length) with nothing carried over. At hundreds
+         * of thousands of deliveries per second per worker, the general path's header copy
+         * and parse were a quarter of the client's time. */
+        if (!c->in_payload && c->hdr_len == 0 && n >= 2 && p[1] < 126 && n >= 2u + p[1] &&
+            (p[0] == (0x80 | WS_OP_TEXT) || p[0] == (0x80 | WS_OP_BINARY))) {
+            size_t len = p[1];
+            if (len >= WS_FO_META)
+                l->on_message(l, c, p + 2, now);
+            p += 2 + len;
+            n -= 2 + len;
+            continue;
+        }
         if (!c->in_payload) {
             if (n == 0)
                 return;

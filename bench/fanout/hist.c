@@ -8,16 +8,6 @@ void ws_hist_reset(ws_hist_t *h)
     memset(h, 0, sizeof(*h));
 }
 
-static unsigned ws__hist_index(uint64_t v)
-{
-    if (v < WS_HIST_SUB)
-        return (unsigned)v;
-    unsigned e = 63u - (unsigned)__builtin_clzll(v); /* >= WS_HIST_SUB_BITS */
-    unsigned sub = (unsigned)(v >> (e - WS_HIST_SUB_BITS)) & (WS_HIST_SUB - 1);
-    unsigned idx = (e - WS_HIST_SUB_BITS + 1) * WS_HIST_SUB + sub;
-    return idx < WS_HIST_BUCKETS ? idx : WS_HIST_BUCKETS - 1;
-}
-
 /* Largest value that maps to bucket `idx`. */
 static uint64_t ws__hist_upper(unsigned idx)
 {
@@ -27,14 +17,6 @@ static uint64_t ws__hist_upper(unsigned idx)
     uint64_t sub = idx % WS_HIST_SUB;
     uint64_t base = (1ull << e) | (sub << (e - WS_HIST_SUB_BITS));
     return base + (1ull << (e - WS_HIST_SUB_BITS)) - 1;
-}
-
-void ws_hist_record(ws_hist_t *h, uint64_t us)
-{
-    h->bucket[ws__hist_index(us)]++;
-    h->count++;
-    if (us > h->max_us)
-        h->max_us = us;
 }
 
 void ws_hist_merge(ws_hist_t *into, const ws_hist_t *from)

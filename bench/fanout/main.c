@@ -923,6 +923,9 @@ static int ws__run(ws_fo_parent_t *pa, ws_fo_report_t *rep)
         rep->have_main = err == 0;
         rep->rounds_per_s = (double)rep->main.t.rounds / cfg->duration_s;
         rep->client_saturated = ws__saturated(&rep->main.t);
+        if (rep->client_saturated && rep->have_main)
+            fprintf(stderr, "fanout: %.1f rounds/s with the client saturated (not a result)\n",
+                    rep->rounds_per_s);
         break;
     case WS_FO_STORM:
         /* The storm's result is a rate, so a client short of CPU voids it too. */
