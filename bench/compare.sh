@@ -6,7 +6,7 @@
 # docs/benchmarks.md and docs/fanout-p99.svg / docs/fanout-rate.svg (bench/report.py).
 #
 #   bench/compare.sh [--quick] [--server-cpus LIST] [--client-cpus LIST] [--cores "1 2"]
-#                    [--peers "node-ws go-gorilla lws uws"] [--scenarios "1 2 3 4 5 6 tls"]
+#                    [--peers "node-ws go-gorilla lws uws epoll-min"] [--scenarios "1 2 3 4 5 6 tls"]
 #                    [--tls-cap PCT] [--no-docs] [--fanout PATH] [--uringws PATH]
 #
 # Scenarios: 1 open loop, 1 room, 1k/5k/19k subscribers, 1 publisher, 128 B, 10 msg/s;
@@ -19,7 +19,13 @@
 # server, not the load generator, is what saturates in both (needs a writable cgroup).
 # --quick shrinks every scenario for a smoke run (about 5 minutes).
 # Every server is restarted for each scenario and must pass bench/peers/check.js first.
-# UWS_DIR (a uWebSockets checkout with uSockets inside) enables the uws peer.
+# UWS_DIR (a uWebSockets checkout with uSockets inside) enables the uws peer. epoll-min is
+# not a competitor but the reference the benchmark issue names: a deliberately minimal epoll
+# server that writes each loop pass's batch to each member with one write().
+# In the saturation scenarios uringws runs with --slow-policy drop-oldest: under the default
+# `close`, the first overloaded step closes the lagging subscribers and the search has to end
+# there (fanout stops when connections close); with drop-oldest that step fails on its losses
+# and the search goes on bisecting between the last held and the first failed rate.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -28,7 +34,7 @@ quick=0
 server_cpus=0
 client_cpus=1
 cores="1"
-peers="node-ws go-gorilla lws uws"
+peers="node-ws go-gorilla lws uws epoll-min"
 scenarios="1 2 3 4 5 6 tls"
 docs=1
 tls_cap=50
@@ -157,6 +163,8 @@ cap_setup() {
 cap_cleanup() { [ -z "$cap_cg" ] || rmdir "$cap_cg" 2>/dev/null || true; }
 server_cap=""  # set while the capped runs go: run_one moves each server into cap_cg
 
+uringws_extra=(--slow-policy close) # see the header: drop-oldest while a saturation search runs
+
 # start_server LABEL KIND ARG [tls]: sets server_pid, port, tls_port, server_cpuset
 start_server() {
     local label=$1 kind=$2 arg=$3 tls=${4:-}
@@ -169,7 +177,8 @@ start_server() {
             extra=(--tls-port "$tls_port" --tls-cert "$tls_dir/cert.pem" --tls-key "$tls_dir/key.pem")
         fi
         taskset -c "$server_cpuset" "$uringws" -p "$port" -b 127.0.0.1 -c "$arg" --max-conns 19500 \
-            --idle-timeout 0 --shutdown-timeout 1s -q "${extra[@]}" >"$out/server-$label.log" 2>&1 &
+            --idle-timeout 0 --shutdown-timeout 1s -q "${extra[@]}" "${uringws_extra[@]}" \
+            >"$out/server-$label.log" 2>&1 &
     else
         server_cpuset=$(join_cpus "${scpus[@]}")
         taskset -c "$server_cpuset" "bench/peers/$arg/run.sh" "$port" >"$out/server-$label.log" 2>&1 &
@@ -268,6 +277,7 @@ log "results in $out; servers:$(for s in "${servers[@]}"; do printf ' %s' "${s%%
 if has 1; then
     for n in $s1_subs; do for_servers s1 "$n" "$((n + 1))" "${open_args[@]}" --subs "$n"; done
 fi
+uringws_extra=(--slow-policy drop-oldest)
 if has 2; then
     for size in 128 4096; do for_servers s2 "$size" "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 200 --subs "$s2_subs" --pubs 10 --size "$size"; done
 fi
@@ -279,6 +289,7 @@ if has 3; then
             "$((s3_rooms * (s3_subs + 1)))" "${s3_args[@]}"
     done
 fi
+uringws_extra=(--slow-policy close)
 if has 4; then
     for_servers s4 "$big" "$big" --mode storm --subs "$big" --max-time 60
 fi
@@ -293,6 +304,7 @@ if has tls; then
     if has 1; then
         for n in $s1_subs; do run_one tls1 "$n" "uringws-c$c1-wss" uringws "$c1" tls "$((n + 1))" "${open_args[@]}" --subs "$n"; done
     fi
+    uringws_extra=(--slow-policy drop-oldest)
     if has 2; then
         for size in 128 4096; do run_one tls2 "$size" "uringws-c$c1-wss" uringws "$c1" tls "$((s2_subs + 10))" "${sat_args[@]}" --start-rate 200 --subs "$s2_subs" --pubs 10 --size "$size"; done
         if [ "$tls_cap" -gt 0 ] && cap_setup "$tls_cap"; then

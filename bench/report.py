@@ -323,7 +323,12 @@ def render(d, env, runs, plots):
              f"{env.get('client_cpus')}. A saturation step holds when its p99 is at most {env.get('p99_bound_ms')} ms and "
              "nothing is lost; the rate shown is the highest step held (≥: a lower bound, because no step "
              "failed before the search's time bound, or because the next step saturated the load "
-             "generator rather than the server). "
+             "generator rather than the server). In the saturation scenarios uringws runs with "
+             "`--slow-policy drop-oldest`, so that an overloaded step fails on its losses instead of "
+             "closing the lagging subscribers and ending the search. `epoll-min` is not a competitor "
+             "but the benchmark issue's reference: a deliberately minimal one-thread epoll server that "
+             "writes each loop pass's batch to each member with one write() and does none of the "
+             "protocol checks. "
              "Peers: " + (", ".join(sorted(set(r["server"] for r in runs if not is_uringws(r["server"])
                                                   and r["status"] != "skipped"))) or "none") +
              (f" ({env['versions']})" if env.get("versions") else "") + "."]

@@ -56,7 +56,7 @@ static const char ws__usage[] =
     "  --src-addrs N        spread connections over source 127.0.0.1..N (default max(K, 8))\n"
     "  --connect-window N   connects in flight at once, all workers (default 1000)\n"
     "  --coalesce-us US     under continuous traffic, wait up to US between rounds of reads\n"
-    "                       so one read takes several frames (default 0; saturate 2000)\n"
+    "                       so one read takes several frames (default 0; saturate 5000)\n"
     "  --settle SEC         idle: wait before reading the server's RSS (default 3)\n"
     "  --server-pid PID     also report server CPU (and RSS in idle mode)\n"
     "  --cpus LIST          pin workers to these CPUs, round robin (e.g. 1 or 2-3,5)\n"
@@ -357,7 +357,7 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
      * reaches 90% of a core near 400k deliveries/s, long before one uringws core does (measured:
      * refused at 400 msgs/s x 1010 members; with 2 ms, held to 5600 msgs/s at 0.6 of a core).
      * 2 ms is 2% of the default p99 bound. */
-    cfg->coalesce_us = coalesce >= 0 ? (unsigned)coalesce : cfg->mode == WS_FO_SATURATE ? 2000 : 0;
+    cfg->coalesce_us = coalesce >= 0 ? (unsigned)coalesce : cfg->mode == WS_FO_SATURATE ? 5000 : 0;
     cfg->src_addrs = src_addrs ? src_addrs : (cfg->procs > 8 ? cfg->procs : 8);
     if (cfg->mode == WS_FO_ALLTOALL) {
         if (!size_set)
@@ -886,11 +886,12 @@ static void ws__print_table(const ws_fo_config_t *cfg, const ws_fo_report_t *rep
                (long long)(t->expected - t->deliveries), (unsigned long long)t->expected,
                (unsigned long long)t->dropped);
     const ws_hist_t *h = &t->latency;
-    printf("%-22s p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu\n", "latency us",
-           (unsigned long long)ws_hist_quantile(h, 0.5),
-           (unsigned long long)ws_hist_quantile(h, 0.9),
-           (unsigned long long)ws_hist_quantile(h, 0.99),
-           (unsigned long long)ws_hist_quantile(h, 0.999), (unsigned long long)h->max_us);
+    if (cfg->mode != WS_FO_ALLTOALL) /* alltoall measures round times only */
+        printf("%-22s p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu\n", "latency us",
+               (unsigned long long)ws_hist_quantile(h, 0.5),
+               (unsigned long long)ws_hist_quantile(h, 0.9),
+               (unsigned long long)ws_hist_quantile(h, 0.99),
+               (unsigned long long)ws_hist_quantile(h, 0.999), (unsigned long long)h->max_us);
     ws__print_client_cpu(cfg, rep);
     if (m->server_cpu >= 0)
         printf("%-22s %.2f of a core\n", "server cpu", m->server_cpu);

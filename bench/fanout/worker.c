@@ -200,11 +200,10 @@ static void ws__on_message(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t meta[
     memcpy(&ts, meta, 8);
     memcpy(&seq, meta + 12, 4);
     if (w->rounds_mode) {
-        if (seq != (uint32_t)w->round_seq)
-            return;
-        w->round_recv++;
-        if (w->round_start_ns >= w->cmd.t_measure && now <= w->cmd.t_end)
-            ws_hist_record(&w->res->latency, (uint64_t)(now > ts ? now - ts : 0) / 1000);
+        /* Only the round time is measured: per-delivery latency adds nothing to it and cost
+         * the client 15% of its time at 500 clients (250,000 receipts per round). */
+        if (seq == (uint32_t)w->round_seq)
+            w->round_recv++;
         return;
     }
     if (ts < w->cmd.t_measure || ts >= w->cmd.t_end)
@@ -522,15 +521,17 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
          * socket buffers before the next round of reads, so that one read() takes several
          * frames instead of one. A client that keeps up reads one frame per system call and
          * then costs more per delivery than a batching server. Scheduled sends are never
-         * held back (hold <= wake), and after a quiet spell the first event is handled at
-         * once, so the added latency is at most C. */
+         * held back: the worker wakes for each one, sends it (the ticks above) and goes on
+         * holding its reads. After a quiet spell the first event is handled at once, so the
+         * added latency is at most C. */
         if (cfg->coalesce_us > 0 && busy_since_ns > 0) {
             int64_t hold = busy_since_ns + (int64_t)cfg->coalesce_us * 1000;
-            if (hold > wake)
-                hold = wake;
             if (hold > now) {
-                struct timespec hs = {hold / 1000000000ll, hold % 1000000000ll};
+                int64_t until = hold < wake ? hold : wake;
+                struct timespec hs = {until / 1000000000ll, until % 1000000000ll};
                 clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &hs, NULL);
+                if (until < hold)
+                    continue; /* a send is due; the reads stay held */
                 now = ws_fo_now();
             }
         }
