@@ -541,7 +541,10 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
             ts.tv_nsec = (wake - now) % 1000000000ll;
         }
         int n = epoll_pwait2(w.loop.epfd, evs, WS_FO_EVENTS, wake == INT64_MAX ? NULL : &ts, NULL);
-        busy_since_ns = n > 0 ? ws_fo_now() : 0;
+        /* A full event array means more sockets are ready: the next round of reads goes at
+         * once. Holding there would let only WS_FO_EVENTS reads through per hold (at 10,000
+         * connections, a cap of about 200,000 reads/s with a 5 ms hold). */
+        busy_since_ns = n > 0 && n < WS_FO_EVENTS ? ws_fo_now() : 0;
         if (n < 0 && errno != EINTR) {
             perror("fanout: epoll_pwait2");
             return 1;
