@@ -375,6 +375,7 @@ static void batch_frames(void)
     CHECK_EQ_U(ws_sendq_complete(&q2, bytes, &pool), 1);
     CHECK_EQ_U(q2.frames, 0);
     CHECK_EQ_U(pool.live, 0);
+    ws_sendq_clear(&q2, &pool);
     ws_sendq_clear(&q, &pool);
     CHECK_EQ_U(q.frames, 0);
     ws_bref_pool_free(&pool);
