@@ -126,12 +126,14 @@ static void deliver_local(ws_core_t *c, ws_room_t *r, ws_block_t *b)
         ws_block_unref(b);
         return;
     }
-    if (r->batch && (b->len > BATCH_FRAME_MAX || r->batch->len + b->len > BATCH_MAX ||
-                     r->batch_frames == BATCH_FRAMES))
+    if (b->len > BATCH_FRAME_MAX) {
         batch_flush(c, r);
-    if (b->len > BATCH_FRAME_MAX)
         deliver_now(c, r, b, 1);
-    else if (!batch_add(c, r, b)) {
+        return;
+    }
+    if (r->batch && (r->batch->len + b->len > BATCH_MAX || r->batch_frames == BATCH_FRAMES))
+        batch_flush(c, r);
+    if (!batch_add(c, r, b)) {
         /* No memory to copy into: deliver in order without batching. */
         batch_flush(c, r);
         deliver_now(c, r, b, 1);
@@ -211,11 +213,8 @@ void ws_room_leave(ws_core_t *c, ws_conn_t *conn)
     }
     if (--r->nmembers > 0)
         return;
-    if (r->batch) { /* nobody left here to get it */
-        ws_dlink_remove(&r->batch_link);
-        ws_block_unref(r->batch);
-        r->batch = NULL;
-    }
+    /* A batch this pass gathered for r is dropped by the end-of-pass flush (no members), or
+     * by ws_room_free below when r goes now. */
     if (r->home == c->id) {
         home_set_peer(c, r, c->id, NULL);
     } else if (r->registered) {

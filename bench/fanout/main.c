@@ -353,10 +353,10 @@ static void ws__parse_args(ws_fo_config_t *cfg, int argc, char **argv)
     ws__parse_url(cfg, url);
     /* Every source address has its own ephemeral range towards the server; loopback has
      * them all, so spreading costs nothing and keeps connect() off a crowded range. */
-    /* Without coalescing, a plain-ws client that keeps up reads one frame per read() and
-     * reaches 90% of a core near 400k deliveries/s, long before one uringws core does (measured:
-     * refused at 400 msgs/s x 1010 members; with 2 ms, held to 5600 msgs/s at 0.6 of a core).
-     * 2 ms is 2% of the default p99 bound. */
+    /* Without coalescing, a plain-ws client that keeps up reads once per server send and
+     * reaches 90% of a core long before one uringws core does (measured: refused at 400
+     * msgs/s x 1010 members; with 5 ms held across scheduled sends, 12.9M deliveries/s held
+     * at 0.78 of a core; docs/fanout.md). 5 ms is 5% of the default p99 bound. */
     cfg->coalesce_us = coalesce >= 0 ? (unsigned)coalesce : cfg->mode == WS_FO_SATURATE ? 5000 : 0;
     cfg->src_addrs = src_addrs ? src_addrs : (cfg->procs > 8 ? cfg->procs : 8);
     if (cfg->mode == WS_FO_ALLTOALL) {
