@@ -103,8 +103,7 @@ static size_t write_base(uint8_t *out, uint8_t opcode, bool fin, uint64_t len, u
         return 4;
     }
     out[1] = mask_bit | 127;
-    for (size_t i = 0; i < 8; i++)
-        out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+    ws_store_be64(out + 2, len);
     return 10;
 }
 

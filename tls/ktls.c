@@ -197,14 +197,6 @@ int ws_ktls_hkdf_expand_label(uint8_t *out, size_t out_len, const EVP_MD *md, co
     return 0;
 }
 
-static void put_be64(uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        out[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 int ws_ktls_crypto_info(SSL *ssl, unsigned dir, ws_ktls_crypto_info_t *out, size_t *out_len)
 {
     uint8_t key[32], iv[12], kb[2 * (32 + 12)];
@@ -260,7 +252,7 @@ int ws_ktls_crypto_info(SSL *ssl, unsigned dir, ws_ktls_crypto_info_t *out, size
             /* iv = salt (4 bytes) then the explicit nonce of the next record, which
              * BoringSSL takes from the sequence number. For RX the kernel reads the
              * explicit nonce from each record; we still fill in the same value. */
-            put_be64(iv + 4, seq);
+            ws_store_be64(iv + 4, seq);
         }
     } else if (version == TLS1_3_VERSION) {
         struct ws_ktls_secrets *s = secrets_get(ssl);
@@ -292,20 +284,20 @@ int ws_ktls_crypto_info(SSL *ssl, unsigned dir, ws_ktls_crypto_info_t *out, size
         memcpy(out->aes_gcm_128.key, key, key_len);
         memcpy(out->aes_gcm_128.salt, iv, salt_len);
         memcpy(out->aes_gcm_128.iv, iv + salt_len, sizeof(out->aes_gcm_128.iv));
-        put_be64(out->aes_gcm_128.rec_seq, seq);
+        ws_store_be64(out->aes_gcm_128.rec_seq, seq);
         *out_len = sizeof(out->aes_gcm_128);
         break;
     case TLS_CIPHER_AES_GCM_256:
         memcpy(out->aes_gcm_256.key, key, key_len);
         memcpy(out->aes_gcm_256.salt, iv, salt_len);
         memcpy(out->aes_gcm_256.iv, iv + salt_len, sizeof(out->aes_gcm_256.iv));
-        put_be64(out->aes_gcm_256.rec_seq, seq);
+        ws_store_be64(out->aes_gcm_256.rec_seq, seq);
         *out_len = sizeof(out->aes_gcm_256);
         break;
     default:
         memcpy(out->chacha20_poly1305.key, key, key_len);
         memcpy(out->chacha20_poly1305.iv, iv, sizeof(out->chacha20_poly1305.iv));
-        put_be64(out->chacha20_poly1305.rec_seq, seq);
+        ws_store_be64(out->chacha20_poly1305.rec_seq, seq);
         *out_len = sizeof(out->chacha20_poly1305);
         break;
     }

@@ -9,14 +9,6 @@
 
 #include "uringws/ktls.h"
 
-static void put_be64(uint8_t out[8], uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        out[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
 static const EVP_AEAD *aead_of(uint16_t cipher_type)
 {
     switch (cipher_type) {
@@ -113,7 +105,7 @@ static size_t nonce_aad(const ws_tls_rec_t *r, uint64_t seq, uint8_t type, size_
                         const uint8_t hdr[WS_TLS_REC_HEADER], uint8_t nonce[12], uint8_t aad[13])
 {
     uint8_t s[8];
-    put_be64(s, seq);
+    ws_store_be64(s, seq);
     memcpy(nonce, r->iv, 12);
     if (r->explicit_len)
         memcpy(nonce + 4, s, 8);

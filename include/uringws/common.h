@@ -26,4 +26,13 @@ static inline ws_slice_t ws_slice(const void *base, size_t len)
     return s;
 }
 
+/* Stores v big-endian (network order) in out[0..8): frame lengths, TLS sequence numbers. */
+static inline void ws_store_be64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)v;
+        v >>= 8;
+    }
+}
+
 #endif
