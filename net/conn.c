@@ -65,6 +65,8 @@ static uint64_t conn_deadline(const ws_core_t *c, const ws_conn_t *conn)
         if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
             conn->t_tx + cfg->write_stall_ms < d)
             d = conn->t_tx + cfg->write_stall_ms;
+        if ((conn->flags & WS_CONN_F_OVER) && conn->t_win + cfg->slow_grace_ms < d)
+            d = conn->t_win + cfg->slow_grace_ms;
         break;
     case WS_CONN_CLOSING:
     case WS_CONN_LINGER:
@@ -294,70 +296,139 @@ static int queue_close(ws_core_t *c, ws_conn_t *conn, unsigned code, const char 
     return queue_control(c, conn, WS_OP_CLOSE, payload, 2 + wlen);
 }
 
-/* True when the queue can take `len` more bytes. A frame always fits an empty queue, so a
- * message larger than max_queue (but within max_message) can still be delivered. */
-static bool queue_has_room(const ws_core_t *c, const ws_conn_t *conn, uint32_t len)
+/* ---- slow consumers ---------------------------------------------------------------- *
+ *
+ * A member is slow when its socket stops taking what it is offered, not when one loop pass
+ * queued more than the limits for it (a publisher's burst lands on every member's queue
+ * before any send was tried). So a queue over max_queue or max_queue_frames starts an
+ * episode and is judged in windows of slow_grace: a window passes when the sends during it
+ * took at least what was over the limits at its start; one that ends with the queue still
+ * over and that backlog not taken is a slow consumer, and slow_policy applies. A reader
+ * that keeps up therefore absorbs a burst of up to about max_queue plus two windows of its
+ * own throughput, and a stuck one holds at most max_queue plus the room's traffic in one
+ * window (two, when a trickle got it past the first) before it is closed or trimmed. A
+ * lone queued entry never counts as over, so one message larger than max_queue (within
+ * max_message) still goes. slow_grace 0 judges at once: the limits are then hard. */
+
+static bool queue_over(const ws_core_t *c, const ws_conn_t *conn)
 {
-    if (conn->sq.count == 0)
-        return true;
-    return conn->sq.frames < c->cfg->max_queue_frames && conn->sq.bytes + len <= c->cfg->max_queue;
+    const ws_sendq_t *q = &conn->sq;
+    return q->count > 1 && (q->bytes > c->cfg->max_queue || q->frames > c->cfg->max_queue_frames);
+}
+
+/* Opens a judgment window now: its end must see the queue's current excess sent. */
+static void window_start(ws_core_t *c, ws_conn_t *conn)
+{
+    const ws_server_config_t *cfg = c->cfg;
+    const ws_sendq_t *q = &conn->sq;
+    conn->t_win = c->now_ms;
+    conn->win_bytes = q->sent_bytes + (q->bytes > cfg->max_queue ? q->bytes - cfg->max_queue : 0);
+    conn->win_frames = q->sent_frames +
+                       (q->frames > cfg->max_queue_frames ? q->frames - cfg->max_queue_frames : 0);
+    uint64_t end = conn->t_win + cfg->slow_grace_ms;
+    if (cfg->slow_grace_ms && (!ws_timer_armed(&conn->timer) || conn->timer.deadline > end))
+        conn_schedule(c, conn);
+}
+
+void ws_conn_queue_shrank(ws_core_t *c, ws_conn_t *conn)
+{
+    if ((conn->flags & WS_CONN_F_OVER) && !queue_over(c, conn))
+        conn->flags &= ~WS_CONN_F_OVER; /* the burst drained; the timer just finds nothing */
+}
+
+/* "--max-queue 1048576 by 5000 bytes": the limit the queue is over, and by how much. */
+static void over_what(const ws_core_t *c, const ws_conn_t *conn, char *out, size_t cap)
+{
+    const ws_server_config_t *cfg = c->cfg;
+    if (conn->sq.bytes > cfg->max_queue)
+        snprintf(out, cap, "--max-queue %llu by %llu bytes", (unsigned long long)cfg->max_queue,
+                 (unsigned long long)(conn->sq.bytes - cfg->max_queue));
+    else
+        snprintf(out, cap, "--max-queue-frames %u by %u frames", cfg->max_queue_frames,
+                 conn->sq.frames - cfg->max_queue_frames);
 }
 
 /* --slow-policy drop-oldest: drops the oldest data frames no send has started (a frame
  * partly sent is finished, control frames and responses stay) down to 3/4 of the limits, so
  * that a reader that stays behind costs one pass over its queue per quarter of it, not one
- * per message. Returns whether `len` more bytes fit now. */
-static bool drop_oldest(ws_core_t *c, ws_conn_t *conn, uint32_t len)
+ * per message. */
+static void drop_oldest(ws_core_t *c, ws_conn_t *conn, const char *what, uint64_t over_ms)
 {
     const ws_server_config_t *cfg = c->cfg;
     uint64_t bytes = 0, before = conn->sq.bytes;
     unsigned n = ws_sendq_drop_oldest(&conn->sq, cfg->max_queue / 4 * 3,
                                       cfg->max_queue_frames / 4 * 3, &c->brefs, &bytes);
     sq_account(c, before, conn->sq.bytes);
-    if (n) {
-        ws_metric_add(&c->m->slow_drop_frames, n);
-        ws_metric_add(&c->m->slow_drop_bytes, bytes);
-        /* The first time at -v; a reader that stays behind does this once per quarter queue. */
-        if (conn->flags & WS_CONN_F_DROPPED) {
-            ws_log_debug("conn %u: slow consumer: dropped %u frames (%llu bytes)", conn->idx, n,
-                         (unsigned long long)bytes);
-        } else {
-            conn->flags |= WS_CONN_F_DROPPED;
-            ws_log_verbose("conn %u: slow consumer: dropped its %u oldest queued frames (%llu "
-                           "bytes); later drops are logged at -vv",
-                           conn->idx, n, (unsigned long long)bytes);
-        }
+    if (!n)
+        return;
+    ws_metric_add(&c->m->slow_drop_frames, n);
+    ws_metric_add(&c->m->slow_drop_bytes, bytes);
+    /* The first time at -v; a reader that stays behind does this once per window. */
+    if (conn->flags & WS_CONN_F_DROPPED) {
+        ws_log_debug("conn %u: slow consumer: dropped %u frames (%llu bytes), over %s for %llu ms",
+                     conn->idx, n, (unsigned long long)bytes, what, (unsigned long long)over_ms);
+    } else {
+        conn->flags |= WS_CONN_F_DROPPED;
+        ws_log_verbose("conn %u: slow consumer: dropped its %u oldest queued frames (%llu "
+                       "bytes), over %s for %llu ms; later drops are logged at -vv",
+                       conn->idx, n, (unsigned long long)bytes, what, (unsigned long long)over_ms);
     }
-    return queue_has_room(c, conn, len);
 }
 
-/* Whether `len` more bytes may be queued; when the queue is full, the slow-consumer policy
- * decides: drop-oldest may make room, and otherwise the new frame is not queued (under
- * `close` the connection is also scheduled for its 1008). */
-static bool queue_admit(ws_core_t *c, ws_conn_t *conn, uint32_t len, uint32_t frames)
+/* A window ended with the queue still over and its backlog not taken. */
+static void slow_verdict(ws_core_t *c, ws_conn_t *conn)
 {
-    if (queue_has_room(c, conn, len))
-        return true;
+    char what[96];
+    over_what(c, conn, what, sizeof(what));
+    uint64_t over_ms = c->now_ms - conn->t_over;
     if (c->cfg->slow_policy == WS_SLOW_DROP_OLDEST) {
-        if (drop_oldest(c, conn, len))
-            return true;
-        /* Everything left is in flight or not droppable: the new frames are the gap. */
-        ws_metric_add(&c->m->slow_drop_frames, frames);
-        ws_metric_add(&c->m->slow_drop_bytes, len);
-        return false;
+        drop_oldest(c, conn, what, over_ms);
+        if (queue_over(c, conn))
+            window_start(c, conn); /* what is left cannot be dropped: judged again later */
+        else
+            conn->flags &= ~WS_CONN_F_OVER;
+        return;
     }
+    ws_metric_inc(&c->m->slow_closes);
+    ws_log_verbose("conn %u: slow consumer: %llu bytes, %u frames queued, over %s for %llu ms "
+                   "(its socket took %llu bytes meanwhile), closing with 1008",
+                   conn->idx, (unsigned long long)conn->sq.bytes, conn->sq.frames, what,
+                   (unsigned long long)over_ms,
+                   (unsigned long long)(conn->sq.sent_bytes - conn->over_sent0));
+    conn->flags &= ~WS_CONN_F_OVER;
     ws_conn_close_later(c, conn, WS_CLOSE_POLICY, "slow consumer");
-    return false;
+}
+
+/* Called after frames were queued on an open connection, and by its timer: starts an
+ * episode when the queue went over the limits, ends it when it is back within them, and
+ * judges it when its window is over. */
+static void backpressure(ws_core_t *c, ws_conn_t *conn)
+{
+    if (!queue_over(c, conn)) {
+        conn->flags &= ~WS_CONN_F_OVER;
+        return;
+    }
+    if (!(conn->flags & WS_CONN_F_OVER)) {
+        conn->flags |= WS_CONN_F_OVER;
+        conn->t_over = c->now_ms;
+        conn->over_sent0 = conn->sq.sent_bytes;
+        ws_metric_inc(&c->m->queue_over);
+        ws_log_debug("conn %u: send queue over the limits (%llu bytes, %u frames)", conn->idx,
+                     (unsigned long long)conn->sq.bytes, conn->sq.frames);
+        window_start(c, conn);
+    }
+    if (c->now_ms < conn->t_win + c->cfg->slow_grace_ms)
+        return;
+    if (conn->sq.sent_bytes >= conn->win_bytes && conn->sq.sent_frames >= conn->win_frames)
+        window_start(c, conn); /* it took the backlog: a burst, or a room faster than it */
+    else
+        slow_verdict(c, conn);
 }
 
 void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
 {
     uint32_t len = br->block->len;
     if (conn->state != WS_CONN_OPEN || (conn->flags & WS_CONN_F_NEED_CLOSE)) {
-        ws_bref_put(&c->brefs, br);
-        return;
-    }
-    if (!queue_admit(c, conn, len, br->frames)) {
         ws_bref_put(&c->brefs, br);
         return;
     }
@@ -371,6 +442,7 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
     ws_metric_add(&c->m->msgs_out, br->frames);
     stall_clock_start(c, conn, was_idle);
     ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+    backpressure(c, conn);
 }
 
 /* ---- closing ----------------------------------------------------------------------- */
@@ -505,6 +577,7 @@ void ws_conn_on_send(ws_core_t *c, ws_conn_t *conn, int res)
     uint64_t before = conn->sq.bytes;
     ws_sendq_complete(&conn->sq, sent, &c->brefs);
     sq_account(c, before, conn->sq.bytes);
+    ws_conn_queue_shrank(c, conn);
     if (sent)
         conn->t_tx = c->now_ms; /* progress: the write-stall clock restarts */
     if (conn->tls)
@@ -764,13 +837,16 @@ static int cb_control(void *ud, uint8_t opcode, const uint8_t *payload, size_t l
     conn->flags |= WS_CONN_F_FRAME_SEEN;
     if (opcode != WS_OP_PING || conn->state != WS_CONN_OPEN)
         return 0; /* pongs only prove liveness (t_rx is already updated) */
-    /* A peer that pings without reading our pongs is a slow consumer like any other. */
-    if (!queue_admit(c, conn, (uint32_t)(len + 2), 1))
-        return 0; /* no pong: closing (close policy), or dropped like a data frame */
+    /* A peer that pings without reading our pongs is a slow consumer like any other, and
+     * while its queue is over the limits it gets no pong (a later ping gets one): pongs are
+     * not droppable, so under drop-oldest they could otherwise pile up without bound. */
+    if ((conn->flags & WS_CONN_F_NEED_CLOSE) || queue_over(c, conn))
+        return 0;
     if (queue_control(c, conn, WS_OP_PONG, payload, len) < 0) {
         ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", true);
         return 1;
     }
+    backpressure(c, conn);
     return 0;
 }
 
@@ -1081,6 +1157,11 @@ void ws_conn_on_timer(ws_core_t *c, ws_conn_t *conn)
         }
         break;
     case WS_CONN_OPEN:
+        if (conn->flags & WS_CONN_F_OVER) {
+            backpressure(c, conn);
+            if (conn->flags & WS_CONN_F_NEED_CLOSE)
+                break; /* judged slow: its close comes with the pending work */
+        }
         if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
             now >= conn->t_tx + cfg->write_stall_ms && send_idle(conn))
             conn->flags &= ~WS_CONN_F_STALL_CLOCK; /* everything went out meanwhile */
@@ -1109,7 +1190,7 @@ void ws_conn_on_timer(ws_core_t *c, ws_conn_t *conn)
         }
         if (cfg->ping_interval_ms && now >= conn->t_ping + cfg->ping_interval_ms) {
             conn->t_ping = now;
-            if (queue_has_room(c, conn, 2)) {
+            if (!queue_over(c, conn)) {
                 if (queue_control(c, conn, WS_OP_PING, NULL, 0) < 0)
                     ws_log_error("conn %u: out of memory for a ping", conn->idx);
             }
@@ -1136,15 +1217,9 @@ void ws_conn_do_pending(ws_core_t *c, ws_conn_t *conn)
     if (conn->state == WS_CONN_DEAD)
         return;
     if (f & WS_CONN_F_NEED_CLOSE) {
-        if (conn->close_code == WS_CLOSE_POLICY) {
-            ws_metric_inc(&c->m->slow_closes);
-            ws_log_verbose("conn %u: slow consumer (%llu bytes, %u frames queued), closing "
-                           "with 1008",
-                           conn->idx, (unsigned long long)conn->sq.bytes, conn->sq.frames);
-        } else {
+        if (conn->close_code != WS_CLOSE_POLICY) /* slow_verdict logged those */
             ws_log_verbose("conn %u: closing with %u (%s)", conn->idx, conn->close_code,
                            conn->close_why ? conn->close_why : "");
-        }
         /* Drop what is queued: a slow consumer would never get through it anyway. */
         ws_conn_close(c, conn, conn->close_code, conn->close_why, true);
     }

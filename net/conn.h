@@ -48,6 +48,8 @@ enum ws_conn_flags {
     WS_CONN_F_STALL_CLOCK = 1u << 16,  /* write-stall clock runs from t_tx (the timer clears it
                                           once nothing is pending) */
     WS_CONN_F_DROPPED = 1u << 17,      /* drop-oldest dropped frames of it (logged once at -v) */
+    WS_CONN_F_OVER = 1u << 18,         /* its send queue is over max_queue or max_queue_frames:
+                                          t_over and the judgment window below are set */
 };
 
 typedef struct ws_conn {
@@ -66,7 +68,13 @@ typedef struct ws_conn {
     uint64_t t_close;  /* deadline in CLOSING/LINGER */
     uint64_t t_open;   /* the upgrade (first-frame deadline) */
     uint64_t t_tx;     /* last send progress, or when bytes started waiting (F_STALL_CLOCK) */
-    uint8_t peer[16];  /* peer address key (limits.h) when F_IP_COUNTED */
+    /* Backpressure (F_OVER, net/conn.c "slow consumers"): since when the queue is over a
+     * limit, sq.sent_bytes then, and the current judgment window: its start and the
+     * sq.sent_bytes / sq.sent_frames that its end must have reached (what was over the
+     * limits when it started). */
+    uint64_t t_over, over_sent0;
+    uint64_t t_win, win_bytes, win_frames;
+    uint8_t peer[16]; /* peer address key (limits.h) when F_IP_COUNTED */
     ws_timer_t timer;
     ws_qlink_t head_link; /* in the core's FIFO of connections in WS_CONN_HTTP */
     ws_dlink_t pending;   /* the core's list of connections with end-of-iteration work */
@@ -102,8 +110,9 @@ void ws_conn_on_timer(struct ws_core *c, ws_conn_t *conn);
 /* The connection's end-of-iteration work (sends, re-arms, deferred closes). */
 void ws_conn_do_pending(struct ws_core *c, ws_conn_t *conn);
 
-/* Queues one reference of br (the caller counted it in br->refs) for a broadcast. On a full
- * queue the connection is scheduled for a slow-consumer close; in every failure the
+/* Queues one reference of br (the caller counted it in br->refs) for a broadcast. A queue
+ * over the limits for longer than slow_grace is a slow consumer: under slow_policy close the
+ * connection is scheduled for its 1008 (and br is not queued); in every failure the
  * reference is released here. */
 void ws_conn_deliver(struct ws_core *c, ws_conn_t *conn, ws_bref_t *br);
 
@@ -132,6 +141,9 @@ void ws_conn_finish(struct ws_core *c, ws_conn_t *conn);
 void ws_conn_input(struct ws_core *c, ws_conn_t *conn, uint8_t *p, size_t n);
 /* Arms the connection's recv (multishot, single-shot, or recvmsg with RX in kernel TLS). */
 void ws_conn_arm_recv(struct ws_core *c, ws_conn_t *conn);
+/* Frames left the send queue (sent, or encrypted into the session's output): ends a
+ * backpressure episode once the queue is within the limits again. */
+void ws_conn_queue_shrank(struct ws_core *c, ws_conn_t *conn);
 /* Cancels the connection's operation of user_data kind `kind` (WS_UD_RECV, WS_UD_SEND). */
 void ws_conn_cancel(struct ws_core *c, ws_conn_t *conn, unsigned kind);
 

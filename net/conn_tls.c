@@ -605,6 +605,7 @@ static int encrypt_queue(ws_core_t *c, ws_conn_t *conn, struct iovec *iov, unsig
     uint64_t before = conn->sq.bytes;
     ws_sendq_complete(&conn->sq, r == 0 ? total : 0, &c->brefs);
     ws_metric_sub(&c->m->queue_bytes, before - conn->sq.bytes);
+    ws_conn_queue_shrank(c, conn);
     return r;
 }
 

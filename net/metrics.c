@@ -204,6 +204,8 @@ long ws_metrics_render_tls(const ws_metrics_t *m, unsigned n, const ws_metrics_t
     S(frames_built, "frames_built_total", "counter", "Broadcast frames built");
     S(sends, "sends_submitted_total", "counter", "Send operations submitted");
     S(slow_closes, "slow_consumer_closes_total", "counter", "Connections closed as slow consumers");
+    S(queue_over, "queue_over_limit_total", "counter",
+      "Times a send queue went over --max-queue or --max-queue-frames (bursts and slow consumers)");
     S(slow_drop_frames, "slow_consumer_dropped_frames_total", "counter",
       "Queued frames dropped by --slow-policy drop-oldest");
     S(slow_drop_bytes, "slow_consumer_dropped_bytes_total", "counter",

@@ -63,6 +63,7 @@ typedef struct ws_metrics {
     _Atomic uint64_t frames_built;              /* broadcast blocks built */
     _Atomic uint64_t sends;                     /* send/sendmsg SQEs submitted */
     _Atomic uint64_t slow_closes;               /* slow-consumer closes (1008) */
+    _Atomic uint64_t queue_over;                /* send queues that went over the limits */
     _Atomic uint64_t slow_drop_frames;          /* frames dropped by --slow-policy drop-oldest */
     _Atomic uint64_t slow_drop_bytes;           /* their bytes */
     _Atomic uint64_t ip_rejects;                /* 429: past --max-conns-per-ip */

@@ -153,6 +153,8 @@ unsigned ws_sendq_gather(ws_sendq_t *q, struct iovec *iov, unsigned max_iov, siz
 unsigned ws_sendq_complete(ws_sendq_t *q, size_t sent, ws_bref_pool_t *pool)
 {
     unsigned released = 0;
+    uint64_t bytes = q->bytes;
+    uint32_t frames = q->frames;
     while (q->inflight) {
         ws_sq_entry_t *e = &q->ring[q->head];
         size_t left = e->len - q->head_off;
@@ -171,6 +173,8 @@ unsigned ws_sendq_complete(ws_sendq_t *q, size_t sent, ws_bref_pool_t *pool)
         released++;
     }
     q->inflight = 0;
+    q->sent_bytes += bytes - q->bytes;
+    q->sent_frames += frames - q->frames;
     if (q->count == 0) {
         q->head = 0;
         if (q->cap > SQ_SHRINK_CAP) {

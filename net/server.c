@@ -50,6 +50,7 @@ void ws_server_config_defaults(ws_server_config_t *cfg)
     cfg->ping_interval_ms = 30000;
     cfg->idle_timeout_ms = 120000;
     cfg->first_frame_timeout_ms = 60000;
+    cfg->slow_grace_ms = 1000;
     cfg->write_stall_ms = 30000;
     cfg->close_timeout_ms = 5000;
     cfg->shutdown_timeout_ms = 5000;

@@ -67,6 +67,9 @@ static void gather_and_partial(void)
     CHECK_EQ_U(q.count, 2);
     CHECK_EQ_U(q.head_off, 2);
     CHECK_EQ_U(q.bytes, 7);
+    /* Progress counts the bytes taken and the frames finished (the partly sent one is not). */
+    CHECK_EQ_U(q.sent_bytes, 8);
+    CHECK_EQ_U(q.sent_frames, 1);
     n = ws_sendq_gather(&q, iov, 8, 1 << 20, &bytes);
     CHECK_EQ_U(n, 2);
     CHECK_EQ_U(bytes, 7);
@@ -81,6 +84,8 @@ static void gather_and_partial(void)
     CHECK(ws_sendq_empty(&q));
     CHECK_EQ_U(q.bytes, 0);
     CHECK_EQ_U(q.head_off, 0);
+    CHECK_EQ_U(q.sent_bytes, 15);
+    CHECK_EQ_U(q.sent_frames, 3);
     ws_sendq_clear(&q, &pool);
 }
 
@@ -371,9 +376,13 @@ static void batch_frames(void)
     CHECK_EQ_U(dropped, 30);
     CHECK_EQ_U(q.frames, 1);
     CHECK_EQ_U(q.count, 1);
+    CHECK_EQ_U(q.sent_frames, 0); /* drops are not progress */
+    CHECK_EQ_U(q.sent_bytes, 0);
     CHECK_EQ_U(pool.live, 1); /* q2 still holds the batch */
     CHECK_EQ_U(ws_sendq_complete(&q2, bytes, &pool), 1);
     CHECK_EQ_U(q2.frames, 0);
+    CHECK_EQ_U(q2.sent_frames, 5); /* a batch entry finishes all its frames */
+    CHECK_EQ_U(q2.sent_bytes, 30);
     CHECK_EQ_U(pool.live, 0);
     ws_sendq_clear(&q2, &pool);
     ws_sendq_clear(&q, &pool);

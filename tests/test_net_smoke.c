@@ -411,8 +411,9 @@ static void broadcast(void)
         close(fd[i]);
 }
 
-/* A member that never reads while the room is flooded is closed with 1008; the others keep
- * receiving. */
+/* A member that never reads while the room is flooded is closed with 1008 once it has been
+ * over --max-queue for SLOW_GRACE_MS without taking its backlog; the others keep receiving. */
+#define SLOW_GRACE_MS 200
 static void slow_consumer(void)
 {
     int slow = dial_rcvbuf(4096);
@@ -441,6 +442,9 @@ static void slow_consumer(void)
     }
     free(msg);
     CHECK_EQ_U(received, 150);
+    /* Stay stuck past the grace: two windows (the kernel's buffers took bytes in the first),
+     * with room for a loaded machine. */
+    usleep(6 * SLOW_GRACE_MS * 1000);
     /* Now drain the slow one: some binary frames, then close 1008. */
     uint8_t *p;
     size_t n;
@@ -612,6 +616,7 @@ static void run(bool direct, unsigned cores)
     ws_server_config_defaults(&cfg);
     cfg.cores = cores;
     cfg.max_queue = 1 << 20;
+    cfg.slow_grace_ms = SLOW_GRACE_MS;
     cfg.use_direct_fds = direct;
     cfg.shutdown_timeout_ms = 2000;
     ws_server_t *srv = start(&cfg);

@@ -42,12 +42,16 @@ static void usage(FILE *out, const ws_server_config_t *d)
             "                            (default %" PRIu32 ")\n"
             "      --max-rooms N         rooms with members; an upgrade that would create\n"
             "                            one more gets 503 (default 0: no limit)\n"
-            "      --max-queue SIZE      bytes queued per connection before the slow-consumer\n"
-            "                            policy applies (default 4m)\n"
+            "      --max-queue SIZE      bytes queued per connection; a queue over it that its\n"
+            "                            socket does not drain within --slow-grace is a slow\n"
+            "                            consumer (default 4m)\n"
             "      --max-queue-frames N  frames queued per connection, the same way\n"
             "                            (default %" PRIu32 ")\n"
-            "      --slow-policy close|drop-oldest  a full queue: close with 1008, or drop\n"
-            "                            the oldest unsent messages (default close)\n"
+            "      --slow-grace DUR      how long a queue may stay over those limits while its\n"
+            "                            socket takes the backlog (a burst); 0 = judged at\n"
+            "                            once (default 1s)\n"
+            "      --slow-policy close|drop-oldest  a slow consumer: close with 1008, or drop\n"
+            "                            its oldest unsent messages (default close)\n"
             "      --origin LIST         comma-separated allowed Origin values, exact; others\n"
             "                            get 403; `none` admits upgrades without Origin\n"
             "                            (default: no check)\n"
@@ -221,6 +225,7 @@ enum {
     OPT_WRITE_STALL,
     OPT_MAX_HEADERS,
     OPT_MAX_QUEUE_FRAMES,
+    OPT_SLOW_GRACE,
 };
 
 int main(int argc, char **argv)
@@ -258,6 +263,7 @@ int main(int argc, char **argv)
         {"write-stall-timeout", required_argument, NULL, OPT_WRITE_STALL},
         {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
         {"max-queue-frames", required_argument, NULL, OPT_MAX_QUEUE_FRAMES},
+        {"slow-grace", required_argument, NULL, OPT_SLOW_GRACE},
         {"verbose", no_argument, NULL, 'v'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -326,6 +332,9 @@ int main(int argc, char **argv)
         case OPT_FIRST_FRAME:
             cfg.first_frame_timeout_ms =
                 parse_duration("--first-frame-timeout", optarg, 0, UINT32_MAX);
+            break;
+        case OPT_SLOW_GRACE:
+            cfg.slow_grace_ms = parse_duration("--slow-grace", optarg, 0, UINT32_MAX);
             break;
         case OPT_WRITE_STALL:
             cfg.write_stall_ms = parse_duration("--write-stall-timeout", optarg, 0, UINT32_MAX);

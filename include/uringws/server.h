@@ -43,7 +43,7 @@ enum ws_ktls_mode {
                          with ENOENT and the connection stays in userspace */
 };
 
-/* What a connection whose send queue is full (ws_server_config_t.slow_policy) gets. */
+/* What a slow consumer (ws_server_config_t.slow_policy) gets. */
 enum ws_slow_policy {
     WS_SLOW_CLOSE = 0,   /* close with 1008 after dropping what is queued (no gaps ever) */
     WS_SLOW_DROP_OLDEST, /* drop the oldest queued data frames that no send has started, down
@@ -73,8 +73,10 @@ typedef struct ws_server_config {
                                   gets `503` and is closed. Default 10000 */
     uint64_t max_message;      /* bytes of one assembled message; over it: close 1009.
                                   Default 16 MiB (WS_MAX_MESSAGE_DEFAULT) */
-    uint64_t max_queue;        /* bytes queued for sending on one connection; over it
-                                  slow_policy applies (default: close with 1008).
+    uint64_t max_queue;        /* bytes queued for sending on one connection. A queue over
+                                  it for longer than slow_grace_ms (its socket did not take
+                                  the backlog in that time) is a slow consumer: slow_policy
+                                  applies. A lone queued frame never counts as over.
                                   Default 4 MiB */
     uint32_t max_queue_frames; /* frames queued on one connection; over it: as above.
                                   Default 65536 */
@@ -91,8 +93,9 @@ typedef struct ws_server_config {
     uint32_t max_rooms;        /* rooms with members, all cores together; an upgrade that
                                   would create one more gets `503`. 0 = no limit (rooms are
                                   still bounded by max_conns). Default 0 */
-    int slow_policy;           /* enum ws_slow_policy: what a full send queue (max_queue or
-                                  max_queue_frames) does. Default WS_SLOW_CLOSE */
+    int slow_policy;           /* enum ws_slow_policy: what a slow consumer (over max_queue
+                                  or max_queue_frames for slow_grace_ms) gets.
+                                  Default WS_SLOW_CLOSE */
     /* Origin allow-list: comma-separated exact origins ("https://a.example,http://b:8080"),
      * compared ASCII case-insensitively with the upgrade's Origin header; any other origin
      * gets `403`. The entry `none` admits upgrades without an Origin header (non-browser
@@ -112,6 +115,12 @@ typedef struct ws_server_config {
                                         sent no complete frame (a message, ping, pong or
                                         close; the pong to the server's first ping counts)
                                         this long; 0 = never. Default 60 s */
+    uint32_t slow_grace_ms;          /* how long a send queue may stay over max_queue or
+                                        max_queue_frames while its socket drains it (a burst)
+                                        before slow_policy applies; 0 = at once. The room's
+                                        traffic during this time is the memory a stuck member
+                                        may hold beyond max_queue (docs/operations.md).
+                                        Default 1 s */
     uint32_t write_stall_ms;         /* a connection with bytes to send whose sends have made no
                                         progress this long is dropped (no close frame: it could
                                         not be delivered); 0 = never. Default 30 s */

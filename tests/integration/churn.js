@@ -212,12 +212,9 @@ async function main() {
     h.info(`fds ${fd0} -> ${fdEnd}; ${gauge} back to ${g0}; ` +
         `RSS start ${rssStart} KiB, after ${WARMUP} cycles ${rssWarm} KiB, end ${rssEnd} KiB; ` +
         `receive buffers ${m.values.get('uringws_recv_buffers')}`);
-    // A sanitized server keeps freed memory in quarantine (ASan: up to 256 MiB) and shadow
-    // memory besides, so its RSS says nothing about leaks; LeakSanitizer checks at exit instead
-    // (a leak makes the server exit non-zero, which stop() fails on).
-    const sanitizer = /lib[at]san|libubsan/.exec(fs.readFileSync(`/proc/${server.pid}/maps`, 'utf8'));
+    const sanitizer = h.sanitizer(server.pid);
     if (sanitizer) {
-        h.info(`sanitized server (${sanitizer[0]}): RSS bound not applied, LeakSanitizer checks at exit`);
+        h.info(`sanitized server (${sanitizer}): RSS bound not applied, LeakSanitizer checks at exit`);
     } else {
         h.check(rssEnd - rssWarm <= RSS_SLACK_KIB,
             `server RSS grew by ${rssEnd - rssWarm} KiB over ${cycles - WARMUP} cycles (${rssWarm} -> ${rssEnd} KiB), more than ${RSS_SLACK_KIB} KiB`);

@@ -30,7 +30,7 @@ function badValues(o) {
         ['--close-timeout', 'soon'], ['--shutdown-timeout', '1h'], ['--tls-min', '1.1'], ['--ktls', 'maybe'],
         ['--max-conns-per-ip', 'x'], ['--max-pending', '-5'], ['--max-rooms', '1e3'], ['--origin', ''],
         ['--first-frame-timeout', 'later'], ['--write-stall-timeout', '9y'], ['--slow-policy', 'ignore'],
-        ['--max-header-bytes', '12z'], ['--max-headers', 'many'], ['--max-queue-frames', 'x'],
+        ['--max-header-bytes', '12z'], ['--max-headers', 'many'], ['--max-queue-frames', 'x'], ['--slow-grace', 'a while'],
         ['--no-such-option'], ['stray-argument'], ['--port'],
     ];
     for (const argv of cases) {
@@ -56,7 +56,7 @@ function badValues(o) {
         '--ping-interval', '--idle-timeout', '--handshake-timeout', '--close-timeout', '--shutdown-timeout',
         '--pin', '--no-direct', '--max-conns-per-ip', '--max-pending', '--max-rooms', '--origin',
         '--first-frame-timeout', '--write-stall-timeout', '--slow-policy', '--max-header-bytes', '--max-headers',
-        '--max-queue-frames', '--tls-port', '--tls-cert', '--tls-key', '--tls-min', '--ktls', '--no-plain',
+        '--max-queue-frames', '--slow-grace', '--tls-port', '--tls-cert', '--tls-key', '--tls-min', '--ktls', '--no-plain',
         '--verbose', '--quiet', '--help', '--version']) {
         h.check(help.stdout.includes(flag), () => `--help does not list ${flag}`);
     }

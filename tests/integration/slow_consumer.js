@@ -169,7 +169,7 @@ async function runPolicy(o, policy) {
     }
     const closes = m.values.get('uringws_slow_consumer_closes_total');
     const dropped = m.values.get('uringws_slow_consumer_dropped_frames_total');
-    const logged = (server.log.match(policy === 'close' ? /slow consumer \(.*closing with 1008/g
+    const logged = (server.log.match(policy === 'close' ? /slow consumer: \d+ bytes.*closing with 1008/g
         : /slow consumer: dropped its \d+ oldest queued frames/g) || []).length;
     h.checkEq(logged, SLOW, `${policy}: -v log lines for the slow consumers`);
     if (policy === 'close') {

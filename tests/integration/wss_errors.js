@@ -258,7 +258,7 @@ async function slowConsumer(o, certs) {
         () => 'the paused wss client was not closed as a slow consumer');
     await h.sleep(200);
     h.checkEq(await server.value('uringws_slow_consumer_closes_total', {}), 1, 'slow-consumer closes (the paused client only)');
-    h.check(/slow consumer .*closing with 1008/.test(server.log), 'slow-consumer log line');
+    h.check(/slow consumer: .*over --max-queue .*closing with 1008/.test(server.log), 'slow-consumer log line');
     slow.socket.destroy();
     fast.close(1000);
     await server.stop();

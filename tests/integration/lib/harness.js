@@ -411,8 +411,17 @@ function info(msg) {
     process.stdout.write(`[${currentTest}] ${msg}\n`);
 }
 
+// The sanitizer runtime a server process runs under ('libasan', 'libtsan', 'libubsan'), or
+// null. A sanitized server keeps freed memory in quarantine (ASan: up to 256 MiB) and shadow
+// memory besides, so its RSS says nothing about leaks or bounds; LeakSanitizer checks at exit
+// instead (a leak makes the server exit non-zero, which stop() fails on).
+function sanitizer(pid) {
+    const m = /lib[at]san|libubsan/.exec(fs.readFileSync(`/proc/${pid}/maps`, 'utf8'));
+    return m ? m[0] : null;
+}
+
 module.exports = {
-    TestFailure, fail, check, checkEq, sleep, withTimeout, pollUntil, parseOptions, freePort,
+    TestFailure, sanitizer, fail, check, checkEq, sleep, withTimeout, pollUntil, parseOptions, freePort,
     httpRequest, Server, parseMetrics, connectionGauge, connectionCounter, settled, run, info,
     WebSocketClass, connectWs, closed, mapLimit, abort,
 };
