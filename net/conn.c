@@ -123,13 +123,10 @@ static void head_phase_end(ws_core_t *c, ws_conn_t *conn)
 /* Closes a socket that has (or no longer has) a connection struct. */
 static void close_socket(ws_core_t *c, int fd, bool direct)
 {
-    if (direct) {
-        struct io_uring_sqe *sqe = ws_core_sqe(c);
-        io_uring_prep_close_direct(sqe, (unsigned)fd);
-        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CLOSE, 0, 0));
-    } else {
+    if (direct)
+        ws_core_close_direct(c, (unsigned)fd);
+    else
         close(fd);
-    }
 }
 
 static void set_fixed(const ws_conn_t *conn, struct io_uring_sqe *sqe)

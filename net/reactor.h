@@ -139,6 +139,9 @@ void ws_core_teardown_thread(ws_core_t *c); /* what must run on the owning threa
 
 /* An SQE; submits (once, without waiting) when the SQ is full. Never NULL: see reactor.c. */
 struct io_uring_sqe *ws_core_sqe(ws_core_t *c);
+/* Closes the socket in direct-descriptor slot `slot` so that its peer sees the FIN now:
+ * shutdown first, then the close (see reactor.c for why). Both complete as WS_UD_CLOSE. */
+void ws_core_close_direct(ws_core_t *c, unsigned slot);
 
 /* A data message arrived from connection idx (for the linger heuristic). */
 static inline void ws_core_note_sender(ws_core_t *c, uint32_t idx)
