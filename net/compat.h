@@ -30,28 +30,6 @@
 #define IORING_CQE_F_BUF_MORE (1U << 4)
 #endif
 
-/* Socket commands through IORING_OP_URING_CMD (kernel 6.7 for SETSOCKOPT). */
-#ifndef SOCKET_URING_OP_SETSOCKOPT
-#define SOCKET_URING_OP_SIOCINQ    0
-#define SOCKET_URING_OP_SIOCOUTQ   1
-#define SOCKET_URING_OP_GETSOCKOPT 2
-#define SOCKET_URING_OP_SETSOCKOPT 3
-#endif
-
-/* io_uring_prep_cmd_sock() arrived in liburing 2.5. Its fields overlay 2.3's struct layout:
- * cmd_op is the low half of `off`, level/optname the two halves of `addr`, optlen sits in
- * `file_index` and optval in `addr3`. The kernel copies optval at issue time, so it only has
- * to live until the SQE is submitted. */
-static inline void ws_prep_cmd_setsockopt(struct io_uring_sqe *sqe, int fd, int level, int optname,
-                                          const void *optval, int optlen)
-{
-    io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, NULL, 0, 0);
-    sqe->cmd_op = SOCKET_URING_OP_SETSOCKOPT;
-    sqe->addr = (uint64_t)(uint32_t)level | ((uint64_t)(uint32_t)optname << 32);
-    sqe->file_index = (uint32_t)optlen;
-    sqe->addr3 = (uint64_t)(uintptr_t)optval;
-}
-
 /* A single-shot accept into a direct descriptor the kernel picks. liburing 2.3's
  * io_uring_prep_accept_direct(..., IORING_FILE_INDEX_ALLOC) stores the index plus one, which
  * wraps to 0 ("not direct") and so installs a regular fd; the kernel wants the raw ~0U. */

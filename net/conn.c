@@ -1,6 +1,6 @@
 /* Connection state machine. Rules that keep it safe:
  *  - a connection is freed only by maybe_finalize(), once it is DEAD and no operation of it
- *    is in flight (recv, send, setsockopt, shutdown);
+ *    is in flight (recv, send, shutdown);
  *  - the recv completion handler keeps WS_CONN_F_RECV set until its very end, so nothing it
  *    calls can free the connection under it;
  *  - nothing reached from the parser callbacks or a room's delivery loop tears a connection
@@ -30,8 +30,6 @@
 #include "uringws/frame.h"
 #include "uringws/handshake.h"
 #include "uringws/http.h"
-
-static const int one = 1; /* setsockopt value; static because the kernel may read it late */
 
 static void start_send(ws_core_t *c, ws_conn_t *conn);
 static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n);
@@ -168,33 +166,11 @@ void ws_conn_cancel(ws_core_t *c, ws_conn_t *conn, unsigned kind)
     cancel_op(c, conn, kind);
 }
 
-static void set_nodelay(ws_core_t *c, ws_conn_t *conn)
-{
-    if (!conn->direct) {
-        if (setsockopt(conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
-            ws_log_debug("conn %u: TCP_NODELAY: %s", conn->idx, strerror(errno));
-        return;
-    }
-    if (!c->sockopt_cmd) {
-        if (!c->nodelay_note_logged) {
-            c->nodelay_note_logged = true;
-            ws_log_info("TCP_NODELAY skipped on direct descriptors (no URING_CMD setsockopt, "
-                        "kernel < 6.7); the engine batches its own sends");
-        }
-        return;
-    }
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
-    ws_prep_cmd_setsockopt(sqe, conn->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    sqe->flags |= IOSQE_FIXED_FILE;
-    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SOCKOPT, conn->idx, conn->gen));
-    conn->flags |= WS_CONN_F_SOCKOPT;
-}
-
 /* Frees the connection once it is dead and nothing of it is in flight. */
 static void maybe_finalize(ws_core_t *c, ws_conn_t *conn)
 {
     if (conn->state != WS_CONN_DEAD ||
-        (conn->flags & (WS_CONN_F_RECV | WS_CONN_F_SEND | WS_CONN_F_SOCKOPT | WS_CONN_F_SHUT)))
+        (conn->flags & (WS_CONN_F_RECV | WS_CONN_F_SEND | WS_CONN_F_SHUT)))
         return;
     close_socket(c, conn->fd, conn->direct);
     uint64_t before = conn->sq.bytes;
@@ -1010,17 +986,6 @@ void ws_conn_on_recv(ws_core_t *c, ws_conn_t *conn, int res, unsigned cqe_flags,
     }
 }
 
-void ws_conn_on_sockopt(ws_core_t *c, ws_conn_t *conn, int res)
-{
-    conn->flags &= ~WS_CONN_F_SOCKOPT;
-    if (res < 0 && c->sockopt_cmd) {
-        c->sockopt_cmd = false;
-        ws_log_warn("TCP_NODELAY through URING_CMD failed (%s): skipped from now on",
-                    strerror(-res));
-    }
-    maybe_finalize(c, conn);
-}
-
 void ws_conn_on_shutdown(ws_core_t *c, ws_conn_t *conn, int res)
 {
     conn->flags &= ~WS_CONN_F_SHUT;
@@ -1125,7 +1090,6 @@ void ws_conn_accept(ws_core_t *c, int fd, bool tls, const struct sockaddr *peer,
         ws_metric_inc(&c->m->conns_current);
         refuse = count_peer(c, conn, peer, peer_len);
     }
-    set_nodelay(c, conn);
     arm_recv(c, conn);
     ws_log_debug("conn %u: accepted (fd %d%s%s)", conn->idx, fd, conn->direct ? ", direct" : "",
                  tls ? ", TLS" : "");

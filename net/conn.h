@@ -31,7 +31,6 @@ enum ws_conn_state {
 enum ws_conn_flags {
     WS_CONN_F_RECV = 1u << 0,          /* a recv is armed (multishot or single) */
     WS_CONN_F_SEND = 1u << 1,          /* the one send is in flight */
-    WS_CONN_F_SOCKOPT = 1u << 2,       /* URING_CMD setsockopt in flight */
     WS_CONN_F_SHUT = 1u << 3,          /* IORING_OP_SHUTDOWN in flight */
     WS_CONN_F_COUNTED = 1u << 4,       /* counted against max_conns */
     WS_CONN_F_CLOSE_SENT = 1u << 5,    /* our close frame is queued */
@@ -102,7 +101,6 @@ void ws_conn_accept(struct ws_core *c, int fd, bool tls, const struct sockaddr *
 /* Completions, routed by the reactor after the generation check. */
 void ws_conn_on_recv(struct ws_core *c, ws_conn_t *conn, int res, unsigned cqe_flags, uint8_t *buf);
 void ws_conn_on_send(struct ws_core *c, ws_conn_t *conn, int res);
-void ws_conn_on_sockopt(struct ws_core *c, ws_conn_t *conn, int res);
 void ws_conn_on_shutdown(struct ws_core *c, ws_conn_t *conn, int res);
 
 /* Deadline handling: called when conn->timer fires. */

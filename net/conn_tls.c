@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -48,10 +49,13 @@ _Static_assert(WS_TLS_MIN_1_2 == WS_TLS_V1_2 && WS_TLS_MIN_1_3 == WS_TLS_V1_3,
  * and not in TLS output. 16 KiB lets the first response ride with the session tickets. */
 #define WS_TLS_OUT_LOW (16u * 1024u)
 
+/* TLS record content types, and the handshake message types kernel_input tells apart. */
 enum {
     WS_CT_ALERT = 21,
     WS_CT_HANDSHAKE = 22,
     WS_CT_APPLICATION_DATA = 23,
+    WS_HS_CLIENT_HELLO = 1,
+    WS_HS_KEY_UPDATE = 24,
 };
 
 /* Flags owned by ws_conn_tls. */
@@ -100,6 +104,24 @@ static const char *ktls_mode_name(int mode)
     }
 }
 
+#ifdef WS_WITH_KTLS
+/* "TLS 1.2 AES-128-GCM (ENOENT), ..." for the offered suites whose hand-off (errs[i], from
+ * ws_ktls_probe_suites) failed; "" when none did or errs is NULL. */
+static void suites_refused(const ws_server_config_t *cfg, const int *errs, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = 0;
+    for (unsigned i = 0; errs && i < WS_KTLS_NSUITES && n < cap; i++) {
+        if (errs[i] == 0 || ws_ktls_suites[i].version < cfg->tls_min_version)
+            continue;
+        const char *e = strerrorname_np(-errs[i]);
+        int w = snprintf(out + n, cap - n, "%s%s (%s)", n ? ", " : "", ws_ktls_suites[i].name,
+                         e ? e : "error");
+        n = w < 0 ? cap : n + (size_t)w;
+    }
+}
+#endif
+
 /* Probes kTLS once and sets srv->ktls_active. Returns 0 or -EOPNOTSUPP (required, absent). */
 static int ktls_policy(ws_server_t *srv)
 {
@@ -109,7 +131,8 @@ static int ktls_policy(ws_server_t *srv)
         return 0;
     }
 #ifdef WS_WITH_KTLS
-    srv->ktls_probe = ws_ktls_probe();
+    ws_ktls_support_t sup;
+    srv->ktls_probe = ws_ktls_probe_suites(&sup);
     bool ok = srv->ktls_probe == 0;
     if (cfg->ktls == WS_KTLS_REQUIRE && !ok) {
         ws_log_error("kTLS required (--ktls require) but this kernel refuses TCP_ULP \"tls\": %s "
@@ -117,17 +140,37 @@ static int ktls_policy(ws_server_t *srv)
                      strerror(-srv->ktls_probe));
         return -EOPNOTSUPP;
     }
+    char tx_refused[256], rx_refused[256];
+    suites_refused(cfg, ok ? sup.tx : NULL, tx_refused, sizeof(tx_refused));
+    suites_refused(cfg, ok ? sup.rx : NULL, rx_refused, sizeof(rx_refused));
+    if (cfg->ktls == WS_KTLS_REQUIRE && tx_refused[0]) {
+        ws_log_error("kTLS required (--ktls require) but this kernel refuses TLS_TX for %s (load "
+                     "the ciphers' crypto modules, e.g. `modprobe gcm aesni_intel "
+                     "chacha20poly1305`, or use --ktls auto)",
+                     tx_refused);
+        return -EOPNOTSUPP;
+    }
     srv->ktls_active = ok || cfg->ktls == WS_KTLS_TRY;
-    if (ok)
-        ws_log_info("kTLS: available: after each handshake TX (and RX where the kernel takes "
-                    "the cipher) moves to kernel TLS");
-    else if (cfg->ktls == WS_KTLS_TRY)
-        ws_log_info("kTLS: unavailable (TCP_ULP \"tls\": %s), trying every connection anyway "
-                    "(--ktls try): each stays in userspace TLS",
-                    strerror(-srv->ktls_probe));
-    else
-        ws_log_info("kTLS: unavailable (TCP_ULP \"tls\": %s): TLS stays in userspace",
-                    strerror(-srv->ktls_probe));
+    if (!ok) {
+        if (cfg->ktls == WS_KTLS_TRY)
+            ws_log_info("kTLS: unavailable (TCP_ULP \"tls\": %s), trying every connection "
+                        "anyway (--ktls try): each stays in userspace TLS",
+                        strerror(-srv->ktls_probe));
+        else
+            ws_log_info("kTLS: unavailable (TCP_ULP \"tls\": %s): TLS stays in userspace",
+                        strerror(-srv->ktls_probe));
+        return 0;
+    }
+    ws_log_info("kTLS: available: after each handshake TX (and RX where the kernel takes "
+                "the cipher) moves to kernel TLS");
+    if (tx_refused[0])
+        ws_log_info("kTLS: this kernel refuses TLS_TX for %s: those sessions stay in userspace "
+                    "TLS (uringws_ktls_refused_total)",
+                    tx_refused);
+    if (rx_refused[0])
+        ws_log_info("kTLS: this kernel refuses TLS_RX for %s: those sessions receive in "
+                    "userspace TLS",
+                    rx_refused);
     return 0;
 #else
     if (cfg->ktls == WS_KTLS_REQUIRE || cfg->ktls == WS_KTLS_TRY) {
@@ -401,11 +444,19 @@ static void kernel_input(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
         return;
     }
     /* A KeyUpdate (or any other post-handshake message) cannot be followed on every kernel,
-     * and a fatal alert ends the session anyway. */
+     * and a fatal alert ends the session anyway. A TLS 1.2 ClientHello is a renegotiation,
+     * refused as in userspace (and counted the same). */
+    if (type == WS_CT_HANDSHAKE && n >= 1 && buf[0] == WS_HS_CLIENT_HELLO) {
+        fail(c, conn, WS_TLS_ERR_RENEGOTIATION,
+             "ClientHello (renegotiation) with RX in kernel TLS");
+        return;
+    }
     fail(c, conn, type == WS_CT_ALERT ? WS_TLS_ERR_PEER_ALERT : WS_TLS_ERR_PROTOCOL,
-         type == WS_CT_HANDSHAKE ? "handshake message (KeyUpdate?) with RX in kernel TLS"
-         : type == WS_CT_ALERT   ? "fatal alert"
-                                 : "record of unexpected type from kernel TLS");
+         type == WS_CT_HANDSHAKE && n >= 1 && buf[0] == WS_HS_KEY_UPDATE
+             ? "KeyUpdate with RX in kernel TLS"
+         : type == WS_CT_HANDSHAKE ? "post-handshake message with RX in kernel TLS"
+         : type == WS_CT_ALERT     ? "fatal alert"
+                                   : "record of unexpected type from kernel TLS");
 }
 
 bool ws_conn_tls_rx_in_kernel(const ws_conn_t *conn)

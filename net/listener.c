@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,8 +52,12 @@ static int open_one(const struct sockaddr_storage *ss, socklen_t len, bool dual,
     if (fd < 0)
         return -errno;
     int rc;
+    /* TCP_NODELAY on the listener: accepted sockets inherit it, direct descriptors
+     * included (a setsockopt on those needs URING_CMD, Linux 6.7). The engine batches its
+     * own sends, so Nagle would only delay a room's next message behind an ACK. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
         goto err;
     if (dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)) < 0)
         goto err;

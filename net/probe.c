@@ -1,7 +1,7 @@
 /* Kernel and io_uring feature probing on a scratch ring at start-up, and ring creation with
  * flag-by-flag fallback. Opcode support comes from io_uring's probe; features without their
  * own opcode are inferred from opcodes that arrived in the same release (noted below) or
- * tried for real (buffer rings, sparse files, URING_CMD setsockopt). */
+ * tried for real (buffer rings, sparse files). */
 #include "probe.h"
 
 #include <errno.h>
@@ -54,29 +54,6 @@ int ws_ring_create(struct io_uring *ring, unsigned sq_entries, unsigned cq_entri
             flags |= IORING_SETUP_COOP_TASKRUN;
         i++;
     }
-}
-
-static bool probe_sockopt_cmd(struct io_uring *ring)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    static const int one = 1;
-    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    bool ok = false;
-    if (sqe) {
-        ws_prep_cmd_setsockopt(sqe, fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        io_uring_sqe_set_data64(sqe, 1);
-        struct io_uring_cqe *cqe;
-        if (io_uring_submit_and_wait(ring, 1) >= 0 && io_uring_peek_cqe(ring, &cqe) == 0) {
-            int v = 0;
-            socklen_t len = sizeof(v);
-            ok = cqe->res == 0 && getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) == 0 && v != 0;
-            io_uring_cqe_seen(ring, cqe);
-        }
-    }
-    close(fd);
-    return ok;
 }
 
 static bool probe_buf_ring(struct io_uring *ring)
@@ -167,7 +144,6 @@ int ws_features_probe(const ws_server_config_t *cfg, ws_features_t *f)
         f->direct_fds = io_uring_register_files_sparse(&ring, 1) == 0;
         if (f->direct_fds)
             io_uring_unregister_files(&ring);
-        f->sockopt_cmd = f->direct_fds && probe_sockopt_cmd(&ring);
     }
     io_uring_free_probe(probe);
     io_uring_queue_exit(&ring);
@@ -191,10 +167,6 @@ void ws_features_log(const ws_features_t *f, const ws_server_config_t *cfg)
                 !f->direct_fds        ? " (regular fds)"
                 : cfg->use_direct_fds ? " (in use)"
                                       : " (not used: regular fds requested)");
-    ws_log_info("io_uring setsockopt via uring_cmd: %s%s", yn(f->sockopt_cmd),
-                f->sockopt_cmd || !f->direct_fds || !cfg->use_direct_fds
-                    ? ""
-                    : " (TCP_NODELAY skipped on direct descriptors)");
     ws_log_info("io_uring multishot recv: %s%s", yn(f->multishot_recv),
                 f->multishot_recv ? "" : " (single-shot recv, re-armed per completion)");
     ws_log_info("io_uring buffer rings: %s", yn(f->buf_ring));

@@ -23,7 +23,6 @@ typedef struct ws_features {
     bool msg_ring;         /* 5.18 */
     bool send_zc;          /* 6.0 */
     bool bundles;          /* 6.10 */
-    bool sockopt_cmd;      /* URING_CMD SOCKET_URING_OP_SETSOCKOPT, 6.7 */
     bool ext_arg;
 } ws_features_t;
 

@@ -432,10 +432,6 @@ static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
         else
             ws_log_error("stale send completion for slot %u", ws_ud_idx(e->ud));
         break;
-    case WS_UD_SOCKOPT:
-        if ((conn = ws_core_conn(c, e->ud)))
-            ws_conn_on_sockopt(c, conn, e->res);
-        break;
     case WS_UD_SHUTDOWN:
         if ((conn = ws_core_conn(c, e->ud)))
             ws_conn_on_shutdown(c, conn, e->res);
@@ -510,7 +506,6 @@ int ws_core_setup(ws_core_t *c)
     c->ring_fd_registered = io_uring_register_ring_fd(&c->ring) == 1;
     c->multishot_recv = f->multishot_recv;
     c->multishot_accept = f->multishot_accept;
-    c->sockopt_cmd = f->sockopt_cmd;
     if (cfg->use_direct_fds && f->direct_fds) {
         rc = io_uring_register_files_sparse(&c->ring, c->nslots);
         if (rc == 0) {

@@ -82,8 +82,6 @@ typedef struct ws_core {
     bool files_registered;
     bool multishot_recv; /* else single-shot recv re-armed after each completion */
     bool multishot_accept;
-    bool sockopt_cmd; /* TCP_NODELAY through URING_CMD on direct descriptors */
-    bool nodelay_note_logged;
 
     ws_listen_t lsn[WS_LSN_N];
     uint64_t accept_warned_ms; /* last "accept: EMFILE" warning (rate-limited) */

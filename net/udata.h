@@ -14,7 +14,6 @@ enum ws_ud_kind {
     WS_UD_ACCEPT,   /* multishot accept on the core's listener */
     WS_UD_RECV,     /* (multishot) recv of a connection, provided buffers */
     WS_UD_SEND,     /* the one send/sendmsg in flight on a connection */
-    WS_UD_SOCKOPT,  /* URING_CMD setsockopt (TCP_NODELAY on a direct descriptor) */
     WS_UD_SHUTDOWN, /* IORING_OP_SHUTDOWN(SHUT_WR) on a direct descriptor */
     WS_UD_CANCEL,   /* ASYNC_CANCEL of a connection's recv or send; result ignored */
     WS_UD_CLOSE,    /* IORING_OP_CLOSE of a direct descriptor; connection already freed */

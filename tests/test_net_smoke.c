@@ -610,6 +610,30 @@ static void tiny_buffers(bool direct)
     CHECK_EQ_U(ws_server_wait(srv), 0);
 }
 
+/* With regular fds the server's sockets are this process's own: every accepted one (local
+ * port = the server's, not listening) must have TCP_NODELAY, inherited from the listener
+ * (direct descriptors are the same kernel sockets, so they get it the same way). Returns
+ * how many it checked. */
+static unsigned accepted_nodelay(void)
+{
+    unsigned checked = 0;
+    for (int fd = 3; fd < 4096; fd++) {
+        struct sockaddr_in a;
+        socklen_t alen = sizeof(a);
+        int listening = 0, nodelay = 0;
+        socklen_t ilen = sizeof(int);
+        if (getsockname(fd, (struct sockaddr *)&a, &alen) != 0 || a.sin_family != AF_INET ||
+            ntohs(a.sin_port) != port)
+            continue;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) != 0 || listening)
+            continue;
+        ilen = sizeof(int);
+        CHECK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &ilen) == 0 && nodelay == 1);
+        checked++;
+    }
+    return checked;
+}
+
 static void run(bool direct, unsigned cores)
 {
     ws_server_config_t cfg;
@@ -623,6 +647,11 @@ static void run(bool direct, unsigned cores)
     printf("server on 127.0.0.1:%u (%u cores, %s)\n", port, cores,
            direct ? "direct descriptors" : "regular fds");
     pages();
+    if (!direct) {
+        int probe = ws_open("/echo");
+        CHECK(accepted_nodelay() >= 1);
+        close(probe);
+    }
     echo_and_ping();
     broadcast();
     slow_consumer();

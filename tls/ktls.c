@@ -366,6 +366,34 @@ int ws_ktls_offload(ws_tls_conn_t *c, int fd, unsigned dirs)
     return r;
 }
 
+/* A connected loopback pair: fds[0] listener, fds[1] client, fds[2] accepted (what the
+ * server's sockets are). Returns 0 or -errno; on failure the fds made so far are closed. */
+static int loopback_pair(int fds[3])
+{
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof(addr);
+    fds[0] = fds[1] = fds[2] = -1;
+    if ((fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        bind(fds[0], (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fds[0], 1) != 0 ||
+        getsockname(fds[0], (struct sockaddr *)&addr, &alen) != 0 ||
+        (fds[1] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        connect(fds[1], (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
+        (fds[2] = accept4(fds[0], NULL, NULL, SOCK_CLOEXEC)) < 0) {
+        int r = -errno;
+        for (int i = 0; i < 3; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        return r;
+    }
+    return 0;
+}
+
+static void pair_close(int fds[3])
+{
+    for (int i = 0; i < 3; i++)
+        close(fds[i]);
+}
+
 /* 1 = not probed yet; otherwise the cached result (0 or -errno). */
 static _Atomic int g_probe = 1;
 
@@ -374,29 +402,65 @@ int ws_ktls_probe(void)
     int cached = atomic_load_explicit(&g_probe, memory_order_acquire);
     if (cached != 1)
         return cached;
-    int lfd = -1, cfd = -1, afd = -1, r;
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof(addr);
     /* TCP_ULP needs an established connection, so the probe builds one on loopback. */
-    if ((lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(lfd, 1) != 0 ||
-        getsockname(lfd, (struct sockaddr *)&addr, &alen) != 0 ||
-        (cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-        connect(cfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 ||
-        (afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) < 0) {
-        r = -errno;
-        goto out;
-    }
-    r = setsockopt(afd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == 0 ? 0 : -errno;
+    int fds[3];
+    int r = loopback_pair(fds);
+    if (r != 0)
+        return r;
+    r = setsockopt(fds[2], IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) == 0 ? 0 : -errno;
     atomic_store_explicit(&g_probe, r, memory_order_release);
-out:
-    if (afd >= 0)
-        close(afd);
-    if (cfd >= 0)
-        close(cfd);
-    if (lfd >= 0)
-        close(lfd);
+    pair_close(fds);
     return r;
+}
+
+const ws_ktls_suite_t ws_ktls_suites[WS_KTLS_NSUITES] = {
+    {TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_128, "TLS 1.2 AES-128-GCM"},
+    {TLS_1_2_VERSION, TLS_CIPHER_AES_GCM_256, "TLS 1.2 AES-256-GCM"},
+    {TLS_1_2_VERSION, TLS_CIPHER_CHACHA20_POLY1305, "TLS 1.2 ChaCha20-Poly1305"},
+    {TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_128, "TLS 1.3 AES-128-GCM"},
+    {TLS_1_3_VERSION, TLS_CIPHER_AES_GCM_256, "TLS 1.3 AES-256-GCM"},
+    {TLS_1_3_VERSION, TLS_CIPHER_CHACHA20_POLY1305, "TLS 1.3 ChaCha20-Poly1305"},
+};
+
+static size_t crypto_info_len(uint16_t cipher)
+{
+    switch (cipher) {
+    case TLS_CIPHER_AES_GCM_128:
+        return sizeof(struct tls12_crypto_info_aes_gcm_128);
+    case TLS_CIPHER_AES_GCM_256:
+        return sizeof(struct tls12_crypto_info_aes_gcm_256);
+    default:
+        return sizeof(struct tls12_crypto_info_chacha20_poly1305);
+    }
+}
+
+int ws_ktls_probe_suites(ws_ktls_support_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->ulp = ws_ktls_probe();
+    if (out->ulp != 0)
+        return out->ulp;
+    for (unsigned i = 0; i < WS_KTLS_NSUITES; i++) {
+        int fds[3];
+        int r = loopback_pair(fds);
+        if (r != 0)
+            return r;
+        /* Zero keys: the kernel sets up the same cipher (loading its crypto modules on
+         * demand) as for a real session; no record is ever sent with them. */
+        ws_ktls_crypto_info_t ci;
+        memset(&ci, 0, sizeof(ci));
+        ci.info.version = ws_ktls_suites[i].version;
+        ci.info.cipher_type = ws_ktls_suites[i].cipher;
+        socklen_t len = (socklen_t)crypto_info_len(ws_ktls_suites[i].cipher);
+        if (setsockopt(fds[2], IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) != 0)
+            out->tx[i] = out->rx[i] = -errno;
+        else {
+            out->tx[i] = setsockopt(fds[2], SOL_TLS, TLS_TX, &ci, len) == 0 ? 0 : -errno;
+            out->rx[i] = setsockopt(fds[2], SOL_TLS, TLS_RX, &ci, len) == 0 ? 0 : -errno;
+        }
+        pair_close(fds);
+    }
+    return 0;
 }
 
 bool ws_ktls_supported(void)

@@ -111,6 +111,28 @@ void ws_ktls_forget(SSL *ssl);
 int ws_ktls_probe(void);
 bool ws_ktls_supported(void);
 
+/* The AEAD suites the server offers (TLS 1.2 and 1.3 x AES-128-GCM, AES-256-GCM,
+ * ChaCha20-Poly1305), in the kernel's names. */
+#define WS_KTLS_NSUITES 6
+typedef struct ws_ktls_suite {
+    uint16_t version; /* TLS_1_2_VERSION, TLS_1_3_VERSION */
+    uint16_t cipher;  /* TLS_CIPHER_* */
+    const char *name; /* "TLS 1.3 AES-128-GCM" */
+} ws_ktls_suite_t;
+extern const ws_ktls_suite_t ws_ktls_suites[WS_KTLS_NSUITES];
+
+/* What the kernel takes, found by real hand-offs: for each suite a fresh loopback pair gets
+ * TCP_ULP "tls", then TLS_TX and TLS_RX with zero keys, so the kernel must have (or load)
+ * the cipher's crypto modules; a kernel with only tls.ko refuses here, not per session. */
+typedef struct ws_ktls_support {
+    int ulp;                 /* ws_ktls_probe(): 0 or -errno */
+    int tx[WS_KTLS_NSUITES]; /* 0 or -errno of TLS_TX for ws_ktls_suites[i] */
+    int rx[WS_KTLS_NSUITES]; /* 0 or -errno of TLS_RX */
+} ws_ktls_support_t;
+/* Fills out; returns 0, or -errno when the probe could not run or TCP_ULP is refused
+ * (out->ulp). Not cached: the server calls it once at start. */
+int ws_ktls_probe_suites(ws_ktls_support_t *out) WS_WARN_UNUSED;
+
 /* With TX in the kernel: sends close_notify as a TLS alert record (type 21). 0 or -errno. */
 int ws_ktls_send_close_notify(int fd);
 
