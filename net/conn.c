@@ -166,6 +166,22 @@ void ws_conn_cancel(ws_core_t *c, ws_conn_t *conn, unsigned kind)
     cancel_op(c, conn, kind);
 }
 
+/* With TX in kernel TLS the kernel encrypts straight from the iovecs: count the bytes that
+ * go from the queue's own entries (broadcast blocks, by reference) and those that were
+ * copied into the cork area first (runs of small frames). */
+static void ktls_tx_account(ws_core_t *c, const ws_sendctx_t *s, const struct iovec *iov,
+                            unsigned n, size_t bytes)
+{
+    size_t copied = 0;
+    for (unsigned i = 0; s && i < n; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        if (p >= s->cork && p < s->cork + WS_CORK_BYTES)
+            copied += iov[i].iov_len;
+    }
+    ws_metric_add(&c->m->ktls_tx_ref_bytes, bytes - copied);
+    ws_metric_add(&c->m->ktls_tx_copied_bytes, copied);
+}
+
 /* Frees the connection once it is dead and nothing of it is in flight. */
 static void maybe_finalize(ws_core_t *c, ws_conn_t *conn)
 {
@@ -523,6 +539,8 @@ static void start_send(ws_core_t *c, ws_conn_t *conn)
         corked = m < n;
         n = m;
     }
+    if (conn->transport == WS_TRANSPORT_KTLS)
+        ktls_tx_account(c, s, iov, n, bytes);
     struct io_uring_sqe *sqe = ws_core_sqe(c);
     if (n == 1) {
         io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);

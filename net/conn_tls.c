@@ -106,19 +106,26 @@ static const char *ktls_mode_name(int mode)
 
 #ifdef WS_WITH_KTLS
 /* "TLS 1.2 AES-128-GCM (ENOENT), ..." for the offered suites whose hand-off (errs[i], from
- * ws_ktls_probe_suites) failed; "" when none did or errs is NULL. */
-static void suites_refused(const ws_server_config_t *cfg, const int *errs, char *out, size_t cap)
+ * ws_ktls_probe_suites) failed; "" when none did or errs is NULL. Returns whether every
+ * offered suite failed. */
+static bool suites_refused(const ws_server_config_t *cfg, const int *errs, char *out, size_t cap)
 {
     size_t n = 0;
+    unsigned offered = 0, refused = 0;
     out[0] = 0;
     for (unsigned i = 0; errs && i < WS_KTLS_NSUITES && n < cap; i++) {
-        if (errs[i] == 0 || ws_ktls_suites[i].version < cfg->tls_min_version)
+        if (ws_ktls_suites[i].version < cfg->tls_min_version)
             continue;
+        offered++;
+        if (errs[i] == 0)
+            continue;
+        refused++;
         const char *e = strerrorname_np(-errs[i]);
         int w = snprintf(out + n, cap - n, "%s%s (%s)", n ? ", " : "", ws_ktls_suites[i].name,
                          e ? e : "error");
         n = w < 0 ? cap : n + (size_t)w;
     }
+    return errs && refused == offered;
 }
 #endif
 
@@ -141,7 +148,7 @@ static int ktls_policy(ws_server_t *srv)
         return -EOPNOTSUPP;
     }
     char tx_refused[256], rx_refused[256];
-    suites_refused(cfg, ok ? sup.tx : NULL, tx_refused, sizeof(tx_refused));
+    bool none = suites_refused(cfg, ok ? sup.tx : NULL, tx_refused, sizeof(tx_refused));
     suites_refused(cfg, ok ? sup.rx : NULL, rx_refused, sizeof(rx_refused));
     if (cfg->ktls == WS_KTLS_REQUIRE && tx_refused[0]) {
         ws_log_error("kTLS required (--ktls require) but this kernel refuses TLS_TX for %s (load "
@@ -161,8 +168,9 @@ static int ktls_policy(ws_server_t *srv)
                         strerror(-srv->ktls_probe));
         return 0;
     }
-    ws_log_info("kTLS: available: after each handshake TX (and RX where the kernel takes "
-                "the cipher) moves to kernel TLS");
+    if (!none)
+        ws_log_info("kTLS: available: after each handshake TX (and RX where the kernel takes "
+                    "the cipher) moves to kernel TLS");
     if (tx_refused[0])
         ws_log_info("kTLS: this kernel refuses TLS_TX for %s: those sessions stay in userspace "
                     "TLS (uringws_ktls_refused_total)",

@@ -164,6 +164,13 @@ static void render_tls(buf_t *b, const ws_metrics_t *m, unsigned n, const ws_met
             "dirs", ktls_dirs_label, "Connections handed to kernel TLS, by directions");
     scalar(b, m, n, offsetof(ws_metrics_t, ktls_refused), "ktls_refused_total", "counter",
            "kTLS hand-offs the kernel refused (the connection stayed in userspace TLS)");
+    scalar(b, m, n, offsetof(ws_metrics_t, ktls_tx_ref_bytes), "ktls_tx_ref_bytes_total", "counter",
+           "Bytes passed to sends on kernel-TLS sockets straight from the queued frames (no "
+           "userspace copy)");
+    scalar(b, m, n, offsetof(ws_metrics_t, ktls_tx_copied_bytes), "ktls_tx_copied_bytes_total",
+           "counter",
+           "Bytes passed to sends on kernel-TLS sockets after a copy into the cork area (runs of "
+           "small frames)");
     /* The probe's errno by name (ENOENT: no tls module), which says more than 0. */
     const char *probe = "error";
     if (tls->ktls_probe == 1)

@@ -84,8 +84,10 @@ typedef struct ws_metrics {
     _Atomic uint64_t conns_by_transport[WS_TRANSPORT_N];            /* live connections (gauge) */
     _Atomic uint64_t tls_handshakes[WS_TLS_VER_N][WS_TLS_CIPHER_N]; /* [0] 1.2, [1] 1.3 */
     _Atomic uint64_t tls_errors[WS_TLS_ERR_SLOTS];                  /* sessions failed, by cause */
-    _Atomic uint64_t ktls_offloads[4]; /* hand-offs done, by directions (WS_TLS_TX|WS_TLS_RX) */
-    _Atomic uint64_t ktls_refused;     /* hand-offs the kernel refused: stayed in userspace */
+    _Atomic uint64_t ktls_offloads[4];     /* hand-offs done, by directions (WS_TLS_TX|WS_TLS_RX) */
+    _Atomic uint64_t ktls_refused;         /* hand-offs the kernel refused: stayed in userspace */
+    _Atomic uint64_t ktls_tx_ref_bytes;    /* kTLS sends: bytes straight from queued blocks */
+    _Atomic uint64_t ktls_tx_copied_bytes; /* kTLS sends: bytes copied into the cork first */
 } ws_metrics_t;
 
 /* Server-wide TLS facts for /metrics (NULL when the server has no TLS listener). */

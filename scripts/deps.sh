@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what is missing on a Debian 12 machine (as root): the build dependencies, and with
-# --test also everything the tests use (Node.js + npm modules, Chromium, Python clients), and
+# --test also everything the tests use (Node.js + npm modules, Chromium, Python clients, qemu
+# and busybox for the VM stage), and
 # with --bench what bench/compare.sh needs: the peer servers' toolchains and libraries (Go +
 # gorilla/websocket, libwebsockets, zlib headers for uWebSockets, npm ws), gnuplot, and the
 # integration tests' npm undici for bench/peers/check.js.
@@ -9,7 +10,7 @@ set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="liburing-dev android-libboringssl-dev libbenchmark-dev cmake make gcc g++ pkg-config openssl clang libclang-rt-14-dev"
-test_pkgs="chromium python3-websockets python3-autobahn curl procps"
+test_pkgs="chromium python3-websockets python3-autobahn curl procps qemu-system-x86 busybox-static cpio kmod"
 bench_pkgs="golang-go golang-github-gorilla-websocket-dev libwebsockets-dev gnuplot-nox zlib1g-dev procps"
 
 missing=""
