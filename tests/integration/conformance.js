@@ -96,9 +96,13 @@ class Session {
         const c = this.c;
         c.inPieces = true;
         try {
-            for (let i = 0; i < bytes.length; i += size) {
+            for (let i = 0, n = 0; i < bytes.length; i += size, n++) {
                 if (!this.writable || c.closeFrame) return;
                 await new Promise((r) => c.socket.write(bytes.subarray(i, i + size), () => r()));
+                // A write the kernel takes at once calls back without a pass of the event
+                // loop, so a long chop would starve every other case's reads (and timers)
+                // until it ends; on a slow machine (a VM under emulation) for seconds.
+                if (n % 64 === 63) await new Promise((r) => setImmediate(r));
             }
         } finally {
             c.inPieces = false;
