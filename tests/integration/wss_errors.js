@@ -148,6 +148,39 @@ async function renegotiate(server, certs) {
     h.check(/RENEGOTIATING/.test(out), () => `s_client did not try to renegotiate:\n${out}`);
 }
 
+// A TLS 1.3 KeyUpdate asking for one back (s_client's "K"), then an HTTP request. In
+// userspace TLS the session follows it and answers; with RX in kernel TLS (6.1 cannot take a
+// new RX key) the server closes the connection and counts it as a protocol error. Returns
+// s_client's output.
+async function keyUpdate(server, certs, kernelRx) {
+    const args = ['s_client', '-connect', `127.0.0.1:${server.tlsPort}`, '-servername', 'localhost', '-tls1_3',
+        '-CAfile', certs.caFile, '-crlf'];
+    const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    await h.pollUntil(() => /Verify return code: 0/.test(out), 10000, () => `s_client handshake did not finish:\n${out}`);
+    await h.sleep(200); // the hand-off (when there is kTLS) is done
+    child.stdin.write('K\n');
+    await h.sleep(300);
+    if (kernelRx) {
+        const code = await Promise.race([exited, h.sleep(10000).then(() => 'timeout')]);
+        if (code === 'timeout') {
+            child.kill('SIGKILL');
+            h.fail(`s_client still connected 10 s after a KeyUpdate with RX in kernel TLS:\n${out}`);
+        }
+    } else {
+        child.stdin.write('GET /healthz HTTP/1.1\nHost: localhost\nConnection: close\n\n');
+        await h.pollUntil(() => /HTTP\/1\.1 200/.test(out), 10000, () => `no answer after the KeyUpdate:\n${out}`);
+        child.stdin.end();
+        const code = await Promise.race([exited, h.sleep(10000).then(() => 'timeout')]);
+        if (code === 'timeout') child.kill('SIGKILL');
+    }
+    h.check(/KEYUPDATE/.test(out), () => `s_client did not send a KeyUpdate:\n${out}`);
+    return out;
+}
+
 async function hostileClients(o, certs) {
     const server = await (await T.TlsServer.create(o.server, ['-c', '2', '-v', '--handshake-timeout', '1s'], { certs })).start();
     const port = server.tlsPort;
@@ -207,6 +240,16 @@ async function hostileClients(o, certs) {
         await h.withTimeout(r.closed, 5000, 'server closing after a renegotiation attempt');
         cleanClose(r, 'renegotiation attempt');
     });
+    const kernelRx = /uringws_ktls_available\{mode="auto",probe="ok"\} 1/.test(await server.metricsText());
+    if (kernelRx) {
+        await expectError(server, 'protocol', 'TLS 1.3 KeyUpdate with RX in kernel TLS', () => keyUpdate(server, certs, true));
+        h.check(server.log.includes('KeyUpdate with RX in kernel TLS'), 'the log names the KeyUpdate');
+    } else {
+        const before = await errorCounts(server);
+        await keyUpdate(server, certs, false);
+        h.checkEq(JSON.stringify(await errorCounts(server)), JSON.stringify(before), 'TLS errors after a KeyUpdate in userspace TLS');
+        h.info('TLS 1.3 KeyUpdate (s_client K) in userspace TLS: followed, the request after it answered');
+    }
     // A connect-and-close (health checkers, scanners) is not an error.
     const quiet = await errorCounts(server);
     cleanClose(await rawExchange(port, Buffer.alloc(0), { end: true }), 'connect then FIN');
