@@ -262,7 +262,7 @@ for entry in $kernels; do
         echo "vm.sh: $entry: the VM did not finish (qemu exit $qrc, limit ${limit}s): see above" >&2
         status=1
     else
-        failed=$(grep '^VM-TEST-END' "$out/console.txt" | grep -v ' rc=0 ' | awk '{ print $2 }' | tr '\n' ' ')
+        failed=$(grep '^VM-TEST-END' "$out/console.txt" | { grep -v ' rc=0 ' || true; } | awk '{ print $2 }' | tr '\n' ' ')
         summary=$(grep '^VM-DONE' "$out/console.txt")
         echo "vm.sh: $entry ($kver): $summary${failed:+; failed: $failed}"
         [ -z "$failed" ] || status=1
