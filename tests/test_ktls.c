@@ -42,7 +42,7 @@ typedef struct emu {
     size_t iv_len;   /* 8 for GCM, 12 for ChaCha20 */
 } emu_t;
 
-static void emu_init(emu_t *e, const ws_ktls_crypto_info_t *ci)
+static void emu_init(emu_t *e, const ws_keys_crypto_info_t *ci)
 {
     const EVP_AEAD *aead;
     const uint8_t *key, *salt, *iv, *seq;
@@ -331,7 +331,7 @@ static uint64_t be64(const uint8_t p[8])
     return v;
 }
 
-static const uint8_t *info_key(const ws_ktls_crypto_info_t *ci, size_t *len)
+static const uint8_t *info_key(const ws_keys_crypto_info_t *ci, size_t *len)
 {
     switch (ci->info.cipher_type) {
     case TLS_CIPHER_AES_GCM_128:
@@ -346,7 +346,7 @@ static const uint8_t *info_key(const ws_ktls_crypto_info_t *ci, size_t *len)
     }
 }
 
-static const uint8_t *info_rec_seq(const ws_ktls_crypto_info_t *ci)
+static const uint8_t *info_rec_seq(const ws_keys_crypto_info_t *ci)
 {
     switch (ci->info.cipher_type) {
     case TLS_CIPHER_AES_GCM_128:
@@ -359,11 +359,11 @@ static const uint8_t *info_rec_seq(const ws_ktls_crypto_info_t *ci)
 }
 
 /* Builds and checks the crypto_info of one direction. */
-static void build_info(SSL *ssl, const struct combo *k, unsigned dir, ws_ktls_crypto_info_t *ci)
+static void build_info(SSL *ssl, const struct combo *k, unsigned dir, ws_keys_crypto_info_t *ci)
 {
     size_t len;
-    int r = ws_ktls_crypto_info(ssl, dir, ci, &len);
-    REQUIRE_MSG(r == 0, "ws_ktls_crypto_info(%s): %d", dir == WS_TLS_TX ? "TX" : "RX", r);
+    int r = ws_keys_crypto_info(ssl, dir, ci, &len);
+    REQUIRE_MSG(r == 0, "ws_keys_crypto_info(%s): %d", dir == WS_TLS_TX ? "TX" : "RX", r);
     REQUIRE_INT(len, k->info_size);
     REQUIRE_INT(ci->info.version, k->version == WS_TLS_V1_3 ? TLS_1_3_VERSION : TLS_1_2_VERSION);
     REQUIRE_INT(ci->info.cipher_type, k->ktls_cipher);
@@ -412,7 +412,7 @@ static void run_emulation(const struct combo *k)
     SSL *ssl = ws_tls_ssl(s.conn);
     uint64_t tx_seq = SSL_get_write_sequence(ssl), rx_seq = SSL_get_read_sequence(ssl);
 
-    ws_ktls_crypto_info_t tx, rx;
+    ws_keys_crypto_info_t tx, rx;
     build_info(ssl, k, WS_TLS_TX, &tx);
     build_info(ssl, k, WS_TLS_RX, &rx);
     size_t klen, klen2;
@@ -421,9 +421,9 @@ static void run_emulation(const struct combo *k)
     emu_t etx, erx;
     emu_init(&etx, &tx);
     emu_init(&erx, &rx);
-    ws_ktls_wipe(&tx);
-    ws_ktls_wipe(&rx);
-    static const ws_ktls_crypto_info_t zero;
+    ws_keys_wipe(&tx);
+    ws_keys_wipe(&rx);
+    static const ws_keys_crypto_info_t zero;
     REQUIRE(memcmp(&tx, &zero, sizeof(zero)) == 0 && memcmp(&rx, &zero, sizeof(zero)) == 0);
 
     /* From here on BoringSSL is out of the picture, as after a real hand-off. TX: one record,
@@ -477,11 +477,11 @@ static void run_tamper(const struct combo *k)
     th_session_t s;
     start_combo(&s, k, g_ctx);
     warm_up(&s, k);
-    ws_ktls_crypto_info_t tx;
+    ws_keys_crypto_info_t tx;
     build_info(ws_tls_ssl(s.conn), k, WS_TLS_TX, &tx);
     emu_t etx;
     emu_init(&etx, &tx);
-    ws_ktls_wipe(&tx);
+    ws_keys_wipe(&tx);
     bigint_inc(etx.seq, 8); /* skip one record */
     th_buf_t wire = {0};
     emu_seal(&etx, 23, "must-not-appear\n", 16, &wire);
@@ -559,9 +559,9 @@ static void run_kernel_or_fallback(const struct combo *k, bool kernel_has_ktls)
         REQUIRE_INT(ws_tls_offloaded(s.conn), 0);
         if (k->version == WS_TLS_V1_3) {
             /* The attempt forgot the captured secrets: nothing left to leak. */
-            ws_ktls_crypto_info_t ci;
+            ws_keys_crypto_info_t ci;
             size_t len;
-            REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), -ENOKEY);
+            REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), -ENOKEY);
         }
         REQUIRE_INT(ws_tls_write(s.conn, "fallback-tx\n", 12), 0);
         th_flush(s.conn, s.fd);
@@ -597,9 +597,9 @@ static void test_api_edges(void)
 {
     /* Before the handshake, and bad arguments. */
     ws_tls_conn_t *c = ws_tls_conn_new(g_ctx);
-    ws_ktls_crypto_info_t ci;
+    ws_keys_crypto_info_t ci;
     size_t len;
-    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -EINVAL);
+    REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -EINVAL);
     REQUIRE_INT(ws_ktls_offload(c, -1, WS_TLS_TX), -ENOTCONN);
     REQUIRE_INT(ws_ktls_enable(-1, ws_tls_ssl(c), 0), -EINVAL);
     REQUIRE_INT(ws_ktls_enable(-1, ws_tls_ssl(c), WS_TLS_RX), -EINVAL);
@@ -616,20 +616,20 @@ static void test_api_edges(void)
     int fr;
     REQUIRE(th_inproc_handshake(&cl, c, &fr) == 1 && fr == 0);
     REQUIRE_INT(ws_tls_version(c), WS_TLS_V1_3);
-    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), 0);
-    ws_ktls_wipe(&ci);
+    REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), 0);
+    ws_keys_wipe(&ci);
     ws_tls_conn_free(c);
     th_client_free(&cl);
 
-    /* With capture on, both directions derive; ws_ktls_forget() drops the secrets. */
+    /* With capture on, both directions derive; ws_keys_forget() drops the secrets. */
     th_client_init(&cl, cctx);
     c = ws_tls_conn_new(g_ctx);
     REQUIRE(th_inproc_handshake(&cl, c, &fr) == 1 && fr == 0);
-    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), 0);
-    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_RX, &ci, &len), 0);
-    ws_ktls_forget(ws_tls_ssl(c));
-    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -ENOKEY);
-    ws_ktls_wipe(&ci);
+    REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), 0);
+    REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(c), WS_TLS_RX, &ci, &len), 0);
+    ws_keys_forget(ws_tls_ssl(c));
+    REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(c), WS_TLS_TX, &ci, &len), -ENOKEY);
+    ws_keys_wipe(&ci);
     ws_tls_conn_free(c);
     th_client_free(&cl);
     SSL_CTX_free(cctx);
@@ -639,9 +639,9 @@ static void test_api_edges(void)
 
 static bool key_update_seen(void *arg)
 {
-    ws_ktls_crypto_info_t ci;
+    ws_keys_crypto_info_t ci;
     size_t len;
-    return ws_ktls_crypto_info(ws_tls_ssl(arg), WS_TLS_RX, &ci, &len) == -ESTALE;
+    return ws_keys_crypto_info(ws_tls_ssl(arg), WS_TLS_RX, &ci, &len) == -ESTALE;
 }
 
 /* A TLS 1.3 KeyUpdate (s_client's "K": update and request one back) makes the captured
@@ -654,17 +654,17 @@ static void test_key_update(void)
     th_session_handshake(&s);
     th_child_send(&s.child, "before-update\n");
     th_session_expect_plain(&s, "before-update\n");
-    ws_ktls_crypto_info_t ci;
+    ws_keys_crypto_info_t ci;
     size_t len;
-    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), 0);
+    REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), 0);
     /* s_client takes a command only when it is the whole of one read from stdin: wait for
      * the KeyUpdate to arrive before sending more. */
     th_child_send(&s.child, "K\n");
     REQUIRE_INT(th_pump(s.conn, s.fd, &s.plain, key_update_seen, s.conn, 10000), 0);
     th_child_send(&s.child, "after-update\n");
     th_session_expect_plain(&s, "after-update\n");
-    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), -ESTALE);
-    REQUIRE_INT(ws_ktls_crypto_info(ws_tls_ssl(s.conn), WS_TLS_RX, &ci, &len), -ESTALE);
+    REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(s.conn), WS_TLS_TX, &ci, &len), -ESTALE);
+    REQUIRE_INT(ws_keys_crypto_info(ws_tls_ssl(s.conn), WS_TLS_RX, &ci, &len), -ESTALE);
     REQUIRE_INT(ws_ktls_offload(s.conn, s.fd, WS_TLS_TX), -ESTALE);
     REQUIRE_INT(ws_tls_offloaded(s.conn), 0);
     REQUIRE_INT(ws_tls_write(s.conn, "server-after-update\n", 20), 0);

@@ -1,22 +1,15 @@
-/* kTLS hand-off: crypto_info derivation from a BoringSSL session (see uringws/ktls.h for the
- * layout and where each byte comes from), the setsockopt sequence, the support probe, and
- * TLS 1.3 secret capture through the keylog callback. Key material lives on the stack only
- * while a crypto_info is built and is wiped before every return. */
+/* kTLS hand-off: the setsockopt sequence, the support probe (a real hand-off per suite on a
+ * loopback pair), close_notify with TX in the kernel and the record type of a kernel RX
+ * read. The keys come from tls/keys.c. */
 #include "uringws/ktls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdatomic.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/digest.h>
-#include <openssl/hkdf.h>
-#include <openssl/mem.h>
-#include <openssl/nid.h>
 #include <openssl/ssl.h>
 
 #ifndef SOL_TLS
@@ -29,290 +22,9 @@ enum {
     WS_KTLS_ALERT_CLOSE_NOTIFY = 0,
 };
 
-/* TLS 1.3 application traffic secrets of one session, captured from the keylog callback.
- * Owned by the SSL through ex_data: freed (wiped) by the ex_data destructor when the SSL is
- * freed, or earlier by ws_ktls_forget(). */
-struct ws_ktls_secrets {
-    uint8_t client[EVP_MAX_MD_SIZE];
-    uint8_t server[EVP_MAX_MD_SIZE];
-    uint8_t client_len, server_len;
-    bool key_updated; /* a KeyUpdate went either way: the secrets above are stale */
-};
-
-static int g_ex_index = -1;
-static pthread_once_t g_ex_once = PTHREAD_ONCE_INIT;
-
-static void secrets_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int index, long argl,
-                         void *argp)
-{
-    (void)parent;
-    (void)ad;
-    (void)index;
-    (void)argl;
-    (void)argp;
-    if (ptr != NULL) {
-        OPENSSL_cleanse(ptr, sizeof(struct ws_ktls_secrets));
-        free(ptr);
-    }
-}
-
-static void ex_index_init(void)
-{
-    g_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, secrets_free);
-}
-
-static struct ws_ktls_secrets *secrets_get(const SSL *ssl)
-{
-    return g_ex_index >= 0 ? SSL_get_ex_data(ssl, g_ex_index) : NULL;
-}
-
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* NSS key log lines: "<LABEL> <client_random hex> <secret hex>". Only the two application
- * traffic secrets of epoch 0 matter; everything else (handshake secrets, the TLS 1.2
- * CLIENT_RANDOM line, the exporter secret) is ignored. */
-static void keylog_cb(const SSL *cssl, const char *line)
-{
-    static const char client_label[] = "CLIENT_TRAFFIC_SECRET_0 ";
-    static const char server_label[] = "SERVER_TRAFFIC_SECRET_0 ";
-    bool is_client;
-    if (strncmp(line, client_label, sizeof(client_label) - 1) == 0)
-        is_client = true;
-    else if (strncmp(line, server_label, sizeof(server_label) - 1) == 0)
-        is_client = false;
-    else
-        return;
-    const char *hex = strrchr(line, ' ') + 1;
-    size_t hex_len = strlen(hex);
-    if (hex_len == 0 || hex_len % 2 != 0 || hex_len / 2 > EVP_MAX_MD_SIZE)
-        return;
-    /* The callback is handed a const SSL, but the object is the caller's own and mutable;
-     * ex_data is the only per-session storage BoringSSL offers here. */
-    SSL *ssl = (SSL *)cssl;
-    struct ws_ktls_secrets *s = secrets_get(ssl);
-    if (s == NULL) {
-        s = calloc(1, sizeof(*s));
-        if (s == NULL)
-            return; /* ws_ktls_crypto_info() will report -ENOKEY: no hand-off, no harm */
-        if (!SSL_set_ex_data(ssl, g_ex_index, s)) {
-            free(s);
-            return;
-        }
-    }
-    uint8_t *dst = is_client ? s->client : s->server;
-    for (size_t i = 0; i < hex_len / 2; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
-        if (hi < 0 || lo < 0) {
-            OPENSSL_cleanse(dst, EVP_MAX_MD_SIZE);
-            return;
-        }
-        dst[i] = (uint8_t)(hi << 4 | lo);
-    }
-    if (is_client)
-        s->client_len = (uint8_t)(hex_len / 2);
-    else
-        s->server_len = (uint8_t)(hex_len / 2);
-}
-
-/* Notices a TLS 1.3 KeyUpdate in either direction: the traffic secrets captured at the end
- * of the handshake no longer match what is on the wire. */
-static void msg_cb(int is_write, int version, int content_type, const void *buf, size_t len,
-                   SSL *ssl, void *arg)
-{
-    (void)is_write;
-    (void)version;
-    (void)arg;
-    if (content_type != SSL3_RT_HANDSHAKE || len < 1 ||
-        ((const uint8_t *)buf)[0] != SSL3_MT_KEY_UPDATE)
-        return;
-    struct ws_ktls_secrets *s = secrets_get(ssl);
-    if (s != NULL)
-        s->key_updated = true;
-}
-
-int ws_ktls_ctx_init(SSL_CTX *ctx)
-{
-    pthread_once(&g_ex_once, ex_index_init);
-    if (g_ex_index < 0)
-        return -ENOMEM;
-    SSL_CTX_set_keylog_callback(ctx, keylog_cb);
-    SSL_CTX_set_msg_callback(ctx, msg_cb);
-    return 0;
-}
-
-void ws_ktls_forget(SSL *ssl)
-{
-    struct ws_ktls_secrets *s = secrets_get(ssl);
-    if (s != NULL) {
-        SSL_set_ex_data(ssl, g_ex_index, NULL);
-        OPENSSL_cleanse(s, sizeof(*s));
-        free(s);
-    }
-}
-
-void ws_ktls_wipe(ws_ktls_crypto_info_t *ci)
-{
-    OPENSSL_cleanse(ci, sizeof(*ci));
-}
-
-int ws_ktls_tx_secret(SSL *ssl, uint8_t out[EVP_MAX_MD_SIZE], size_t *out_len)
-{
-    const struct ws_ktls_secrets *s = secrets_get(ssl);
-    *out_len = 0;
-    if (s == NULL || s->server_len == 0)
-        return -ENOKEY;
-    if (s->key_updated)
-        return -ESTALE;
-    memcpy(out, s->server, s->server_len);
-    *out_len = s->server_len;
-    return 0;
-}
-
-/* HKDF-Expand-Label(secret, label, "", len) of RFC 8446 7.1. */
-int ws_ktls_hkdf_expand_label(uint8_t *out, size_t out_len, const EVP_MD *md, const uint8_t *secret,
-                              size_t secret_len, const char *label)
-{
-    static const char prefix[] = "tls13 ";
-    uint8_t info[2 + 1 + 255 + 1];
-    size_t plen = sizeof(prefix) - 1, llen = strlen(label);
-    if (plen + llen > 255)
-        return -EINVAL;
-    info[0] = (uint8_t)(out_len >> 8);
-    info[1] = (uint8_t)out_len;
-    info[2] = (uint8_t)(plen + llen);
-    memcpy(info + 3, prefix, plen);
-    memcpy(info + 3 + plen, label, llen);
-    info[3 + plen + llen] = 0; /* empty context */
-    if (!HKDF_expand(out, out_len, md, secret, secret_len, info, 4 + plen + llen))
-        return -EIO;
-    return 0;
-}
-
-int ws_ktls_crypto_info(SSL *ssl, unsigned dir, ws_ktls_crypto_info_t *out, size_t *out_len)
-{
-    uint8_t key[32], iv[12], kb[2 * (32 + 12)];
-    size_t key_len, salt_len;
-    uint16_t cipher_type;
-    int r = 0;
-
-    memset(out, 0, sizeof(*out));
-    *out_len = 0;
-    if ((dir != WS_TLS_TX && dir != WS_TLS_RX) || !SSL_is_init_finished(ssl))
-        return -EINVAL;
-    const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
-    if (cipher == NULL)
-        return -EINVAL;
-    switch (SSL_CIPHER_get_cipher_nid(cipher)) {
-    case NID_aes_128_gcm:
-        cipher_type = TLS_CIPHER_AES_GCM_128;
-        key_len = TLS_CIPHER_AES_GCM_128_KEY_SIZE;
-        salt_len = TLS_CIPHER_AES_GCM_128_SALT_SIZE;
-        break;
-    case NID_aes_256_gcm:
-        cipher_type = TLS_CIPHER_AES_GCM_256;
-        key_len = TLS_CIPHER_AES_GCM_256_KEY_SIZE;
-        salt_len = TLS_CIPHER_AES_GCM_256_SALT_SIZE;
-        break;
-    case NID_chacha20_poly1305:
-        cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
-        key_len = TLS_CIPHER_CHACHA20_POLY1305_KEY_SIZE;
-        salt_len = TLS_CIPHER_CHACHA20_POLY1305_SALT_SIZE;
-        break;
-    default:
-        return -EOPNOTSUPP;
-    }
-    /* The server writes with the server's keys and reads with the client's. */
-    bool tx = dir == WS_TLS_TX;
-    uint64_t seq = tx ? SSL_get_write_sequence(ssl) : SSL_get_read_sequence(ssl);
-    uint16_t version = (uint16_t)SSL_version(ssl);
-
-    if (version == TLS1_2_VERSION) {
-        /* AEAD suites have no MAC keys; the fixed IV is the 4-byte GCM salt or the 12-byte
-         * ChaCha20 IV. */
-        size_t fixed_iv_len = cipher_type == TLS_CIPHER_CHACHA20_POLY1305 ? 12 : 4;
-        size_t kb_len = SSL_get_key_block_len(ssl);
-        if (kb_len != 2 * (key_len + fixed_iv_len) || kb_len > sizeof(kb))
-            return -EOPNOTSUPP;
-        if (!SSL_generate_key_block(ssl, kb, kb_len)) {
-            r = -EIO;
-            goto out;
-        }
-        memcpy(key, kb + (tx ? key_len : 0), key_len);
-        memcpy(iv, kb + 2 * key_len + (tx ? fixed_iv_len : 0), fixed_iv_len);
-        if (cipher_type != TLS_CIPHER_CHACHA20_POLY1305) {
-            /* iv = salt (4 bytes) then the explicit nonce of the next record, which
-             * BoringSSL takes from the sequence number. For RX the kernel reads the
-             * explicit nonce from each record; we still fill in the same value. */
-            ws_store_be64(iv + 4, seq);
-        }
-    } else if (version == TLS1_3_VERSION) {
-        struct ws_ktls_secrets *s = secrets_get(ssl);
-        if (s == NULL || (tx ? s->server_len : s->client_len) == 0)
-            return -ENOKEY;
-        if (s->key_updated)
-            return -ESTALE;
-        const EVP_MD *md =
-            SSL_CIPHER_get_prf_nid(cipher) == NID_sha384 ? EVP_sha384() : EVP_sha256();
-        const uint8_t *secret = tx ? s->server : s->client;
-        size_t secret_len = tx ? s->server_len : s->client_len;
-        if (secret_len != EVP_MD_size(md)) {
-            r = -EIO;
-            goto out;
-        }
-        if ((r = ws_ktls_hkdf_expand_label(key, key_len, md, secret, secret_len, "key")) != 0 ||
-            (r = ws_ktls_hkdf_expand_label(iv, sizeof(iv), md, secret, secret_len, "iv")) != 0)
-            goto out;
-    } else {
-        return -EOPNOTSUPP;
-    }
-
-    out->info.version = version; /* TLS_1_2_VERSION / TLS_1_3_VERSION: the wire values */
-    out->info.cipher_type = cipher_type;
-    /* Every layout here is iv, key, salt, rec_seq; only the sizes differ. The IV in the
-     * kernel's terms is what follows the salt: iv[salt_len..12]. */
-    switch (cipher_type) {
-    case TLS_CIPHER_AES_GCM_128:
-        memcpy(out->aes_gcm_128.key, key, key_len);
-        memcpy(out->aes_gcm_128.salt, iv, salt_len);
-        memcpy(out->aes_gcm_128.iv, iv + salt_len, sizeof(out->aes_gcm_128.iv));
-        ws_store_be64(out->aes_gcm_128.rec_seq, seq);
-        *out_len = sizeof(out->aes_gcm_128);
-        break;
-    case TLS_CIPHER_AES_GCM_256:
-        memcpy(out->aes_gcm_256.key, key, key_len);
-        memcpy(out->aes_gcm_256.salt, iv, salt_len);
-        memcpy(out->aes_gcm_256.iv, iv + salt_len, sizeof(out->aes_gcm_256.iv));
-        ws_store_be64(out->aes_gcm_256.rec_seq, seq);
-        *out_len = sizeof(out->aes_gcm_256);
-        break;
-    default:
-        memcpy(out->chacha20_poly1305.key, key, key_len);
-        memcpy(out->chacha20_poly1305.iv, iv, sizeof(out->chacha20_poly1305.iv));
-        ws_store_be64(out->chacha20_poly1305.rec_seq, seq);
-        *out_len = sizeof(out->chacha20_poly1305);
-        break;
-    }
-out:
-    OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(iv, sizeof(iv));
-    OPENSSL_cleanse(kb, sizeof(kb));
-    if (r != 0)
-        ws_ktls_wipe(out);
-    return r;
-}
-
 int ws_ktls_enable(int fd, SSL *ssl, unsigned dirs)
 {
-    ws_ktls_crypto_info_t tx, rx;
+    ws_keys_crypto_info_t tx, rx;
     size_t tx_len = 0, rx_len = 0;
     unsigned done = 0;
     int r;
@@ -327,11 +39,11 @@ int ws_ktls_enable(int fd, SSL *ssl, unsigned dirs)
         return -EINVAL;
     /* Derive everything before touching the socket: a derivation failure must leave the
      * socket exactly as it was. */
-    if ((r = ws_ktls_crypto_info(ssl, WS_TLS_TX, &tx, &tx_len)) != 0)
+    if ((r = ws_keys_crypto_info(ssl, WS_TLS_TX, &tx, &tx_len)) != 0)
         goto out;
-    if ((dirs & WS_TLS_RX) && (r = ws_ktls_crypto_info(ssl, WS_TLS_RX, &rx, &rx_len)) != 0)
+    if ((dirs & WS_TLS_RX) && (r = ws_keys_crypto_info(ssl, WS_TLS_RX, &rx, &rx_len)) != 0)
         goto out;
-    ws_ktls_forget(ssl); /* past this point there is no retry */
+    ws_keys_forget(ssl); /* past this point there is no retry */
     if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) != 0) {
         r = -errno;
         goto out;
@@ -345,8 +57,8 @@ int ws_ktls_enable(int fd, SSL *ssl, unsigned dirs)
         done |= WS_TLS_RX;
     r = (int)done;
 out:
-    ws_ktls_wipe(&tx);
-    ws_ktls_wipe(&rx);
+    ws_keys_wipe(&tx);
+    ws_keys_wipe(&rx);
     return r;
 }
 
@@ -447,7 +159,7 @@ int ws_ktls_probe_suites(ws_ktls_support_t *out)
             return r;
         /* Zero keys: the kernel sets up the same cipher (loading its crypto modules on
          * demand) as for a real session; no record is ever sent with them. */
-        ws_ktls_crypto_info_t ci;
+        ws_keys_crypto_info_t ci;
         memset(&ci, 0, sizeof(ci));
         ci.info.version = ws_ktls_suites[i].version;
         ci.info.cipher_type = ws_ktls_suites[i].cipher;

@@ -7,7 +7,7 @@
 #include <openssl/mem.h>
 #include <openssl/nid.h>
 
-#include "uringws/ktls.h"
+#include "uringws/keys.h"
 
 static const EVP_AEAD *aead_of(uint16_t cipher_type)
 {
@@ -30,8 +30,8 @@ static int set_tls13_keys(ws_tls_rec_t *r, const EVP_AEAD *alg)
     size_t key_len = EVP_AEAD_key_length(alg);
     int rc = -EIO;
     if (key_len <= sizeof(key) &&
-        ws_ktls_hkdf_expand_label(key, key_len, r->md, r->secret, r->secret_len, "key") == 0 &&
-        ws_ktls_hkdf_expand_label(r->iv, sizeof(r->iv), r->md, r->secret, r->secret_len, "iv") ==
+        ws_keys_hkdf_expand_label(key, key_len, r->md, r->secret, r->secret_len, "key") == 0 &&
+        ws_keys_hkdf_expand_label(r->iv, sizeof(r->iv), r->md, r->secret, r->secret_len, "iv") ==
             0 &&
         EVP_AEAD_CTX_init(&r->aead, alg, key, key_len, WS_TLS_REC_TAG, NULL))
         rc = 0;
@@ -41,10 +41,10 @@ static int set_tls13_keys(ws_tls_rec_t *r, const EVP_AEAD *alg)
 
 int ws_tls_rec_init(ws_tls_rec_t *r, SSL *ssl)
 {
-    ws_ktls_crypto_info_t ci;
+    ws_keys_crypto_info_t ci;
     size_t ci_len;
     memset(r, 0, sizeof(*r));
-    int rc = ws_ktls_crypto_info(ssl, WS_TLS_TX, &ci, &ci_len);
+    int rc = ws_keys_crypto_info(ssl, WS_TLS_TX, &ci, &ci_len);
     if (rc != 0)
         return rc;
     const EVP_AEAD *alg = aead_of(ci.info.cipher_type);
@@ -78,13 +78,13 @@ int ws_tls_rec_init(ws_tls_rec_t *r, SSL *ssl)
     if (alg != NULL &&
         EVP_AEAD_CTX_init(&r->aead, alg, key, EVP_AEAD_key_length(alg), WS_TLS_REC_TAG, NULL))
         rc = 0;
-    ws_ktls_wipe(&ci);
+    ws_keys_wipe(&ci);
     if (rc == 0 && r->version == TLS1_3_VERSION) {
         /* Keep the secret: a KeyUpdate derives the next keys from it. */
         const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
         r->md = SSL_CIPHER_get_prf_nid(cipher) == NID_sha384 ? EVP_sha384() : EVP_sha256();
         size_t len;
-        if ((rc = ws_ktls_tx_secret(ssl, r->secret, &len)) == 0)
+        if ((rc = ws_keys_tx_secret(ssl, r->secret, &len)) == 0)
             r->secret_len = (uint8_t)len;
         else
             EVP_AEAD_CTX_cleanup(&r->aead);
@@ -158,7 +158,7 @@ static int key_update(ws_tls_rec_t *r)
 {
     uint8_t next[EVP_MAX_MD_SIZE];
     const EVP_AEAD *alg = EVP_AEAD_CTX_aead(&r->aead);
-    if (ws_ktls_hkdf_expand_label(next, r->secret_len, r->md, r->secret, r->secret_len,
+    if (ws_keys_hkdf_expand_label(next, r->secret_len, r->md, r->secret, r->secret_len,
                                   "traffic upd") != 0)
         return -EIO;
     memcpy(r->secret, next, r->secret_len);

@@ -3,7 +3,7 @@
  * caller's output buffer with EVP_AEAD, so a frame is copied once (into the record) and
  * encrypted in place instead of going through SSL_write's own buffer (allocated, sealed
  * into, copied out, wiped and freed on every call). The keys come from the kTLS
- * derivation (ws_ktls_crypto_info), which tests/test_ktls.c proves against OpenSSL.
+ * derivation (ws_keys_crypto_info), which tests/test_ktls.c proves against OpenSSL.
  *
  * Record layouts (RFC 5246 6.2.3.3 with RFC 5288 3 and RFC 7905 2; RFC 8446 5.2):
  *   TLS 1.2 AES-GCM: hdr(type, 03 03, len) | explicit nonce = seq (8) | ciphertext | tag
@@ -38,7 +38,7 @@ typedef struct ws_tls_rec {
 /* Sets up sealing for what the server writes, continuing at BoringSSL's write sequence.
  * The session must be established with nothing left unwritten inside BoringSSL, and from
  * here on BoringSSL must not seal another record that reaches the wire (see
- * ws_tls_rec_reseal). Returns 0 or an error of ws_ktls_crypto_info (-ENOKEY, -ESTALE,
+ * ws_tls_rec_reseal). Returns 0 or an error of ws_keys_crypto_info (-ENOKEY, -ESTALE,
  * -EOPNOTSUPP, ...), or -EIO. */
 int ws_tls_rec_init(ws_tls_rec_t *r, SSL *ssl);
 void ws_tls_rec_cleanup(ws_tls_rec_t *r);

@@ -26,7 +26,7 @@
 
 #ifdef WS_WITH_KTLS
 #include "record.h"
-#include "uringws/ktls.h"
+#include "uringws/keys.h"
 #endif
 
 /* Largest plaintext per record (RFC 8446 5.1, RFC 5246 6.2.1). */
@@ -707,7 +707,7 @@ int ws_tls_ctx_new(const ws_tls_config_t *cfg, ws_tls_ctx_t **out, char *err, si
     SSL_CTX_set_alpn_select_cb(sc, alpn_select, NULL);
 #ifdef WS_WITH_KTLS
     /* Always: userspace sealing (ws_tls_own_tx) derives its keys the same way. */
-    if ((r = ws_ktls_ctx_init(sc)) != 0) {
+    if ((r = ws_keys_ctx_init(sc)) != 0) {
         r = set_err(err, errlen, r, "cannot prepare the kTLS hand-off%s", NULL);
         goto err;
     }
@@ -964,7 +964,7 @@ int ws_tls_own_tx(ws_tls_conn_t *c)
     }
     c->bssl_seq = tx->seq;
     c->tx = tx;
-    ws_ktls_forget(c->ssl); /* the secret lives on in tx; kTLS cannot follow from here */
+    ws_keys_forget(c->ssl); /* the secret lives on in tx; kTLS cannot follow from here */
     return 0;
 }
 

@@ -194,7 +194,7 @@ bool ws_tls_at_record_boundary(const ws_tls_conn_t *c);
  * says. For sessions that stay in userspace: after it, ws_ktls_offload() refuses. Returns 0
  * (also when already done), -ENOTCONN (handshake not done), -EALREADY (TX offloaded or
  * close_notify sent), -EPROTO (failed session), -ENOMEM, or an error of
- * ws_ktls_crypto_info() (-ESTALE after a KeyUpdate, -EOPNOTSUPP): the session then simply
+ * ws_keys_crypto_info() (-ESTALE after a KeyUpdate, -EOPNOTSUPP): the session then simply
  * keeps SSL_write. */
 int ws_tls_own_tx(ws_tls_conn_t *c) WS_WARN_UNUSED;
 bool ws_tls_tx_owned(const ws_tls_conn_t *c);
