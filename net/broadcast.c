@@ -8,12 +8,12 @@
 
 #include "limits.h"
 #include "log.h"
-#include "reactor.h"
+#include "worker.h"
 #include "room.h"
 #include "sendq.h"
 #include "server_internal.h"
 
-static void room_maybe_free(ws_core_t *c, ws_room_t *r)
+static void room_maybe_free(ws_worker_t *c, ws_room_t *r)
 {
     if (!ws_room_unused(r, c->id))
         return;
@@ -22,7 +22,7 @@ static void room_maybe_free(ws_core_t *c, ws_room_t *r)
 }
 
 /* The home core's bookkeeping for core `core` gaining or losing its members. */
-static void home_set_peer(ws_core_t *c, ws_room_t *r, unsigned core, ws_room_t *peer)
+static void home_set_peer(ws_worker_t *c, ws_room_t *r, unsigned core, ws_room_t *peer)
 {
     if (peer && !r->peer[core]) {
         if (r->member_cores++ == 0)
@@ -47,7 +47,7 @@ static void home_set_peer(ws_core_t *c, ws_room_t *r, unsigned core, ws_room_t *
 #define BATCH_FIRST_CAP (4u << 10)
 
 /* Delivers b (one reference, held by this core; `frames` frames) to every local member. */
-static void deliver_now(ws_core_t *c, ws_room_t *r, ws_block_t *b, uint32_t frames)
+static void deliver_now(ws_worker_t *c, ws_room_t *r, ws_block_t *b, uint32_t frames)
 {
     if (r->nmembers == 0) {
         ws_block_unref(b);
@@ -76,7 +76,7 @@ static void deliver_now(ws_core_t *c, ws_room_t *r, ws_block_t *b, uint32_t fram
 }
 
 /* Delivers what r gathered this pass. */
-static void batch_flush(ws_core_t *c, ws_room_t *r)
+static void batch_flush(ws_worker_t *c, ws_room_t *r)
 {
     ws_block_t *b = r->batch;
     if (!b)
@@ -88,7 +88,7 @@ static void batch_flush(ws_core_t *c, ws_room_t *r)
 
 /* Adds b (this core's reference) to r's batch; false when no memory was left for it (the
  * caller still holds b). */
-static bool batch_add(ws_core_t *c, ws_room_t *r, ws_block_t *b)
+static bool batch_add(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
 {
     if (!r->batch) {
         r->batch = b;
@@ -120,7 +120,7 @@ static bool batch_add(ws_core_t *c, ws_room_t *r, ws_block_t *b)
 }
 
 /* b (one reference, held by this core) for every local member of r. */
-static void deliver_local(ws_core_t *c, ws_room_t *r, ws_block_t *b)
+static void deliver_local(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
 {
     if (r->nmembers == 0) {
         ws_block_unref(b);
@@ -140,7 +140,7 @@ static void deliver_local(ws_core_t *c, ws_room_t *r, ws_block_t *b)
     }
 }
 
-void ws_room_flush_batches(ws_core_t *c)
+void ws_room_flush_batches(ws_worker_t *c)
 {
     ws_dlink_t *n;
     while ((n = c->batched))
@@ -148,7 +148,7 @@ void ws_room_flush_batches(ws_core_t *c)
 }
 
 /* Home core: numbers the message and hands it to every core with members. */
-static void home_publish(ws_core_t *c, ws_room_t *r, ws_block_t *b)
+static void home_publish(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
 {
     b->seq = ++r->seq;
     if (r->member_cores == 0) {
@@ -167,13 +167,13 @@ static void home_publish(ws_core_t *c, ws_room_t *r, ws_block_t *b)
         }
         ws_xev_t ev = {
             .type = WS_XEV_FANOUT, .src = (uint16_t)c->id, .room = r->peer[i], .block = b};
-        ws_core_xpush(c, i, &ev);
+        ws_worker_xpush(c, i, &ev);
     }
     if (local)
         deliver_local(c, r, b);
 }
 
-int ws_room_join(ws_core_t *c, ws_conn_t *conn, const char *name, size_t len)
+int ws_room_join(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
 {
     uint64_t h = ws_room_hash(name, len);
     ws_room_t *r = ws_roommap_find(&c->rooms, h, name, len);
@@ -195,12 +195,12 @@ int ws_room_join(ws_core_t *c, ws_conn_t *conn, const char *name, size_t len)
     } else if (!r->registered) {
         r->registered = true;
         ws_xev_t ev = {.type = WS_XEV_JOIN, .src = (uint16_t)c->id, .room = r, .block = NULL};
-        ws_core_xpush(c, r->home, &ev);
+        ws_worker_xpush(c, r->home, &ev);
     }
     return 0;
 }
 
-void ws_room_leave(ws_core_t *c, ws_conn_t *conn)
+void ws_room_leave(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_room_t *r = conn->room;
     if (!r)
@@ -221,12 +221,12 @@ void ws_room_leave(ws_core_t *c, ws_conn_t *conn)
         r->registered = false;
         r->leaves_pending++;
         ws_xev_t ev = {.type = WS_XEV_LEAVE, .src = (uint16_t)c->id, .room = r, .block = NULL};
-        ws_core_xpush(c, r->home, &ev);
+        ws_worker_xpush(c, r->home, &ev);
     }
     room_maybe_free(c, r);
 }
 
-void ws_room_publish(ws_core_t *c, ws_conn_t *conn, ws_block_t *b)
+void ws_room_publish(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
 {
     ws_room_t *r = conn->room;
     if (!r) {
@@ -238,10 +238,10 @@ void ws_room_publish(ws_core_t *c, ws_conn_t *conn, ws_block_t *b)
         return;
     }
     ws_xev_t ev = {.type = WS_XEV_PUBLISH, .src = (uint16_t)c->id, .room = r, .block = b};
-    ws_core_xpush(c, r->home, &ev);
+    ws_worker_xpush(c, r->home, &ev);
 }
 
-void ws_room_deliver_one(ws_core_t *c, ws_conn_t *conn, ws_block_t *b)
+void ws_room_deliver_one(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
 {
     ws_bref_t *br = ws_bref_new(&c->brefs, b, 1);
     if (!br) {
@@ -253,7 +253,7 @@ void ws_room_deliver_one(ws_core_t *c, ws_conn_t *conn, ws_block_t *b)
 }
 
 /* The home core's struct for the room another core's struct names. */
-static ws_room_t *home_room_of(ws_core_t *c, const ws_room_t *remote, bool create)
+static ws_room_t *home_room_of(ws_worker_t *c, const ws_room_t *remote, bool create)
 {
     ws_room_t *r = ws_roommap_find(&c->rooms, remote->hash, remote->name, remote->name_len);
     if (r || !create)
@@ -266,7 +266,7 @@ static ws_room_t *home_room_of(ws_core_t *c, const ws_room_t *remote, bool creat
     return r;
 }
 
-void ws_room_on_event(ws_core_t *c, const ws_xev_t *ev)
+void ws_room_on_event(ws_worker_t *c, const ws_xev_t *ev)
 {
     ws_room_t *r;
     switch (ev->type) {
@@ -289,7 +289,7 @@ void ws_room_on_event(ws_core_t *c, const ws_xev_t *ev)
         /* Acknowledge even when nothing matched, or the sender would keep its struct. */
         ws_xev_t ack = {
             .type = WS_XEV_LEAVE_ACK, .src = (uint16_t)c->id, .room = ev->room, .block = NULL};
-        ws_core_xpush(c, ev->src, &ack);
+        ws_worker_xpush(c, ev->src, &ack);
         break;
     }
     case WS_XEV_LEAVE_ACK:

@@ -24,19 +24,19 @@
 #include "limits.h"
 #include "log.h"
 #include "pages.h"
-#include "reactor.h"
+#include "worker.h"
 #include "server_internal.h"
 #include "uringws/block.h"
 #include "uringws/frame.h"
 #include "uringws/handshake.h"
 #include "uringws/http.h"
 
-static void start_send(ws_core_t *c, ws_conn_t *conn);
-static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n);
+static void start_send(ws_worker_t *c, ws_conn_t *conn);
+static void ws_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n);
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static void sq_account(ws_core_t *c, uint64_t before, uint64_t after)
+static void sq_account(ws_worker_t *c, uint64_t before, uint64_t after)
 {
     if (after > before)
         ws_metric_add(&c->m->queue_bytes, after - before);
@@ -44,7 +44,7 @@ static void sq_account(ws_core_t *c, uint64_t before, uint64_t after)
         ws_metric_sub(&c->m->queue_bytes, before - after);
 }
 
-static uint64_t conn_deadline(const ws_core_t *c, const ws_conn_t *conn)
+static uint64_t conn_deadline(const ws_worker_t *c, const ws_conn_t *conn)
 {
     const ws_server_config_t *cfg = c->cfg;
     uint64_t d = UINT64_MAX;
@@ -76,7 +76,7 @@ static uint64_t conn_deadline(const ws_core_t *c, const ws_conn_t *conn)
     return d;
 }
 
-static void conn_schedule(ws_core_t *c, ws_conn_t *conn)
+static void conn_schedule(ws_worker_t *c, ws_conn_t *conn)
 {
     uint64_t d = conn_deadline(c, conn);
     if (d == UINT64_MAX)
@@ -97,7 +97,7 @@ static bool send_idle(const ws_conn_t *conn)
  * clock is cleared lazily by the timer once nothing is pending. The timer is lazy too (it
  * fires at the earliest deadline known when it was set), so pull it in when the stall
  * deadline is earlier. */
-static void stall_clock_start(ws_core_t *c, ws_conn_t *conn, bool was_idle)
+static void stall_clock_start(ws_worker_t *c, ws_conn_t *conn, bool was_idle)
 {
     if ((conn->flags & WS_CONN_F_STALL_CLOCK) && !was_idle)
         return;
@@ -110,7 +110,7 @@ static void stall_clock_start(ws_core_t *c, ws_conn_t *conn, bool was_idle)
 }
 
 /* The connection left the request-head phase (upgraded, answered or torn down). */
-static void head_phase_end(ws_core_t *c, ws_conn_t *conn)
+static void head_phase_end(ws_worker_t *c, ws_conn_t *conn)
 {
     if (ws_qlink_linked(&conn->head_link)) {
         ws_qlink_remove(&conn->head_link);
@@ -119,10 +119,10 @@ static void head_phase_end(ws_core_t *c, ws_conn_t *conn)
 }
 
 /* Closes a socket that has (or no longer has) a connection struct. */
-static void close_socket(ws_core_t *c, int fd, bool direct)
+static void close_socket(ws_worker_t *c, int fd, bool direct)
 {
     if (direct)
-        ws_core_close_direct(c, (unsigned)fd);
+        ws_worker_close_direct(c, (unsigned)fd);
     else
         close(fd);
 }
@@ -133,9 +133,9 @@ static void set_fixed(const ws_conn_t *conn, struct io_uring_sqe *sqe)
         sqe->flags |= IOSQE_FIXED_FILE;
 }
 
-static void arm_recv(ws_core_t *c, ws_conn_t *conn)
+static void arm_recv(ws_worker_t *c, ws_conn_t *conn)
 {
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
     if (conn->tls && ws_conn_tls_rx_in_kernel(conn))
         ws_conn_tls_prep_recvmsg(c, conn, sqe); /* kernel TLS needs the record type */
     else if (c->multishot_recv)
@@ -149,19 +149,19 @@ static void arm_recv(ws_core_t *c, ws_conn_t *conn)
     conn->flags |= WS_CONN_F_RECV;
 }
 
-static void cancel_op(ws_core_t *c, ws_conn_t *conn, unsigned kind)
+static void cancel_op(ws_worker_t *c, ws_conn_t *conn, unsigned kind)
 {
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
     io_uring_prep_cancel64(sqe, ws_ud_make(kind, conn->idx, conn->gen), 0);
     io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, conn->idx, conn->gen));
 }
 
-void ws_conn_arm_recv(ws_core_t *c, ws_conn_t *conn)
+void ws_conn_arm_recv(ws_worker_t *c, ws_conn_t *conn)
 {
     arm_recv(c, conn);
 }
 
-void ws_conn_cancel(ws_core_t *c, ws_conn_t *conn, unsigned kind)
+void ws_conn_cancel(ws_worker_t *c, ws_conn_t *conn, unsigned kind)
 {
     cancel_op(c, conn, kind);
 }
@@ -169,7 +169,7 @@ void ws_conn_cancel(ws_core_t *c, ws_conn_t *conn, unsigned kind)
 /* With TX in kernel TLS the kernel encrypts straight from the iovecs: count the bytes that
  * go from the queue's own entries (broadcast blocks, by reference) and those that were
  * copied into the cork area first (runs of small frames). */
-static void ktls_tx_account(ws_core_t *c, const ws_sendctx_t *s, const struct iovec *iov,
+static void ktls_tx_account(ws_worker_t *c, const ws_sendctx_t *s, const struct iovec *iov,
                             unsigned n, size_t bytes)
 {
     size_t copied = 0;
@@ -183,7 +183,7 @@ static void ktls_tx_account(ws_core_t *c, const ws_sendctx_t *s, const struct io
 }
 
 /* Frees the connection once it is dead and nothing of it is in flight. */
-static void maybe_finalize(ws_core_t *c, ws_conn_t *conn)
+static void maybe_finalize(ws_worker_t *c, ws_conn_t *conn)
 {
     if (conn->state != WS_CONN_DEAD ||
         (conn->flags & (WS_CONN_F_RECV | WS_CONN_F_SEND | WS_CONN_F_SHUT)))
@@ -193,7 +193,7 @@ static void maybe_finalize(ws_core_t *c, ws_conn_t *conn)
     ws_sendq_clear(&conn->sq, &c->brefs);
     sq_account(c, before, 0);
     if (conn->sctx) {
-        ws_core_sctx_put(c, conn->sctx);
+        ws_worker_sctx_put(c, conn->sctx);
         conn->sctx = NULL;
     }
     if (conn->flags & WS_CONN_F_PARSER)
@@ -202,11 +202,11 @@ static void maybe_finalize(ws_core_t *c, ws_conn_t *conn)
         ws_conn_tls_free(c, conn);
     free(conn->hbuf);
     ws_log_debug("conn %u: freed", conn->idx);
-    ws_core_slot_free(c, conn);
+    ws_worker_slot_free(c, conn);
     free(conn);
 }
 
-void ws_conn_teardown(ws_core_t *c, ws_conn_t *conn)
+void ws_conn_teardown(ws_worker_t *c, ws_conn_t *conn)
 {
     if (conn->state == WS_CONN_DEAD)
         return;
@@ -241,7 +241,7 @@ void ws_conn_teardown(ws_core_t *c, ws_conn_t *conn)
 
 /* ---- queueing ---------------------------------------------------------------------- */
 
-int ws_conn_queue_owned(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t len)
+int ws_conn_queue_owned(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t len)
 {
     bool was_idle = send_idle(conn);
     if (ws_sendq_push(&conn->sq, WS_SQ_OWNED, buf, len, buf) < 0) {
@@ -250,11 +250,11 @@ int ws_conn_queue_owned(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t le
     }
     ws_metric_add(&c->m->queue_bytes, len);
     stall_clock_start(c, conn, was_idle);
-    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+    ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
     return 0;
 }
 
-static int queue_control(ws_core_t *c, ws_conn_t *conn, uint8_t opcode, const void *payload,
+static int queue_control(ws_worker_t *c, ws_conn_t *conn, uint8_t opcode, const void *payload,
                          size_t len)
 {
     if (len > WS_CONTROL_MAX)
@@ -270,7 +270,7 @@ static int queue_control(ws_core_t *c, ws_conn_t *conn, uint8_t opcode, const vo
     return ws_conn_queue_owned(c, conn, b, (uint32_t)(h + len));
 }
 
-static int queue_close(ws_core_t *c, ws_conn_t *conn, unsigned code, const char *why)
+static int queue_close(ws_worker_t *c, ws_conn_t *conn, unsigned code, const char *why)
 {
     uint8_t payload[WS_CONTROL_MAX];
     size_t wlen = why ? strlen(why) : 0;
@@ -299,14 +299,14 @@ static int queue_close(ws_core_t *c, ws_conn_t *conn, unsigned code, const char 
  * lone queued entry never counts as over, so one message larger than max_queue (within
  * max_message) still goes. slow_grace 0 judges at once: the limits are then hard. */
 
-static bool queue_over(const ws_core_t *c, const ws_conn_t *conn)
+static bool queue_over(const ws_worker_t *c, const ws_conn_t *conn)
 {
     const ws_sendq_t *q = &conn->sq;
     return q->count > 1 && (q->bytes > c->cfg->max_queue || q->frames > c->cfg->max_queue_frames);
 }
 
 /* Opens a judgment window now: its end must see the queue's current excess sent. */
-static void window_start(ws_core_t *c, ws_conn_t *conn)
+static void window_start(ws_worker_t *c, ws_conn_t *conn)
 {
     const ws_server_config_t *cfg = c->cfg;
     const ws_sendq_t *q = &conn->sq;
@@ -319,14 +319,14 @@ static void window_start(ws_core_t *c, ws_conn_t *conn)
         conn_schedule(c, conn);
 }
 
-void ws_conn_queue_shrank(ws_core_t *c, ws_conn_t *conn)
+void ws_conn_queue_shrank(ws_worker_t *c, ws_conn_t *conn)
 {
     if ((conn->flags & WS_CONN_F_OVER) && !queue_over(c, conn))
         conn->flags &= ~WS_CONN_F_OVER; /* the burst drained; the timer just finds nothing */
 }
 
 /* "--max-queue 1048576 by 5000 bytes": the limit the queue is over, and by how much. */
-static void over_what(const ws_core_t *c, const ws_conn_t *conn, char *out, size_t cap)
+static void over_what(const ws_worker_t *c, const ws_conn_t *conn, char *out, size_t cap)
 {
     const ws_server_config_t *cfg = c->cfg;
     if (conn->sq.bytes > cfg->max_queue)
@@ -341,7 +341,7 @@ static void over_what(const ws_core_t *c, const ws_conn_t *conn, char *out, size
  * partly sent is finished, control frames and responses stay) down to 3/4 of the limits, so
  * that a reader that stays behind costs one pass over its queue per quarter of it, not one
  * per message. */
-static void drop_oldest(ws_core_t *c, ws_conn_t *conn, const char *what, uint64_t over_ms)
+static void drop_oldest(ws_worker_t *c, ws_conn_t *conn, const char *what, uint64_t over_ms)
 {
     const ws_server_config_t *cfg = c->cfg;
     uint64_t bytes = 0, before = conn->sq.bytes;
@@ -365,7 +365,7 @@ static void drop_oldest(ws_core_t *c, ws_conn_t *conn, const char *what, uint64_
 }
 
 /* A window ended with the queue still over and its backlog not taken. */
-static void slow_verdict(ws_core_t *c, ws_conn_t *conn)
+static void slow_verdict(ws_worker_t *c, ws_conn_t *conn)
 {
     char what[96];
     over_what(c, conn, what, sizeof(what));
@@ -391,7 +391,7 @@ static void slow_verdict(ws_core_t *c, ws_conn_t *conn)
 /* Called after frames were queued on an open connection, and by its timer: starts an
  * episode when the queue went over the limits, ends it when it is back within them, and
  * judges it when its window is over. */
-static void backpressure(ws_core_t *c, ws_conn_t *conn)
+static void backpressure(ws_worker_t *c, ws_conn_t *conn)
 {
     if (!queue_over(c, conn)) {
         conn->flags &= ~WS_CONN_F_OVER;
@@ -414,7 +414,7 @@ static void backpressure(ws_core_t *c, ws_conn_t *conn)
         slow_verdict(c, conn);
 }
 
-void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
+void ws_conn_deliver(ws_worker_t *c, ws_conn_t *conn, ws_bref_t *br)
 {
     uint32_t len = br->block->len;
     if (conn->state != WS_CONN_OPEN || (conn->flags & WS_CONN_F_NEED_CLOSE)) {
@@ -430,13 +430,13 @@ void ws_conn_deliver(ws_core_t *c, ws_conn_t *conn, ws_bref_t *br)
     ws_metric_add(&c->m->queue_bytes, len);
     ws_metric_add(&c->m->msgs_out, br->frames);
     stall_clock_start(c, conn, was_idle);
-    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+    ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
     backpressure(c, conn);
 }
 
 /* ---- closing ----------------------------------------------------------------------- */
 
-static void enter_closing(ws_core_t *c, ws_conn_t *conn)
+static void enter_closing(ws_worker_t *c, ws_conn_t *conn)
 {
     head_phase_end(c, conn);
     conn->state = WS_CONN_CLOSING;
@@ -444,17 +444,17 @@ static void enter_closing(ws_core_t *c, ws_conn_t *conn)
     conn_schedule(c, conn);
 }
 
-void ws_conn_finish(ws_core_t *c, ws_conn_t *conn)
+void ws_conn_finish(ws_worker_t *c, ws_conn_t *conn)
 {
     if (conn->state == WS_CONN_DEAD)
         return;
     conn->flags |= WS_CONN_F_FLUSH_CLOSE;
     if (conn->state == WS_CONN_HTTP || conn->state == WS_CONN_OPEN)
         enter_closing(c, conn);
-    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+    ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
 }
 
-void ws_conn_close(ws_core_t *c, ws_conn_t *conn, unsigned code, const char *why, bool drop_queue)
+void ws_conn_close(ws_worker_t *c, ws_conn_t *conn, unsigned code, const char *why, bool drop_queue)
 {
     if (conn->state == WS_CONN_HTTP) {
         ws_conn_teardown(c, conn);
@@ -473,22 +473,22 @@ void ws_conn_close(ws_core_t *c, ws_conn_t *conn, unsigned code, const char *why
         /* No memory for 2..125 bytes: give up on the handshake, just end the stream. */
         conn->flags |= WS_CONN_F_FLUSH_CLOSE;
     }
-    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+    ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
 }
 
-void ws_conn_close_later(ws_core_t *c, ws_conn_t *conn, unsigned code, const char *why)
+void ws_conn_close_later(ws_worker_t *c, ws_conn_t *conn, unsigned code, const char *why)
 {
     if (conn->state != WS_CONN_OPEN || (conn->flags & WS_CONN_F_NEED_CLOSE))
         return;
     conn->close_code = (uint16_t)code;
     conn->close_why = why;
-    ws_core_pending(c, conn, WS_CONN_F_NEED_CLOSE);
+    ws_worker_pending(c, conn, WS_CONN_F_NEED_CLOSE);
 }
 
 /* Our side is done sending: half-close and keep reading (and discarding) until the peer
  * closes too, so the kernel never answers unread data with a RST that could destroy our
  * last bytes in flight (lingering close). */
-static void begin_linger(ws_core_t *c, ws_conn_t *conn)
+static void begin_linger(ws_worker_t *c, ws_conn_t *conn)
 {
     if (conn->state == WS_CONN_LINGER || conn->state == WS_CONN_DEAD)
         return;
@@ -501,7 +501,7 @@ static void begin_linger(ws_core_t *c, ws_conn_t *conn)
     conn->state = WS_CONN_LINGER;
     conn_schedule(c, conn);
     if (conn->direct) {
-        struct io_uring_sqe *sqe = ws_core_sqe(c);
+        struct io_uring_sqe *sqe = ws_worker_sqe(c);
         io_uring_prep_shutdown(sqe, conn->fd, SHUT_WR);
         sqe->flags |= IOSQE_FIXED_FILE;
         io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SHUTDOWN, conn->idx, conn->gen));
@@ -513,7 +513,7 @@ static void begin_linger(ws_core_t *c, ws_conn_t *conn)
 
 /* ---- sending ----------------------------------------------------------------------- */
 
-static void start_send(ws_core_t *c, ws_conn_t *conn)
+static void start_send(ws_worker_t *c, ws_conn_t *conn)
 {
     if ((conn->flags & WS_CONN_F_SEND) || conn->state == WS_CONN_DEAD)
         return;
@@ -525,7 +525,7 @@ static void start_send(ws_core_t *c, ws_conn_t *conn)
         return;
     }
     /* Without a pooled iovec array (allocation failure) send one entry at a time. */
-    ws_sendctx_t *s = ws_core_sctx_get(c);
+    ws_sendctx_t *s = ws_worker_sctx_get(c);
     struct iovec single;
     struct iovec *iov = s ? s->iov : &single;
     unsigned max_iov = s ? c->cfg->send_max_iov : 1;
@@ -541,13 +541,13 @@ static void start_send(ws_core_t *c, ws_conn_t *conn)
     }
     if (conn->transport == WS_TRANSPORT_KTLS)
         ktls_tx_account(c, s, iov, n, bytes);
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
     if (n == 1) {
         io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
         if (corked)
             conn->sctx = s; /* the cork copy must live until the send completes */
         else if (s)
-            ws_core_sctx_put(c, s);
+            ws_worker_sctx_put(c, s);
     } else {
         memset(&s->msg, 0, sizeof(s->msg));
         s->msg.msg_iov = s->iov;
@@ -561,7 +561,7 @@ static void start_send(ws_core_t *c, ws_conn_t *conn)
     ws_metric_inc(&c->m->sends);
 }
 
-void ws_conn_on_send(ws_core_t *c, ws_conn_t *conn, int res)
+void ws_conn_on_send(ws_worker_t *c, ws_conn_t *conn, int res)
 {
     conn->flags &= ~WS_CONN_F_SEND;
     size_t sent = res > 0 ? (size_t)res : 0;
@@ -575,7 +575,7 @@ void ws_conn_on_send(ws_core_t *c, ws_conn_t *conn, int res)
         ws_conn_tls_sent(c, conn, sent);
     ws_metric_add(&c->m->bytes_out, sent);
     if (conn->sctx) {
-        ws_core_sctx_put(c, conn->sctx);
+        ws_worker_sctx_put(c, conn->sctx);
         conn->sctx = NULL;
     }
     if (conn->state == WS_CONN_DEAD) {
@@ -592,7 +592,7 @@ void ws_conn_on_send(ws_core_t *c, ws_conn_t *conn, int res)
 
 /* ---- HTTP phase -------------------------------------------------------------------- */
 
-static void reject(ws_core_t *c, ws_conn_t *conn, int status, const char *why)
+static void reject(ws_worker_t *c, ws_conn_t *conn, int status, const char *why)
 {
     ws_log_verbose("conn %u: rejected with %d: %s", conn->idx, status, why);
     ws_metric_inc(&c->m->hs_errors[ws_metrics_hs_index(status)]);
@@ -607,7 +607,7 @@ static void reject(ws_core_t *c, ws_conn_t *conn, int status, const char *why)
 }
 
 /* Releases the room count taken by admit() when the join does not happen. */
-static void room_uncount(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
+static void room_uncount(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
 {
     if (conn->flags & WS_CONN_F_ROOM_COUNTED) {
         conn->flags &= ~WS_CONN_F_ROOM_COUNTED;
@@ -622,7 +622,7 @@ static bool is_echo(const ws_handshake_t *hs)
 
 /* The server's own checks on a valid upgrade: the origin allow-list (403) and the room limit
  * (503, taking the room count on success). Returns 0 or the status it answered with. */
-static int admit(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
+static int admit(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
 {
     if (c->cfg->origins && !ws_origins_allow(&c->srv->origins, hs->origin)) {
         ws_metric_inc(&c->m->origin_rejects);
@@ -647,7 +647,7 @@ static int admit(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
     return 0;
 }
 
-static void upgrade(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs, uint8_t *rest,
+static void upgrade(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs, uint8_t *rest,
                     size_t rest_len)
 {
     char resp[512];
@@ -688,7 +688,7 @@ static void upgrade(ws_core_t *c, ws_conn_t *conn, const ws_handshake_t *hs, uin
 }
 
 /* c->req holds a complete request head; rest[] are the bytes after it. */
-static void handle_request(ws_core_t *c, ws_conn_t *conn, uint8_t *rest, size_t rest_len)
+static void handle_request(ws_worker_t *c, ws_conn_t *conn, uint8_t *rest, size_t rest_len)
 {
     ws_handshake_t hs;
     int st = ws_handshake_check(&c->req, &hs);
@@ -715,7 +715,7 @@ static void handle_request(ws_core_t *c, ws_conn_t *conn, uint8_t *rest, size_t 
     }
 }
 
-static int hbuf_append(ws_core_t *c, ws_conn_t *conn, const uint8_t *p, size_t n)
+static int hbuf_append(ws_worker_t *c, ws_conn_t *conn, const uint8_t *p, size_t n)
 {
     size_t need = (size_t)conn->hlen + n;
     /* The head may be up to max_header_bytes and WebSocket bytes may follow it in the same
@@ -739,7 +739,7 @@ static int hbuf_append(ws_core_t *c, ws_conn_t *conn, const uint8_t *p, size_t n
     return 0;
 }
 
-static void http_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
+static void http_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
 {
     ws_http_limits_t lim = {c->cfg->max_header_bytes, c->cfg->max_headers};
     int rc;
@@ -792,20 +792,20 @@ fail:
 /* ---- WebSocket phase --------------------------------------------------------------- */
 
 typedef struct cb_ctx {
-    ws_core_t *c;
+    ws_worker_t *c;
     ws_conn_t *conn;
 } cb_ctx_t;
 
 static int cb_message(void *ud, uint8_t opcode, const uint8_t *payload, size_t len)
 {
     cb_ctx_t *x = ud;
-    ws_core_t *c = x->c;
+    ws_worker_t *c = x->c;
     ws_conn_t *conn = x->conn;
     conn->flags |= WS_CONN_F_FRAME_SEEN;
     if (conn->state != WS_CONN_OPEN)
         return 0; /* after our close frame, data is read and dropped */
     ws_metric_inc(&c->m->msgs_in);
-    ws_core_note_sender(c, conn->idx);
+    ws_worker_note_sender(c, conn->idx);
     ws_block_t *b = ws_block_frame(opcode, payload, len);
     if (!b) {
         ws_log_error("conn %u: out of memory for a %zu-byte message", conn->idx, len);
@@ -823,7 +823,7 @@ static int cb_message(void *ud, uint8_t opcode, const uint8_t *payload, size_t l
 static int cb_control(void *ud, uint8_t opcode, const uint8_t *payload, size_t len)
 {
     cb_ctx_t *x = ud;
-    ws_core_t *c = x->c;
+    ws_worker_t *c = x->c;
     ws_conn_t *conn = x->conn;
     conn->flags |= WS_CONN_F_FRAME_SEEN;
     if (opcode != WS_OP_PING || conn->state != WS_CONN_OPEN)
@@ -846,7 +846,7 @@ static int cb_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
     (void)reason;
     (void)len;
     cb_ctx_t *x = ud;
-    ws_core_t *c = x->c;
+    ws_worker_t *c = x->c;
     ws_conn_t *conn = x->conn;
     conn->flags |= WS_CONN_F_FRAME_SEEN;
     conn->flags |= WS_CONN_F_CLOSE_RCVD;
@@ -859,7 +859,7 @@ static int cb_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
     }
     /* Both close frames are (or will be) on the wire: end the stream after the queue. */
     conn->flags |= WS_CONN_F_FLUSH_CLOSE;
-    ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+    ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
     return 1;
 }
 
@@ -890,7 +890,7 @@ static void log_bad_input(const ws_conn_t *conn, int rc, const uint8_t *p, size_
                  ps->msg_opcode, ps->msg_len, n, from, to, hex);
 }
 
-void ws_conn_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
+void ws_conn_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
 {
     if (conn->state == WS_CONN_HTTP)
         http_input(c, conn, p, n);
@@ -899,7 +899,7 @@ void ws_conn_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
     /* LINGER and DEAD: the bytes are dropped. */
 }
 
-static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
+static void ws_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
 {
     cb_ctx_t x = {c, conn};
     while (n) {
@@ -932,14 +932,14 @@ static void ws_input(ws_core_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
                       : code == WS_CLOSE_INTERNAL        ? "out of memory"
                                                          : "protocol error",
                       false);
-        ws_core_pending(c, conn, WS_CONN_F_NEED_SEND);
+        ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
         return;
     }
 }
 
 /* ---- completions ------------------------------------------------------------------- */
 
-static void bufs_exhausted(ws_core_t *c)
+static void bufs_exhausted(ws_worker_t *c)
 {
     ws_metric_inc(&c->m->enobufs);
     if (c->enobufs_seen)
@@ -955,7 +955,7 @@ static void bufs_exhausted(ws_core_t *c)
     }
 }
 
-void ws_conn_on_recv(ws_core_t *c, ws_conn_t *conn, int res, unsigned cqe_flags, uint8_t *buf)
+void ws_conn_on_recv(ws_worker_t *c, ws_conn_t *conn, int res, unsigned cqe_flags, uint8_t *buf)
 {
     bool more = (cqe_flags & IORING_CQE_F_MORE) != 0;
     if (res > 0) {
@@ -983,7 +983,7 @@ void ws_conn_on_recv(ws_core_t *c, ws_conn_t *conn, int res, unsigned cqe_flags,
         arm_recv(c, conn);
     } else if (res == -ENOBUFS) {
         bufs_exhausted(c);
-        ws_core_pending(c, conn, WS_CONN_F_NEED_RECV); /* after this batch returned buffers */
+        ws_worker_pending(c, conn, WS_CONN_F_NEED_RECV); /* after this batch returned buffers */
     } else if (res == -EINVAL && c->multishot_recv) {
         c->multishot_recv = false;
         ws_log_warn("multishot recv refused by the kernel: using single-shot receives");
@@ -1004,7 +1004,7 @@ void ws_conn_on_recv(ws_core_t *c, ws_conn_t *conn, int res, unsigned cqe_flags,
     }
 }
 
-void ws_conn_on_shutdown(ws_core_t *c, ws_conn_t *conn, int res)
+void ws_conn_on_shutdown(ws_worker_t *c, ws_conn_t *conn, int res)
 {
     conn->flags &= ~WS_CONN_F_SHUT;
     if (res < 0 && conn->state != WS_CONN_DEAD) {
@@ -1027,7 +1027,7 @@ void ws_conn_on_shutdown(ws_core_t *c, ws_conn_t *conn, int res)
  * sending its head for WS_EVICT_MIN_AGE_MS (or half the head deadline, if shorter). Trickling
  * heads (slowloris) thus cycle through a bounded set instead of filling max_conns; younger
  * ones are all kept, bounded by max_conns. */
-static void evict_oldest_head(ws_core_t *c)
+static void evict_oldest_head(ws_worker_t *c)
 {
     if (c->nheads < c->max_heads)
         return;
@@ -1047,7 +1047,7 @@ static void evict_oldest_head(ws_core_t *c)
 
 /* Counts the connection against max_conns_per_ip. Returns 0, or the status to refuse it
  * with. */
-static int count_peer(ws_core_t *c, ws_conn_t *conn, const struct sockaddr *peer,
+static int count_peer(ws_worker_t *c, ws_conn_t *conn, const struct sockaddr *peer,
                       socklen_t peer_len)
 {
     if (!peer || !c->srv->ip_counts || !ws_peer_key(peer, peer_len, conn->peer))
@@ -1065,9 +1065,9 @@ static int count_peer(ws_core_t *c, ws_conn_t *conn, const struct sockaddr *peer
     return rc == -EUSERS ? 429 : 503;
 }
 
-void ws_conn_accept(ws_core_t *c, int fd, bool tls, const struct sockaddr *peer, socklen_t peer_len)
+void ws_conn_accept(ws_worker_t *c, int fd, bool tls, const struct sockaddr *peer, socklen_t peer_len)
 {
-    bool direct = ws_core_direct_for(c, tls);
+    bool direct = ws_worker_direct_for(c, tls);
     ws_conn_t *conn = calloc(1, sizeof(*conn));
     if (!conn || (tls && ws_conn_tls_attach(c, conn) < 0)) {
         ws_log_error("out of memory for a new connection");
@@ -1077,7 +1077,7 @@ void ws_conn_accept(ws_core_t *c, int fd, bool tls, const struct sockaddr *peer,
     }
     conn->fd = fd;
     conn->direct = direct;
-    if (ws_core_slot_alloc(c, conn) < 0) {
+    if (ws_worker_slot_alloc(c, conn) < 0) {
         ws_log_warn("connection table full (%u): dropping a new connection", c->nslots);
         if (conn->tls)
             ws_conn_tls_free(c, conn);
@@ -1119,7 +1119,7 @@ void ws_conn_accept(ws_core_t *c, int fd, bool tls, const struct sockaddr *peer,
     conn_schedule(c, conn);
 }
 
-void ws_conn_on_timer(ws_core_t *c, ws_conn_t *conn)
+void ws_conn_on_timer(ws_worker_t *c, ws_conn_t *conn)
 {
     const ws_server_config_t *cfg = c->cfg;
     uint64_t now = c->now_ms;
@@ -1189,7 +1189,7 @@ void ws_conn_on_timer(ws_core_t *c, ws_conn_t *conn)
     conn_schedule(c, conn);
 }
 
-void ws_conn_do_pending(ws_core_t *c, ws_conn_t *conn)
+void ws_conn_do_pending(ws_worker_t *c, ws_conn_t *conn)
 {
     uint32_t f = conn->flags;
     conn->flags &= ~(WS_CONN_F_NEED_SEND | WS_CONN_F_NEED_RECV | WS_CONN_F_NEED_CLOSE);

@@ -28,7 +28,7 @@
 #include "broadcast.h"
 #include "conn.h"
 #include "log.h"
-#include "reactor.h"
+#include "worker.h"
 #include "server_internal.h"
 #include "uringws/tls.h"
 #ifdef WS_WITH_KTLS
@@ -258,7 +258,7 @@ void ws_conn_tls_metrics_info(const ws_server_t *srv, ws_metrics_tls_t *out)
 /* ---- connection helpers ------------------------------------------------------------ */
 
 /* Keeps the queue_bytes gauge equal to queued plaintext plus pending ciphertext. */
-static void account(ws_core_t *c, ws_conn_tls_t *t)
+static void account(ws_worker_t *c, ws_conn_tls_t *t)
 {
     size_t now = ws_tls_out_bytes(t->s);
     if (now > t->acct)
@@ -271,7 +271,7 @@ static void account(ws_core_t *c, ws_conn_tls_t *t)
 /* Releases queued frames that can no longer be sent. With TX in userspace none of them is
  * in flight (a send carries ciphertext, never the queue's own bytes), so all go, including
  * a partly encrypted head; with TX in the kernel the plain path's rules apply. */
-static void drop_queue(ws_core_t *c, ws_conn_t *conn)
+static void drop_queue(ws_worker_t *c, ws_conn_t *conn)
 {
     uint64_t before = conn->sq.bytes;
     if (conn->tls->kernel & WS_TLS_TX)
@@ -283,7 +283,7 @@ static void drop_queue(ws_core_t *c, ws_conn_t *conn)
 
 /* The session is over: count and log why, drop what was never encrypted, and end the
  * connection after the pending output (the fatal alert, when BoringSSL queued one). */
-static void fail(ws_core_t *c, ws_conn_t *conn, ws_tls_err_t e, const char *reason)
+static void fail(ws_worker_t *c, ws_conn_t *conn, ws_tls_err_t e, const char *reason)
 {
     ws_conn_tls_t *t = conn->tls;
     if (t->flags & WS_CT_F_FAILED)
@@ -300,7 +300,7 @@ static void fail(ws_core_t *c, ws_conn_t *conn, ws_tls_err_t e, const char *reas
     ws_conn_finish(c, conn);
 }
 
-static void session_failed(ws_core_t *c, ws_conn_t *conn)
+static void session_failed(ws_worker_t *c, ws_conn_t *conn)
 {
     const char *why = NULL;
     ws_tls_err_t e = ws_tls_error(conn->tls->s, &why);
@@ -309,7 +309,7 @@ static void session_failed(ws_core_t *c, ws_conn_t *conn)
 
 /* close_notify (or, with RX in the kernel, its alert record) arrived: finish after what is
  * queued (a WebSocket close reply may be among it), with our own close_notify last. */
-static void peer_closed(ws_core_t *c, ws_conn_t *conn)
+static void peer_closed(ws_worker_t *c, ws_conn_t *conn)
 {
     conn->tls->flags |= WS_CT_F_PEER_CLOSED;
     ws_log_debug("conn %u: peer sent close_notify", conn->idx);
@@ -328,7 +328,7 @@ static enum ws_tls_cipher_family cipher_family(const char *name)
     return WS_TLS_CIPHER_OTHER;
 }
 
-static void established(ws_core_t *c, ws_conn_t *conn)
+static void established(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_conn_tls_t *t = conn->tls;
     t->flags |= WS_CT_F_UP;
@@ -351,7 +351,7 @@ static atomic_flag refusal_logged = ATOMIC_FLAG_INIT;
 /* Called by the send path with no send in flight. Returns true while it waits for the
  * recv to stop (the caller must not send meanwhile: the queued frames go out through
  * whichever path the hand-off leaves). */
-static bool ktls_step(ws_core_t *c, ws_conn_t *conn)
+static bool ktls_step(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_conn_tls_t *t = conn->tls;
     if (ws_tls_out_bytes(t->s) != 0)
@@ -427,10 +427,10 @@ static void close_msg_init(void)
     *CMSG_DATA(cm) = WS_CT_ALERT;
 }
 
-static void send_kernel_close_notify(ws_core_t *c, ws_conn_t *conn)
+static void send_kernel_close_notify(ws_worker_t *c, ws_conn_t *conn)
 {
     pthread_once(&close_once, close_msg_init);
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
     io_uring_prep_sendmsg(sqe, conn->fd, &close_msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
     conn->flags |= WS_CONN_F_SEND;
@@ -439,7 +439,7 @@ static void send_kernel_close_notify(ws_core_t *c, ws_conn_t *conn)
 }
 
 /* RX in the kernel: what recvmsg returned is plaintext of one record type. */
-static void kernel_input(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
+static void kernel_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
 {
     ws_conn_tls_t *t = conn->tls;
     int type = ws_ktls_record_type(&t->rmsg);
@@ -472,7 +472,7 @@ bool ws_conn_tls_rx_in_kernel(const ws_conn_t *conn)
     return (conn->tls->kernel & WS_TLS_RX) != 0;
 }
 
-void ws_conn_tls_prep_recvmsg(ws_core_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
+void ws_conn_tls_prep_recvmsg(ws_worker_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
 {
     ws_conn_tls_t *t = conn->tls;
     memset(&t->rctl, 0, sizeof(t->rctl));
@@ -490,20 +490,20 @@ void ws_conn_tls_prep_recvmsg(ws_core_t *c, ws_conn_t *conn, struct io_uring_sqe
 
 #else /* !WS_WITH_KTLS: no session is ever handed off */
 
-static bool ktls_step(ws_core_t *c, ws_conn_t *conn)
+static bool ktls_step(ws_worker_t *c, ws_conn_t *conn)
 {
     (void)c;
     conn->tls->flags &= ~(unsigned)(WS_CT_F_KTLS_DUE | WS_CT_F_KTLS_STOP);
     return false;
 }
 
-static void send_kernel_close_notify(ws_core_t *c, ws_conn_t *conn)
+static void send_kernel_close_notify(ws_worker_t *c, ws_conn_t *conn)
 {
     (void)c;
     (void)conn;
 }
 
-static void kernel_input(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
+static void kernel_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
 {
     (void)c;
     (void)conn;
@@ -517,7 +517,7 @@ bool ws_conn_tls_rx_in_kernel(const ws_conn_t *conn)
     return false;
 }
 
-void ws_conn_tls_prep_recvmsg(ws_core_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
+void ws_conn_tls_prep_recvmsg(ws_worker_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
 {
     (void)c;
     (void)conn;
@@ -528,7 +528,7 @@ void ws_conn_tls_prep_recvmsg(ws_core_t *c, ws_conn_t *conn, struct io_uring_sqe
 
 /* ---- connection hooks -------------------------------------------------------------- */
 
-int ws_conn_tls_attach(ws_core_t *c, ws_conn_t *conn)
+int ws_conn_tls_attach(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_conn_tls_t *t = calloc(1, sizeof(*t));
     if (!t)
@@ -542,7 +542,7 @@ int ws_conn_tls_attach(ws_core_t *c, ws_conn_t *conn)
     return 0;
 }
 
-void ws_conn_tls_free(ws_core_t *c, ws_conn_t *conn)
+void ws_conn_tls_free(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_conn_tls_t *t = conn->tls;
     if (t->acct)
@@ -553,7 +553,7 @@ void ws_conn_tls_free(ws_core_t *c, ws_conn_t *conn)
 }
 
 typedef struct plain_ctx {
-    ws_core_t *c;
+    ws_worker_t *c;
     ws_conn_t *conn;
 } plain_ctx_t;
 
@@ -564,7 +564,7 @@ static int on_plain(void *arg, uint8_t *p, size_t n)
     return x->conn->state == WS_CONN_DEAD; /* torn down: the rest is of no use */
 }
 
-void ws_conn_tls_input(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
+void ws_conn_tls_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
 {
     ws_conn_tls_t *t = conn->tls;
     /* After a failure, the peer's close_notify or our SHUT_WR, input is discarded. */
@@ -585,11 +585,11 @@ void ws_conn_tls_input(ws_core_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
         peer_closed(c, conn);
     /* -ECANCELED: the connection was torn down from inside; nothing to do. */
     if (ws_tls_out_bytes(t->s) && conn->state != WS_CONN_DEAD)
-        ws_core_pending(c, conn, WS_CONN_F_NEED_SEND); /* handshake flight, alert, tickets */
+        ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND); /* handshake flight, alert, tickets */
     account(c, t);
 }
 
-bool ws_conn_tls_recv_ended(ws_core_t *c, ws_conn_t *conn, int res)
+bool ws_conn_tls_recv_ended(ws_worker_t *c, ws_conn_t *conn, int res)
 {
     ws_conn_tls_t *t = conn->tls;
     if (res == 0) {
@@ -607,7 +607,7 @@ bool ws_conn_tls_recv_ended(ws_core_t *c, ws_conn_t *conn, int res)
     if ((t->flags & (WS_CT_F_KTLS_DUE | WS_CT_F_KTLS_STOP)) &&
         (res > 0 || res == -ECANCELED || res == -ENOBUFS)) {
         if (t->flags & WS_CT_F_KTLS_DUE) {
-            ws_core_pending(c, conn, WS_CONN_F_NEED_SEND); /* the hand-off goes on there */
+            ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND); /* the hand-off goes on there */
         } else {
             t->flags &= ~(unsigned)WS_CT_F_KTLS_STOP; /* given up meanwhile: receive again */
             ws_conn_arm_recv(c, conn);
@@ -626,7 +626,7 @@ bool ws_conn_tls_recv_ended(ws_core_t *c, ws_conn_t *conn, int res)
     return false;
 }
 
-bool ws_conn_tls_timed_out(ws_core_t *c, ws_conn_t *conn)
+bool ws_conn_tls_timed_out(ws_worker_t *c, ws_conn_t *conn)
 {
     if (conn->tls->flags & WS_CT_F_UP)
         return false;
@@ -639,7 +639,7 @@ bool ws_conn_tls_timed_out(ws_core_t *c, ws_conn_t *conn)
 /* Encrypts queued frames (at most send_max_bytes: a larger message goes a batch at a time,
  * its head entry staying partly done) and releases them: from here on the ciphertext is
  * what gets sent. iov has room for max_iov entries. Returns 0 or the ws_tls_writev error. */
-static int encrypt_queue(ws_core_t *c, ws_conn_t *conn, struct iovec *iov, unsigned max_iov)
+static int encrypt_queue(ws_worker_t *c, ws_conn_t *conn, struct iovec *iov, unsigned max_iov)
 {
     ws_conn_tls_t *t = conn->tls;
     size_t cap = c->cfg->send_max_bytes, total;
@@ -669,7 +669,7 @@ static int encrypt_queue(ws_core_t *c, ws_conn_t *conn, struct iovec *iov, unsig
 }
 
 /* One send of the pending ciphertext, gathered from the session's output chunks. */
-static void submit(ws_core_t *c, ws_conn_t *conn, ws_sendctx_t *s)
+static void submit(ws_worker_t *c, ws_conn_t *conn, ws_sendctx_t *s)
 {
     ws_conn_tls_t *t = conn->tls;
     struct iovec single;
@@ -679,11 +679,11 @@ static void submit(ws_core_t *c, ws_conn_t *conn, ws_sendctx_t *s)
     size_t bytes = 0;
     for (int i = 0; i < n; i++)
         bytes += iov[i].iov_len;
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
     if (n == 1) {
         io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
         if (s)
-            ws_core_sctx_put(c, s);
+            ws_worker_sctx_put(c, s);
     } else {
         memset(&s->msg, 0, sizeof(s->msg));
         s->msg.msg_iov = s->iov;
@@ -699,7 +699,7 @@ static void submit(ws_core_t *c, ws_conn_t *conn, ws_sendctx_t *s)
     ws_metric_inc(&c->m->sends);
 }
 
-bool ws_conn_tls_send(ws_core_t *c, ws_conn_t *conn)
+bool ws_conn_tls_send(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_conn_tls_t *t = conn->tls;
     if ((t->flags & WS_CT_F_KTLS_DUE) && ktls_step(c, conn))
@@ -713,7 +713,7 @@ bool ws_conn_tls_send(ws_core_t *c, ws_conn_t *conn)
         }
         return false;
     }
-    ws_sendctx_t *s = ws_core_sctx_get(c);
+    ws_sendctx_t *s = ws_worker_sctx_get(c);
     if (!(t->flags & WS_CT_F_FAILED) && (t->flags & WS_CT_F_UP)) {
         if (ws_tls_out_bytes(t->s) < WS_TLS_OUT_LOW && ws_sendq_has_unsent(&conn->sq)) {
             struct iovec single;
@@ -736,7 +736,7 @@ bool ws_conn_tls_send(ws_core_t *c, ws_conn_t *conn)
     account(c, t);
     if (ws_tls_out_bytes(t->s) == 0) {
         if (s)
-            ws_core_sctx_put(c, s);
+            ws_worker_sctx_put(c, s);
         /* Nothing to send. An empty queue lets the caller finish the connection; frames
          * queued before the handshake finished (a 503) wait for it. */
         return !ws_sendq_empty(&conn->sq);
@@ -745,7 +745,7 @@ bool ws_conn_tls_send(ws_core_t *c, ws_conn_t *conn)
     return true;
 }
 
-void ws_conn_tls_sent(ws_core_t *c, ws_conn_t *conn, size_t sent)
+void ws_conn_tls_sent(ws_worker_t *c, ws_conn_t *conn, size_t sent)
 {
     ws_conn_tls_t *t = conn->tls;
     if (t->flags & WS_CT_F_CLOSE_INFLIGHT) {

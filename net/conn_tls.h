@@ -17,7 +17,7 @@
 #include "compat.h"
 #include "metrics.h"
 
-struct ws_core;
+struct ws_worker;
 struct ws_conn;
 struct ws_server;
 
@@ -32,28 +32,28 @@ void ws_conn_tls_server_free(struct ws_server *srv);
 void ws_conn_tls_metrics_info(const struct ws_server *srv, ws_metrics_tls_t *out);
 
 /* A new TLS connection: allocates its session. 0 or -ENOMEM. */
-int ws_conn_tls_attach(struct ws_core *c, struct ws_conn *conn);
+int ws_conn_tls_attach(struct ws_worker *c, struct ws_conn *conn);
 /* Frees the session (no operation of the connection may be in flight). */
-void ws_conn_tls_free(struct ws_core *c, struct ws_conn *conn);
+void ws_conn_tls_free(struct ws_worker *c, struct ws_conn *conn);
 
 /* n bytes received (ciphertext, or plaintext when RX is in the kernel). */
-void ws_conn_tls_input(struct ws_core *c, struct ws_conn *conn, uint8_t *buf, size_t n);
+void ws_conn_tls_input(struct ws_worker *c, struct ws_conn *conn, uint8_t *buf, size_t n);
 /* The recv ended (no IORING_CQE_F_MORE) with res. Returns true when this module takes over
  * (the recv was stopped for the kTLS hand-off: do not re-arm, do not tear down). Counts a
  * truncated stream on EOF and kernel TLS receive errors. */
-bool ws_conn_tls_recv_ended(struct ws_core *c, struct ws_conn *conn, int res);
+bool ws_conn_tls_recv_ended(struct ws_worker *c, struct ws_conn *conn, int res);
 /* The send path, called with no send in flight. Returns true when it submitted (or must
  * wait); false hands the round to the plain path (kernel TX: frames go out as plaintext;
  * userspace: nothing is queued any more, so the caller may finish the connection). */
-bool ws_conn_tls_send(struct ws_core *c, struct ws_conn *conn);
+bool ws_conn_tls_send(struct ws_worker *c, struct ws_conn *conn);
 /* The send this module submitted completed with `sent` bytes. */
-void ws_conn_tls_sent(struct ws_core *c, struct ws_conn *conn, size_t sent);
+void ws_conn_tls_sent(struct ws_worker *c, struct ws_conn *conn, size_t sent);
 /* True when RX belongs to the kernel: arm with ws_conn_tls_prep_recvmsg instead of recv. */
 bool ws_conn_tls_rx_in_kernel(const struct ws_conn *conn);
-void ws_conn_tls_prep_recvmsg(struct ws_core *c, struct ws_conn *conn, struct io_uring_sqe *sqe);
+void ws_conn_tls_prep_recvmsg(struct ws_worker *c, struct ws_conn *conn, struct io_uring_sqe *sqe);
 /* The handshake deadline passed. Returns true when it was the TLS handshake that did not
  * finish (counted and logged here), false when TLS is up and the HTTP head is late. */
-bool ws_conn_tls_timed_out(struct ws_core *c, struct ws_conn *conn);
+bool ws_conn_tls_timed_out(struct ws_worker *c, struct ws_conn *conn);
 
 #else
 
@@ -71,18 +71,18 @@ static inline void ws_conn_tls_metrics_info(const struct ws_server *srv, ws_metr
     (void)srv;
     (void)out;
 }
-static inline int ws_conn_tls_attach(struct ws_core *c, struct ws_conn *conn)
+static inline int ws_conn_tls_attach(struct ws_worker *c, struct ws_conn *conn)
 {
     (void)c;
     (void)conn;
     return -EOPNOTSUPP; /* no TLS listener exists in this build */
 }
-static inline void ws_conn_tls_free(struct ws_core *c, struct ws_conn *conn)
+static inline void ws_conn_tls_free(struct ws_worker *c, struct ws_conn *conn)
 {
     (void)c;
     (void)conn;
 }
-static inline void ws_conn_tls_input(struct ws_core *c, struct ws_conn *conn, uint8_t *buf,
+static inline void ws_conn_tls_input(struct ws_worker *c, struct ws_conn *conn, uint8_t *buf,
                                      size_t n)
 {
     (void)c;
@@ -90,20 +90,20 @@ static inline void ws_conn_tls_input(struct ws_core *c, struct ws_conn *conn, ui
     (void)buf;
     (void)n;
 }
-static inline bool ws_conn_tls_recv_ended(struct ws_core *c, struct ws_conn *conn, int res)
+static inline bool ws_conn_tls_recv_ended(struct ws_worker *c, struct ws_conn *conn, int res)
 {
     (void)c;
     (void)conn;
     (void)res;
     return false;
 }
-static inline bool ws_conn_tls_send(struct ws_core *c, struct ws_conn *conn)
+static inline bool ws_conn_tls_send(struct ws_worker *c, struct ws_conn *conn)
 {
     (void)c;
     (void)conn;
     return false;
 }
-static inline void ws_conn_tls_sent(struct ws_core *c, struct ws_conn *conn, size_t sent)
+static inline void ws_conn_tls_sent(struct ws_worker *c, struct ws_conn *conn, size_t sent)
 {
     (void)c;
     (void)conn;
@@ -114,14 +114,14 @@ static inline bool ws_conn_tls_rx_in_kernel(const struct ws_conn *conn)
     (void)conn;
     return false;
 }
-static inline void ws_conn_tls_prep_recvmsg(struct ws_core *c, struct ws_conn *conn,
+static inline void ws_conn_tls_prep_recvmsg(struct ws_worker *c, struct ws_conn *conn,
                                             struct io_uring_sqe *sqe)
 {
     (void)c;
     (void)conn;
     (void)sqe;
 }
-static inline bool ws_conn_tls_timed_out(struct ws_core *c, struct ws_conn *conn)
+static inline bool ws_conn_tls_timed_out(struct ws_worker *c, struct ws_conn *conn)
 {
     (void)c;
     (void)conn;

@@ -8,7 +8,7 @@
 #include "conn_tls.h"
 #include "log.h"
 #include "metrics.h"
-#include "reactor.h"
+#include "worker.h"
 #include "server_internal.h"
 
 static bool path_is(ws_slice_t path, const char *lit)
@@ -17,7 +17,7 @@ static bool path_is(ws_slice_t path, const char *lit)
     return path.len == n && memcmp(path.base, lit, n) == 0;
 }
 
-static int respond(ws_core_t *c, ws_conn_t *conn, int status, const char *type, const char *extra,
+static int respond(ws_worker_t *c, ws_conn_t *conn, int status, const char *type, const char *extra,
                    const void *body, size_t len)
 {
     size_t cap = len + 512;
@@ -36,7 +36,7 @@ static int respond(ws_core_t *c, ws_conn_t *conn, int status, const char *type, 
     return status;
 }
 
-static int error_page(ws_core_t *c, ws_conn_t *conn, int status, const char *extra, ws_slice_t path)
+static int error_page(ws_worker_t *c, ws_conn_t *conn, int status, const char *extra, ws_slice_t path)
 {
     const char *reason = ws_http_reason(status);
     ws_log_verbose("conn %u: rejected with %d: %s (path %.*s)", conn->idx, status, reason,
@@ -45,7 +45,7 @@ static int error_page(ws_core_t *c, ws_conn_t *conn, int status, const char *ext
     return respond(c, conn, status, "text/plain; charset=utf-8", extra, reason, strlen(reason));
 }
 
-int ws_pages_respond(ws_core_t *c, ws_conn_t *conn, const ws_http_request_t *req,
+int ws_pages_respond(ws_worker_t *c, ws_conn_t *conn, const ws_http_request_t *req,
                      const ws_handshake_t *hs)
 {
     ws_metric_inc(&c->m->http_requests);

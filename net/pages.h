@@ -9,7 +9,7 @@
 #include "uringws/handshake.h"
 #include "uringws/http.h"
 
-struct ws_core;
+struct ws_worker;
 
 /* The chat page, generated at build time from net/pages/chat.html (NUL-terminated copy;
  * ws_page_chat_len excludes the NUL). */
@@ -18,7 +18,7 @@ extern const size_t ws_page_chat_len;
 
 /* Queues the response for a plain (non-upgrade) request; returns its status. The caller
  * then finishes the connection. */
-int ws_pages_respond(struct ws_core *c, ws_conn_t *conn, const ws_http_request_t *req,
+int ws_pages_respond(struct ws_worker *c, ws_conn_t *conn, const ws_http_request_t *req,
                      const ws_handshake_t *hs);
 
 #endif

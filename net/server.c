@@ -19,7 +19,7 @@
 #include "probe.h"
 #include "listener.h"
 #include "log.h"
-#include "reactor.h"
+#include "loop.h"
 #include "server_internal.h"
 #include "uringws/http.h"
 #include "uringws/parser.h"
@@ -164,14 +164,14 @@ uint16_t ws_server_tls_port(const ws_server_t *srv)
 
 static void *core_main(void *arg)
 {
-    ws_core_t *c = arg;
+    ws_worker_t *c = arg;
     ws_server_t *srv = c->srv;
     ws_log_set_core((int)c->id);
     /* Named so that `top -H`, perf and /proc/PID/task tell the workers apart. */
     char name[16];
     snprintf(name, sizeof(name), "uringws-c%u", c->id);
     pthread_setname_np(pthread_self(), name);
-    int rc = ws_core_setup(c);
+    int rc = ws_loop_setup(c);
     if (rc < 0) {
         int expected = 0;
         atomic_compare_exchange_strong(&srv->start_err, &expected, rc);
@@ -185,8 +185,8 @@ static void *core_main(void *arg)
     pthread_mutex_unlock(&srv->start_lock);
     /* Every ring exists now, so every MSG_RING target is valid. */
     if (atomic_load(&srv->start_err) == 0)
-        ws_core_run(c);
-    ws_core_teardown_thread(c);
+        ws_loop_run(c);
+    ws_loop_teardown_thread(c);
     return NULL;
 }
 
@@ -258,13 +258,13 @@ static int probe_in_thread(ws_server_t *srv)
 static void free_server(ws_server_t *srv)
 {
     for (unsigned i = 0; i < srv->ncores && srv->cores; i++) {
-        ws_core_t *c = &srv->cores[i];
+        ws_worker_t *c = &srv->cores[i];
         for (unsigned k = 0; k < WS_LSN_N; k++) {
             if (c->lsn[k].fd >= 0)
                 close(c->lsn[k].fd);
             c->lsn[k].fd = -1;
         }
-        ws_core_free(c);
+        ws_loop_free(c);
         if (c->stop_efd >= 0)
             close(c->stop_efd);
         c->stop_efd = -1;
@@ -357,7 +357,7 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     }
     memset(srv->metrics, 0, sizeof(ws_metrics_t) * srv->ncores);
     for (unsigned i = 0; i < srv->ncores; i++) {
-        ws_core_t *c = &srv->cores[i];
+        ws_worker_t *c = &srv->cores[i];
         c->id = i;
         c->ncores = srv->ncores;
         c->srv = srv;

@@ -10,7 +10,7 @@
 #include "limits.h"
 #include "metrics.h"
 #include "probe.h"
-#include "reactor.h"
+#include "worker.h"
 #include "uringws/server.h"
 #include "xcore.h"
 
@@ -19,7 +19,7 @@ struct ws_server {
     ws_features_t feat;
     unsigned ncores;
     uint16_t port;
-    ws_core_t *cores;      /* [ncores] */
+    ws_worker_t *cores;      /* [ncores] */
     ws_metrics_t *metrics; /* [ncores], cache-line aligned */
     pthread_t *threads;
     unsigned nthreads;
@@ -47,7 +47,7 @@ struct ws_server {
 /* Whether connections accepted on listener `tls` get direct descriptors. TLS connections
  * need a regular fd only for the kTLS hand-off (a setsockopt on the socket); without it
  * they are direct like the rest (no fget/fput per send). */
-static inline bool ws_core_direct_for(const ws_core_t *c, bool tls)
+static inline bool ws_worker_direct_for(const ws_worker_t *c, bool tls)
 {
     return c->direct && (!tls || !c->srv->ktls_active);
 }

@@ -1,7 +1,7 @@
 /* Cross-core hand-off: one single-producer single-consumer lock-free queue of events per
  * (source core, destination core) pair, and the wakeup protocol that lets a producer send at
  * most one IORING_OP_MSG_RING per destination per loop iteration (and none while the
- * destination has not yet drained the previous one). No io_uring here: the reactor turns
+ * destination has not yet drained the previous one). No io_uring here: the loop turns
  * "needs a wakeup" into the MSG_RING SQE. */
 #ifndef URINGWS_NET_XCORE_H
 #define URINGWS_NET_XCORE_H

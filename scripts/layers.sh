@@ -24,7 +24,12 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-mapfile -t objs < <(find "$build/net/CMakeFiles" "$build/tls/CMakeFiles" -name '*.c.o' 2>/dev/null | sort)
+# Objects of sources that still exist (a renamed file leaves its old object behind).
+mapfile -t objs < <(find "$build/net/CMakeFiles" "$build/tls/CMakeFiles" -name '*.c.o' 2>/dev/null | sort |
+    while read -r o; do
+        d=$(basename "$(dirname "$(dirname "$(dirname "$o")")")")
+        [ -f "$here/$d/$(basename "$o" .o)" ] && echo "$o"
+    done)
 [ "${#objs[@]}" -gt 0 ] || { echo "layers.sh: no object files under $build/net or $build/tls (build first)" >&2; exit 2; }
 
 tmp=$(mktemp -d)

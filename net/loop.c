@@ -1,7 +1,7 @@
 /* The per-core event loop: ring and resource setup, one io_uring_submit_and_wait per
  * iteration, completion dispatch by user_data kind, cross-core drain and wakeups, the timer
  * tick, end-of-iteration connection work, and the shutdown sequence. */
-#include "reactor.h"
+#include "loop.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -16,7 +16,6 @@
 #include "server_internal.h"
 
 #define CQE_BATCH      256
-#define SCTX_POOL_KEEP 1024
 /* After the shutdown deadline every connection is torn down; cancellations complete at
  * once, so a loop still waiting this much later means a completion was lost. */
 #define STOP_GRACE_MS 2000
@@ -54,109 +53,7 @@ static uint64_t now_ms(void)
     return now_ns() / 1000000;
 }
 
-/* ---- SQEs, slots, pools ------------------------------------------------------------ */
-
-struct io_uring_sqe *ws_core_sqe(ws_core_t *c)
-{
-    for (int tries = 0;; tries++) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(&c->ring);
-        if (sqe)
-            return sqe;
-        /* SQ full: flush it now (this is the only submit besides the loop's own). */
-        int rc = io_uring_submit(&c->ring);
-        if (rc == -EAGAIN || rc == -EBUSY)
-            (void)io_uring_get_events(&c->ring); /* flush overflowed CQEs, then retry */
-        else if (rc < 0 && rc != -EINTR)
-            ws_log_error("io_uring_submit: %s", strerror(-rc));
-        if (tries == 1000) {
-            /* The kernel takes no SQEs at all: nothing can be cancelled or closed any more,
-             * so no clean state is reachable. Only possible when kernel memory is gone. */
-            ws_log_error("io_uring submission queue stuck; aborting");
-            abort();
-        }
-    }
-}
-
-int ws_core_slot_alloc(ws_core_t *c, ws_conn_t *conn)
-{
-    if (c->free_head == UINT32_MAX)
-        return -ENFILE;
-    uint32_t idx = c->free_head;
-    ws_conn_slot_t *s = &c->slots[idx];
-    c->free_head = s->next_free;
-    s->conn = conn;
-    s->next_free = UINT32_MAX;
-    conn->idx = idx;
-    conn->gen = s->gen;
-    c->nconns++;
-    return 0;
-}
-
-void ws_core_slot_free(ws_core_t *c, ws_conn_t *conn)
-{
-    ws_conn_slot_t *s = &c->slots[conn->idx];
-    s->conn = NULL;
-    s->gen = (s->gen + 1) & WS_UD_GEN_MASK; /* completions for the old owner now miss */
-    s->next_free = c->free_head;
-    c->free_head = conn->idx;
-    c->nconns--;
-}
-
-ws_sendctx_t *ws_core_sctx_get(ws_core_t *c)
-{
-    ws_sendctx_t *s = c->sctx_free;
-    if (s) {
-        c->sctx_free = s->next_free;
-    } else {
-        size_t iov_bytes = sizeof(struct iovec) * c->cfg->send_max_iov;
-        s = malloc(sizeof(*s) + iov_bytes + WS_CORK_BYTES);
-        if (!s)
-            return NULL;
-        s->cork = (uint8_t *)s->iov + iov_bytes;
-    }
-    s->next_free = NULL;
-    c->sctx_live++;
-    return s;
-}
-
-void ws_core_sctx_put(ws_core_t *c, ws_sendctx_t *s)
-{
-    c->sctx_live--;
-    s->next_free = c->sctx_free;
-    c->sctx_free = s;
-}
-
-/* ---- cross-core -------------------------------------------------------------------- */
-
-void ws_core_xpush(ws_core_t *c, unsigned dst, const ws_xev_t *ev)
-{
-    ws_xq_push(ws_xcore_q(&c->srv->xcore, c->id, dst), ev);
-    if (!c->xdirty[dst]) {
-        c->xdirty[dst] = 1;
-        c->xdirty_list[c->nxdirty++] = dst;
-    }
-}
-
-/* One MSG_RING per destination that got events in this iteration, and none while the
- * destination still has an unanswered wakeup from us. */
-static void xflush(ws_core_t *c)
-{
-    for (unsigned i = 0; i < c->nxdirty; i++) {
-        unsigned dst = c->xdirty_list[i];
-        c->xdirty[dst] = 0;
-        if (!ws_xq_need_wake(ws_xcore_q(&c->srv->xcore, c->id, dst)))
-            continue;
-        struct io_uring_sqe *sqe = ws_core_sqe(c);
-        io_uring_prep_msg_ring(sqe, c->srv->cores[dst].ring_fd, 0,
-                               ws_ud_make(WS_UD_XWAKE, c->id, 0), 0);
-        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_MSG_SENT, dst, 0));
-        ws_metric_inc(&c->m->xwakes);
-    }
-    c->nxdirty = 0;
-}
-
-static void xdrain(ws_core_t *c)
+static void xdrain(ws_worker_t *c)
 {
     uint64_t n = 0;
     for (unsigned src = 0; src < c->ncores; src++) {
@@ -176,10 +73,10 @@ static void xdrain(ws_core_t *c)
 
 /* ---- accept, tick, stop ------------------------------------------------------------ */
 
-static void arm_accept(ws_core_t *c, unsigned i)
+static void arm_accept(ws_worker_t *c, unsigned i)
 {
     ws_listen_t *l = &c->lsn[i];
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
     /* The peer address is wanted only for max_conns_per_ip (see ws_listen_t). */
     bool multishot = c->multishot_accept && !c->cfg->max_conns_per_ip;
     struct sockaddr *sa = NULL;
@@ -189,7 +86,7 @@ static void arm_accept(ws_core_t *c, unsigned i)
         sa = (struct sockaddr *)&l->peer;
         salen = &l->peer_len;
     }
-    if (ws_core_direct_for(c, i == WS_LSN_TLS)) {
+    if (ws_worker_direct_for(c, i == WS_LSN_TLS)) {
         if (multishot)
             io_uring_prep_multishot_accept_direct(sqe, l->fd, NULL, NULL, 0);
         else
@@ -205,7 +102,7 @@ static void arm_accept(ws_core_t *c, unsigned i)
     l->retry = false;
 }
 
-static void arm_accepts(ws_core_t *c)
+static void arm_accepts(ws_worker_t *c)
 {
     for (unsigned i = 0; i < WS_LSN_N; i++) {
         if (c->lsn[i].fd >= 0)
@@ -213,7 +110,7 @@ static void arm_accepts(ws_core_t *c)
     }
 }
 
-static bool accepts_armed(const ws_core_t *c)
+static bool accepts_armed(const ws_worker_t *c)
 {
     for (unsigned i = 0; i < WS_LSN_N; i++) {
         if (c->lsn[i].armed)
@@ -222,7 +119,7 @@ static bool accepts_armed(const ws_core_t *c)
     return false;
 }
 
-static void close_listener(ws_core_t *c, unsigned i)
+static void close_listener(ws_worker_t *c, unsigned i)
 {
     if (c->lsn[i].fd >= 0) {
         close(c->lsn[i].fd);
@@ -230,39 +127,17 @@ static void close_listener(ws_core_t *c, unsigned i)
     }
 }
 
-/* Before Linux 6.4, a file removed from the fixed-file table is released by a delayed work
- * (io_rsrc_put_work, queued with a delay of HZ), so a direct descriptor's socket lives on,
- * and its FIN waits, up to a second after IORING_OP_CLOSE completed: the peer sees its EOF
- * late (on 6.1 a close timeout of 500 ms became about 1.5 s). A shutdown sends the FIN at
- * once; the hard link runs the close whatever the shutdown's result (ENOTCONN after a
- * reset). Both SQEs go in one submission so the link holds. */
-void ws_core_close_direct(ws_core_t *c, unsigned slot)
-{
-    if (io_uring_sq_space_left(&c->ring) < 2)
-        (void)io_uring_submit(&c->ring);
-    bool linked = io_uring_sq_space_left(&c->ring) >= 2;
-    struct io_uring_sqe *sqe;
-    if (linked) {
-        sqe = ws_core_sqe(c);
-        io_uring_prep_shutdown(sqe, (int)slot, SHUT_RDWR);
-        sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
-        io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CLOSE, 0, 0));
-    }
-    sqe = ws_core_sqe(c);
-    io_uring_prep_close_direct(sqe, slot);
-    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CLOSE, 0, 0));
-}
 
-static void on_accept(ws_core_t *c, unsigned i, int res, unsigned flags)
+static void on_accept(ws_worker_t *c, unsigned i, int res, unsigned flags)
 {
     ws_listen_t *l = &c->lsn[i];
-    bool direct = ws_core_direct_for(c, i == WS_LSN_TLS);
+    bool direct = ws_worker_direct_for(c, i == WS_LSN_TLS);
     if (!(flags & IORING_CQE_F_MORE))
         l->armed = false;
     if (res >= 0) {
         if (c->stopping) {
             if (direct)
-                ws_core_close_direct(c, (unsigned)res);
+                ws_worker_close_direct(c, (unsigned)res);
             else
                 close(res);
         } else {
@@ -295,15 +170,15 @@ static void on_accept(ws_core_t *c, unsigned i, int res, unsigned flags)
         arm_accept(c, i);
 }
 
-static void arm_tick(ws_core_t *c)
+static void arm_tick(ws_worker_t *c)
 {
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
     io_uring_prep_timeout(sqe, &c->tick_ts, 0, 0);
     io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_TICK, 0, 0));
     c->tick_armed = true;
 }
 
-static void stop_conn(ws_core_t *c, ws_conn_t *conn, bool force)
+static void stop_conn(ws_worker_t *c, ws_conn_t *conn, bool force)
 {
     if (force) {
         ws_conn_teardown(c, conn);
@@ -321,7 +196,7 @@ static void stop_conn(ws_core_t *c, ws_conn_t *conn, bool force)
     }
 }
 
-static void for_each_conn(ws_core_t *c, bool force)
+static void for_each_conn(ws_worker_t *c, bool force)
 {
     for (uint32_t i = 0; i < c->nslots; i++) {
         ws_conn_t *conn = c->slots[i].conn;
@@ -330,22 +205,22 @@ static void for_each_conn(ws_core_t *c, bool force)
     }
 }
 
-static void arm_stop(ws_core_t *c)
+static void arm_stop(ws_worker_t *c)
 {
-    struct io_uring_sqe *sqe = ws_core_sqe(c);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
     io_uring_prep_read(sqe, c->stop_efd, &c->stop_buf, sizeof(c->stop_buf), 0);
     io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_STOP, 0, 0));
     c->stop_armed = true;
 }
 
-static void begin_stop(ws_core_t *c)
+static void begin_stop(ws_worker_t *c)
 {
     if (c->stopping)
         return;
     c->stopping = true;
     if (c->stop_armed) {
         /* Stopping for another reason (a fatal ring error): the read must not outlive us. */
-        struct io_uring_sqe *sqe = ws_core_sqe(c);
+        struct io_uring_sqe *sqe = ws_worker_sqe(c);
         io_uring_prep_cancel64(sqe, ws_ud_make(WS_UD_STOP, 0, 0), 0);
         io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, 0, 0));
     }
@@ -353,7 +228,7 @@ static void begin_stop(ws_core_t *c)
     ws_log_debug("stopping: %u connections", c->nconns);
     for (unsigned i = 0; i < WS_LSN_N; i++) {
         if (c->lsn[i].armed) {
-            struct io_uring_sqe *sqe = ws_core_sqe(c);
+            struct io_uring_sqe *sqe = ws_worker_sqe(c);
             io_uring_prep_cancel64(sqe, ws_ud_make(WS_UD_ACCEPT, i, 0), 0);
             io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, 0, 0));
         } else {
@@ -363,7 +238,7 @@ static void begin_stop(ws_core_t *c)
     for_each_conn(c, false);
 }
 
-static void on_tick(ws_core_t *c)
+static void on_tick(ws_worker_t *c)
 {
     ws_wheel_expire(&c->wheel, c->now_ms);
     ws_timer_t *t;
@@ -389,7 +264,7 @@ typedef struct cqe_copy {
     unsigned flags;
 } cqe_copy_t;
 
-static void on_recv_cqe(ws_core_t *c, const cqe_copy_t *e)
+static void on_recv_cqe(ws_worker_t *c, const cqe_copy_t *e)
 {
     int bid = -1;
     uint8_t *buf = NULL;
@@ -405,7 +280,7 @@ static void on_recv_cqe(ws_core_t *c, const cqe_copy_t *e)
     }
     if (res > 0 && !buf)
         res = -EIO; /* data without a buffer: cannot happen with buffer select */
-    ws_conn_t *conn = ws_core_conn(c, e->ud);
+    ws_conn_t *conn = ws_worker_conn(c, e->ud);
     if (conn)
         ws_conn_on_recv(c, conn, res, e->flags, buf);
     else
@@ -415,7 +290,7 @@ static void on_recv_cqe(ws_core_t *c, const cqe_copy_t *e)
         ws_bufring_recycle(&c->bufs, (uint16_t)bid);
 }
 
-static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
+static void dispatch(ws_worker_t *c, const cqe_copy_t *e, bool *tick)
 {
     ws_conn_t *conn;
     switch (ws_ud_kind(e->ud)) {
@@ -427,13 +302,13 @@ static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
         on_recv_cqe(c, e);
         break;
     case WS_UD_SEND:
-        if ((conn = ws_core_conn(c, e->ud)))
+        if ((conn = ws_worker_conn(c, e->ud)))
             ws_conn_on_send(c, conn, e->res);
         else
             ws_log_error("stale send completion for slot %u", ws_ud_idx(e->ud));
         break;
     case WS_UD_SHUTDOWN:
-        if ((conn = ws_core_conn(c, e->ud)))
+        if ((conn = ws_worker_conn(c, e->ud)))
             ws_conn_on_shutdown(c, conn, e->res);
         break;
     case WS_UD_TICK:
@@ -479,7 +354,7 @@ static void dispatch(ws_core_t *c, const cqe_copy_t *e, bool *tick)
     }
 }
 
-static void process_pending(ws_core_t *c)
+static void process_pending(ws_worker_t *c)
 {
     ws_dlink_t *n;
     while ((n = ws_dlink_pop(&c->pending)))
@@ -488,7 +363,7 @@ static void process_pending(ws_core_t *c)
 
 /* ---- setup, loop, teardown --------------------------------------------------------- */
 
-int ws_core_setup(ws_core_t *c)
+int ws_loop_setup(ws_worker_t *c)
 {
     const ws_server_config_t *cfg = c->cfg;
     const ws_features_t *f = &c->srv->feat;
@@ -544,7 +419,7 @@ int ws_core_setup(ws_core_t *c)
 }
 
 /* Dispatches every completion in the CQ; returns how many. */
-static unsigned drain_cq(ws_core_t *c, bool *tick)
+static unsigned drain_cq(ws_worker_t *c, bool *tick)
 {
     cqe_copy_t batch[CQE_BATCH];
     struct io_uring_cqe *cqes[CQE_BATCH];
@@ -568,7 +443,7 @@ static unsigned drain_cq(ws_core_t *c, bool *tick)
 }
 
 /* See CATCHUP_MIN: n is what the pass has dispatched so far. */
-static void catch_up(ws_core_t *c, unsigned n, bool *tick)
+static void catch_up(ws_worker_t *c, unsigned n, bool *tick)
 {
     for (unsigned i = 0; i < CATCHUP_CALLS && n >= CATCHUP_MIN; i++) {
         int rc = io_uring_submit_and_get_events(&c->ring);
@@ -580,7 +455,7 @@ static void catch_up(ws_core_t *c, unsigned n, bool *tick)
 
 /* See LINGER_GAP_US: gathers what keeps arriving (the sends wait in the pending list
  * meanwhile; everything else submitted so far goes out now). */
-static void linger(ws_core_t *c, bool *tick)
+static void linger(ws_worker_t *c, bool *tick)
 {
     uint64_t deadline = now_ns() + LINGER_MAX_US * 1000u;
     for (;;) {
@@ -603,13 +478,13 @@ static void linger(ws_core_t *c, bool *tick)
     c->now_ms = now_ms();
 }
 
-void ws_core_run(ws_core_t *c)
+void ws_loop_run(ws_worker_t *c)
 {
     arm_accepts(c);
     arm_tick(c);
     arm_stop(c);
     for (;;) {
-        xflush(c);
+        ws_worker_xflush(c);
         int rc = io_uring_submit_and_wait(&c->ring, 1);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
             if (!c->err) {
@@ -647,11 +522,11 @@ void ws_core_run(ws_core_t *c)
         }
     }
     /* Let other cores see the last LEAVEs (they are drained at exit if nobody reads them). */
-    xflush(c);
+    ws_worker_xflush(c);
     io_uring_submit(&c->ring);
 }
 
-void ws_core_teardown_thread(ws_core_t *c)
+void ws_loop_teardown_thread(ws_worker_t *c)
 {
     for (unsigned i = 0; i < WS_LSN_N; i++)
         close_listener(c, i);
@@ -665,7 +540,7 @@ void ws_core_teardown_thread(ws_core_t *c)
     }
 }
 
-void ws_core_free(ws_core_t *c)
+void ws_loop_free(ws_worker_t *c)
 {
     if (c->nconns == 0 && c->brefs.live)
         ws_log_error("core %u: %zu block references leaked", c->id, c->brefs.live);

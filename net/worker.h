@@ -1,9 +1,10 @@
-/* One core: its io_uring, listener, buffer ring, connection table, timer wheel, rooms and
- * cross-core endpoints, and the event loop that drives them. Everything in ws_core_t is
+/* One worker (a thread with its own ring): its io_uring, listeners, buffer ring, connection
+ * table, timer wheel, rooms and cross-core endpoints, and the low-level services every part
+ * above uses (net/worker.c); net/loop.c drives it. Everything in ws_worker_t is
  * touched only by the core's own thread, except `m` (metrics, read by /metrics renderers on
  * other cores) and the room structs other cores read by name under the protocol in room.h. */
-#ifndef URINGWS_NET_REACTOR_H
-#define URINGWS_NET_REACTOR_H
+#ifndef URINGWS_NET_WORKER_H
+#define URINGWS_NET_WORKER_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -66,7 +67,7 @@ typedef struct ws_conn_slot {
     uint32_t next_free; /* free list link (index), UINT32_MAX ends it */
 } ws_conn_slot_t;
 
-typedef struct ws_core {
+typedef struct ws_worker {
     unsigned id;
     unsigned ncores;
     struct ws_server *srv;
@@ -88,7 +89,7 @@ typedef struct ws_core {
 
     ws_bufring_t bufs;
     bool enobufs_seen; /* the ring already grew in this loop iteration */
-    /* Input burst (see LINGER_GAP_US in reactor.c): the connection of the last data message
+    /* Input burst (see LINGER_GAP_US in loop.c): the connection of the last data message
      * and how many times the sender changed over consecutive passes that brought messages. */
     uint32_t burst_conn;
     uint32_t burst_senders;
@@ -128,21 +129,16 @@ typedef struct ws_core {
     int err; /* first fatal error, reported by ws_server_wait */
 
     ws_http_request_t req; /* scratch for the HTTP parser (4 KiB: kept off the stack) */
-} ws_core_t;
+} ws_worker_t;
 
-/* Thread body parts, called by server.c in the core's own thread. */
-int ws_core_setup(ws_core_t *c);            /* ring, files, buffers: 0 or -errno */
-void ws_core_run(ws_core_t *c);             /* the loop; returns after shutdown */
-void ws_core_teardown_thread(ws_core_t *c); /* what must run on the owning thread */
-
-/* An SQE; submits (once, without waiting) when the SQ is full. Never NULL: see reactor.c. */
-struct io_uring_sqe *ws_core_sqe(ws_core_t *c);
+/* An SQE; submits (once, without waiting) when the SQ is full. Never NULL: see worker.c. */
+struct io_uring_sqe *ws_worker_sqe(ws_worker_t *c);
 /* Closes the socket in direct-descriptor slot `slot` so that its peer sees the FIN now:
- * shutdown first, then the close (see reactor.c for why). Both complete as WS_UD_CLOSE. */
-void ws_core_close_direct(ws_core_t *c, unsigned slot);
+ * shutdown first, then the close (see worker.c for why). Both complete as WS_UD_CLOSE. */
+void ws_worker_close_direct(ws_worker_t *c, unsigned slot);
 
 /* A data message arrived from connection idx (for the linger heuristic). */
-static inline void ws_core_note_sender(ws_core_t *c, uint32_t idx)
+static inline void ws_worker_note_sender(ws_worker_t *c, uint32_t idx)
 {
     if (c->burst_conn != idx || c->burst_senders == 0) {
         c->burst_conn = idx;
@@ -151,7 +147,7 @@ static inline void ws_core_note_sender(ws_core_t *c, uint32_t idx)
 }
 
 /* Connection table. */
-static inline ws_conn_t *ws_core_conn(ws_core_t *c, uint64_t ud)
+static inline ws_conn_t *ws_worker_conn(ws_worker_t *c, uint64_t ud)
 {
     uint32_t idx = ws_ud_idx(ud);
     if (idx >= c->nslots)
@@ -162,11 +158,11 @@ static inline ws_conn_t *ws_core_conn(ws_core_t *c, uint64_t ud)
     return s->conn;
 }
 /* Claims a slot for conn (sets conn->idx/gen). -ENFILE when the table is full. */
-int ws_core_slot_alloc(ws_core_t *c, ws_conn_t *conn);
-void ws_core_slot_free(ws_core_t *c, ws_conn_t *conn);
+int ws_worker_slot_alloc(ws_worker_t *c, ws_conn_t *conn);
+void ws_worker_slot_free(ws_worker_t *c, ws_conn_t *conn);
 
 /* Marks conn as having end-of-iteration work (flag is one of WS_CONN_F_NEED_*). */
-static inline void ws_core_pending(ws_core_t *c, ws_conn_t *conn, uint32_t flag)
+static inline void ws_worker_pending(ws_worker_t *c, ws_conn_t *conn, uint32_t flag)
 {
     conn->flags |= flag;
     if (!ws_dlink_linked(&conn->pending))
@@ -174,14 +170,13 @@ static inline void ws_core_pending(ws_core_t *c, ws_conn_t *conn, uint32_t flag)
 }
 
 /* Send contexts. */
-ws_sendctx_t *ws_core_sctx_get(ws_core_t *c);
-void ws_core_sctx_put(ws_core_t *c, ws_sendctx_t *s);
+ws_sendctx_t *ws_worker_sctx_get(ws_worker_t *c);
+void ws_worker_sctx_put(ws_worker_t *c, ws_sendctx_t *s);
 
 /* Cross-core: queue an event for core dst (never this core). */
-void ws_core_xpush(ws_core_t *c, unsigned dst, const ws_xev_t *ev);
-
-/* Frees what is left after the thread is gone (rooms map, pools): main thread, after all
- * cores have been joined and the cross-core queues drained. */
-void ws_core_free(ws_core_t *c);
+void ws_worker_xpush(ws_worker_t *c, unsigned dst, const ws_xev_t *ev);
+/* One MSG_RING wakeup per destination pushed to since the last call (the loop calls it
+ * before each submit). */
+void ws_worker_xflush(ws_worker_t *c);
 
 #endif
