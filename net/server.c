@@ -155,11 +155,6 @@ uint16_t ws_server_port(const ws_server_t *srv)
     return srv->port;
 }
 
-uint16_t ws_server_tls_port(const ws_server_t *srv)
-{
-    return srv->tls_port;
-}
-
 /* ---- threads ----------------------------------------------------------------------- */
 
 static void *core_main(void *arg)
@@ -397,7 +392,6 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         }
     }
     srv->port = cfg->plain ? port : 0;
-    srv->tls_port = cfg->tls ? tls_port : 0;
     /* Described now: once the cores run, core 0 owns its listeners and may close them at any
      * time. */
     char where[128] = "", tls_where[160] = "";

@@ -37,7 +37,6 @@ struct ws_server {
     _Atomic int start_err;
     /* wss (net/conn_tls.c): the context every TLS session shares, and the kTLS policy. */
     struct ws_tls_ctx *tls_ctx; /* NULL without TLS listeners */
-    uint16_t tls_port;
     bool ktls_active; /* attempt the kTLS hand-off after each TLS handshake */
     int ktls_probe;   /* 1 = not probed, 0 = the kernel has kTLS, else -errno */
     /* Stop: set once; each core then gets a write on its stop eventfd (async-signal-safe). */

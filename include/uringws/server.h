@@ -154,8 +154,8 @@ typedef struct ws_server_config {
      * loaded there), so they need not outlive it. */
     bool plain;                /* serve ws:// on `port`. Default true; false needs tls */
     bool tls;                  /* serve wss:// on tls_port. Default false */
-    uint16_t tls_port;         /* TCP port of the TLS listeners; 0 lets the kernel pick (see
-                                  ws_server_tls_port). TLS connections are accepted as
+    uint16_t tls_port;         /* TCP port of the TLS listeners; 0 lets the kernel pick (the
+                                  start-up log names it). TLS connections are accepted as
                                   regular fds, never direct descriptors, so that the kTLS
                                   hand-off (a setsockopt) is possible. Default 0 */
     const char *tls_cert_file; /* PEM chain, leaf first, then intermediates */
@@ -188,8 +188,6 @@ int ws_server_start(const ws_server_config_t *cfg, ws_server_t **out) WS_WARN_UN
 /* The TCP port the listeners are bound to (useful when cfg->port was 0); 0 without plain
  * listeners. */
 uint16_t ws_server_port(const ws_server_t *srv);
-/* The TCP port of the TLS listeners; 0 without TLS. */
-uint16_t ws_server_tls_port(const ws_server_t *srv);
 
 /* Asks every core to shut down: stop accepting, send close 1001 to every connection, wait
  * up to shutdown_timeout_ms for the close handshakes, then drop what is left. Returns at
