@@ -8,6 +8,7 @@
 
 #include "limits.h"
 #include "log.h"
+#include "conn_send.h"
 #include "worker.h"
 #include "room.h"
 #include "sendq.h"
@@ -59,18 +60,18 @@ static void deliver_now(ws_worker_t *c, ws_room_t *r, ws_block_t *b, uint32_t fr
          * them all instead (deferred, the member list is being walked). */
         ws_log_error("out of memory delivering to room '%s': closing its local members", r->name);
         for (ws_dlink_t *n = r->members; n; n = n->next)
-            ws_conn_close_later(c, ws_container_of(n, ws_conn_t, member), WS_CLOSE_INTERNAL,
+            ws_conn_send_close_later(c, ws_container_of(n, ws_conn_t, member), WS_CLOSE_INTERNAL,
                                 "out of memory");
         ws_block_unref(b);
         return;
     }
     br->frames = frames;
-    /* ws_conn_deliver never unlinks a member synchronously (closes are deferred), so the
+    /* ws_conn_send_deliver never unlinks a member synchronously (closes are deferred), so the
      * walk is safe; br may be freed by the last failed delivery, after which it is unused. */
     ws_dlink_t *n = r->members;
     while (n) {
         ws_dlink_t *next = n->next;
-        ws_conn_deliver(c, ws_container_of(n, ws_conn_t, member), br);
+        ws_conn_send_deliver(c, ws_container_of(n, ws_conn_t, member), br);
         n = next;
     }
 }
@@ -246,10 +247,10 @@ void ws_room_deliver_one(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
     ws_bref_t *br = ws_bref_new(&c->brefs, b, 1);
     if (!br) {
         ws_block_unref(b);
-        ws_conn_close_later(c, conn, WS_CLOSE_INTERNAL, "out of memory");
+        ws_conn_send_close_later(c, conn, WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    ws_conn_deliver(c, conn, br);
+    ws_conn_send_deliver(c, conn, br);
 }
 
 /* The home core's struct for the room another core's struct names. */

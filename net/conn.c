@@ -5,7 +5,7 @@
  *    calls can free the connection under it;
  *  - nothing reached from the parser callbacks or a room's delivery loop tears a connection
  *    down: closes there queue a close frame (ws_conn_close) or are deferred to the core's
- *    pending list (ws_conn_close_later);
+ *    pending list (ws_conn_send_close_later);
  *  - every queued byte is accounted in the core's queue_bytes gauge. */
 #include "conn.h"
 
@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "broadcast.h"
+#include "conn_send.h"
 #include "conn_tls.h"
+#include "deadline.h"
 #include "limits.h"
 #include "log.h"
 #include "pages.h"
@@ -35,79 +37,6 @@ static void start_send(ws_worker_t *c, ws_conn_t *conn);
 static void ws_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n);
 
 /* ---- small helpers ------------------------------------------------------------------ */
-
-static void sq_account(ws_worker_t *c, uint64_t before, uint64_t after)
-{
-    if (after > before)
-        ws_metric_add(&c->m->queue_bytes, after - before);
-    else if (before > after)
-        ws_metric_sub(&c->m->queue_bytes, before - after);
-}
-
-static uint64_t conn_deadline(const ws_worker_t *c, const ws_conn_t *conn)
-{
-    const ws_server_config_t *cfg = c->cfg;
-    uint64_t d = UINT64_MAX;
-    switch (conn->state) {
-    case WS_CONN_HTTP:
-        d = conn->t_accept + cfg->handshake_timeout_ms;
-        break;
-    case WS_CONN_OPEN:
-        if (cfg->ping_interval_ms)
-            d = conn->t_ping + cfg->ping_interval_ms;
-        if (cfg->idle_timeout_ms && conn->t_rx + cfg->idle_timeout_ms < d)
-            d = conn->t_rx + cfg->idle_timeout_ms;
-        if (cfg->first_frame_timeout_ms && !(conn->flags & WS_CONN_F_FRAME_SEEN) &&
-            conn->t_open + cfg->first_frame_timeout_ms < d)
-            d = conn->t_open + cfg->first_frame_timeout_ms;
-        if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
-            conn->t_tx + cfg->write_stall_ms < d)
-            d = conn->t_tx + cfg->write_stall_ms;
-        if ((conn->flags & WS_CONN_F_OVER) && conn->t_win + cfg->slow_grace_ms < d)
-            d = conn->t_win + cfg->slow_grace_ms;
-        break;
-    case WS_CONN_CLOSING:
-    case WS_CONN_LINGER:
-        d = conn->t_close;
-        break;
-    default:
-        break;
-    }
-    return d;
-}
-
-static void conn_schedule(ws_worker_t *c, ws_conn_t *conn)
-{
-    uint64_t d = conn_deadline(c, conn);
-    if (d == UINT64_MAX)
-        ws_wheel_del(&c->wheel, &conn->timer);
-    else
-        ws_wheel_add(&c->wheel, &conn->timer, d);
-}
-
-/* True when nothing waits to be sent and no send is in flight (TLS ciphertext included: it
- * is in flight whenever it exists). */
-static bool send_idle(const ws_conn_t *conn)
-{
-    return ws_sendq_empty(&conn->sq) && !(conn->flags & WS_CONN_F_SEND);
-}
-
-/* Bytes were queued; `was_idle` says whether nothing was pending before them. The write-stall
- * clock (re)starts then: t_tx is the last send progress, or when bytes started waiting. The
- * clock is cleared lazily by the timer once nothing is pending. The timer is lazy too (it
- * fires at the earliest deadline known when it was set), so pull it in when the stall
- * deadline is earlier. */
-static void stall_clock_start(ws_worker_t *c, ws_conn_t *conn, bool was_idle)
-{
-    if ((conn->flags & WS_CONN_F_STALL_CLOCK) && !was_idle)
-        return;
-    conn->flags |= WS_CONN_F_STALL_CLOCK;
-    conn->t_tx = c->now_ms;
-    uint32_t stall = c->cfg->write_stall_ms;
-    if (stall && conn->state == WS_CONN_OPEN &&
-        (!ws_timer_armed(&conn->timer) || conn->timer.deadline > conn->t_tx + stall))
-        conn_schedule(c, conn);
-}
 
 /* The connection left the request-head phase (upgraded, answered or torn down). */
 static void head_phase_end(ws_worker_t *c, ws_conn_t *conn)
@@ -191,7 +120,7 @@ static void maybe_finalize(ws_worker_t *c, ws_conn_t *conn)
     close_socket(c, conn->fd, conn->direct);
     uint64_t before = conn->sq.bytes;
     ws_sendq_clear(&conn->sq, &c->brefs);
-    sq_account(c, before, 0);
+    ws_conn_send_account(c, before, 0);
     if (conn->sctx) {
         ws_worker_sctx_put(c, conn->sctx);
         conn->sctx = NULL;
@@ -221,7 +150,7 @@ void ws_conn_teardown(ws_worker_t *c, ws_conn_t *conn)
     conn->hlen = conn->hcap = conn->hprev = 0;
     uint64_t before = conn->sq.bytes;
     ws_sendq_drop_unsent(&conn->sq, &c->brefs);
-    sq_account(c, before, conn->sq.bytes);
+    ws_conn_send_account(c, before, conn->sq.bytes);
     if (conn->flags & WS_CONN_F_COUNTED) {
         conn->flags &= ~WS_CONN_F_COUNTED;
         atomic_fetch_sub_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
@@ -239,201 +168,6 @@ void ws_conn_teardown(ws_worker_t *c, ws_conn_t *conn)
     maybe_finalize(c, conn);
 }
 
-/* ---- queueing ---------------------------------------------------------------------- */
-
-int ws_conn_queue_owned(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t len)
-{
-    bool was_idle = send_idle(conn);
-    if (ws_sendq_push(&conn->sq, WS_SQ_OWNED, buf, len, buf) < 0) {
-        free(buf);
-        return -ENOMEM;
-    }
-    ws_metric_add(&c->m->queue_bytes, len);
-    stall_clock_start(c, conn, was_idle);
-    ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
-    return 0;
-}
-
-static int queue_control(ws_worker_t *c, ws_conn_t *conn, uint8_t opcode, const void *payload,
-                         size_t len)
-{
-    if (len > WS_CONTROL_MAX)
-        len = WS_CONTROL_MAX;
-    uint8_t hdr[10];
-    size_t h = ws_frame_header_write(hdr, opcode, true, len);
-    uint8_t *b = malloc(h + len);
-    if (!b)
-        return -ENOMEM;
-    memcpy(b, hdr, h);
-    if (len)
-        memcpy(b + h, payload, len);
-    return ws_conn_queue_owned(c, conn, b, (uint32_t)(h + len));
-}
-
-static int queue_close(ws_worker_t *c, ws_conn_t *conn, unsigned code, const char *why)
-{
-    uint8_t payload[WS_CONTROL_MAX];
-    size_t wlen = why ? strlen(why) : 0;
-    if (wlen > WS_CONTROL_MAX - 2)
-        wlen = WS_CONTROL_MAX - 2;
-    payload[0] = (uint8_t)(code >> 8);
-    payload[1] = (uint8_t)code;
-    if (wlen)
-        memcpy(payload + 2, why, wlen);
-    conn->flags |= WS_CONN_F_CLOSE_SENT;
-    ws_metrics_close_sent(c->m, code);
-    return queue_control(c, conn, WS_OP_CLOSE, payload, 2 + wlen);
-}
-
-/* ---- slow consumers ---------------------------------------------------------------- *
- *
- * A member is slow when its socket stops taking what it is offered, not when one loop pass
- * queued more than the limits for it (a publisher's burst lands on every member's queue
- * before any send was tried). So a queue over max_queue or max_queue_frames starts an
- * episode and is judged in windows of slow_grace: a window passes when the sends during it
- * took at least what was over the limits at its start; one that ends with the queue still
- * over and that backlog not taken is a slow consumer, and slow_policy applies. A reader
- * that keeps up therefore absorbs a burst of up to about max_queue plus two windows of its
- * own throughput, and a stuck one holds at most max_queue plus the room's traffic in one
- * window (two, when a trickle got it past the first) before it is closed or trimmed. A
- * lone queued entry never counts as over, so one message larger than max_queue (within
- * max_message) still goes. slow_grace 0 judges at once: the limits are then hard. */
-
-static bool queue_over(const ws_worker_t *c, const ws_conn_t *conn)
-{
-    const ws_sendq_t *q = &conn->sq;
-    return q->count > 1 && (q->bytes > c->cfg->max_queue || q->frames > c->cfg->max_queue_frames);
-}
-
-/* Opens a judgment window now: its end must see the queue's current excess sent. */
-static void window_start(ws_worker_t *c, ws_conn_t *conn)
-{
-    const ws_server_config_t *cfg = c->cfg;
-    const ws_sendq_t *q = &conn->sq;
-    conn->t_win = c->now_ms;
-    conn->win_bytes = q->sent_bytes + (q->bytes > cfg->max_queue ? q->bytes - cfg->max_queue : 0);
-    conn->win_frames = q->sent_frames +
-                       (q->frames > cfg->max_queue_frames ? q->frames - cfg->max_queue_frames : 0);
-    uint64_t end = conn->t_win + cfg->slow_grace_ms;
-    if (cfg->slow_grace_ms && (!ws_timer_armed(&conn->timer) || conn->timer.deadline > end))
-        conn_schedule(c, conn);
-}
-
-void ws_conn_queue_shrank(ws_worker_t *c, ws_conn_t *conn)
-{
-    if ((conn->flags & WS_CONN_F_OVER) && !queue_over(c, conn))
-        conn->flags &= ~WS_CONN_F_OVER; /* the burst drained; the timer just finds nothing */
-}
-
-/* "--max-queue 1048576 by 5000 bytes": the limit the queue is over, and by how much. */
-static void over_what(const ws_worker_t *c, const ws_conn_t *conn, char *out, size_t cap)
-{
-    const ws_server_config_t *cfg = c->cfg;
-    if (conn->sq.bytes > cfg->max_queue)
-        snprintf(out, cap, "--max-queue %llu by %llu bytes", (unsigned long long)cfg->max_queue,
-                 (unsigned long long)(conn->sq.bytes - cfg->max_queue));
-    else
-        snprintf(out, cap, "--max-queue-frames %u by %u frames", cfg->max_queue_frames,
-                 conn->sq.frames - cfg->max_queue_frames);
-}
-
-/* --slow-policy drop-oldest: drops the oldest data frames no send has started (a frame
- * partly sent is finished, control frames and responses stay) down to 3/4 of the limits, so
- * that a reader that stays behind costs one pass over its queue per quarter of it, not one
- * per message. */
-static void drop_oldest(ws_worker_t *c, ws_conn_t *conn, const char *what, uint64_t over_ms)
-{
-    const ws_server_config_t *cfg = c->cfg;
-    uint64_t bytes = 0, before = conn->sq.bytes;
-    unsigned n = ws_sendq_drop_oldest(&conn->sq, cfg->max_queue / 4 * 3,
-                                      cfg->max_queue_frames / 4 * 3, &c->brefs, &bytes);
-    sq_account(c, before, conn->sq.bytes);
-    if (!n)
-        return;
-    ws_metric_add(&c->m->slow_drop_frames, n);
-    ws_metric_add(&c->m->slow_drop_bytes, bytes);
-    /* The first time at -v; a reader that stays behind does this once per window. */
-    if (conn->flags & WS_CONN_F_DROPPED) {
-        ws_log_debug("conn %u: slow consumer: dropped %u frames (%llu bytes), over %s for %llu ms",
-                     conn->idx, n, (unsigned long long)bytes, what, (unsigned long long)over_ms);
-    } else {
-        conn->flags |= WS_CONN_F_DROPPED;
-        ws_log_verbose("conn %u: slow consumer: dropped its %u oldest queued frames (%llu "
-                       "bytes), over %s for %llu ms; later drops are logged at -vv",
-                       conn->idx, n, (unsigned long long)bytes, what, (unsigned long long)over_ms);
-    }
-}
-
-/* A window ended with the queue still over and its backlog not taken. */
-static void slow_verdict(ws_worker_t *c, ws_conn_t *conn)
-{
-    char what[96];
-    over_what(c, conn, what, sizeof(what));
-    uint64_t over_ms = c->now_ms - conn->t_over;
-    if (c->cfg->slow_policy == WS_SLOW_DROP_OLDEST) {
-        drop_oldest(c, conn, what, over_ms);
-        if (queue_over(c, conn))
-            window_start(c, conn); /* what is left cannot be dropped: judged again later */
-        else
-            conn->flags &= ~WS_CONN_F_OVER;
-        return;
-    }
-    ws_metric_inc(&c->m->slow_closes);
-    ws_log_verbose("conn %u: slow consumer: %llu bytes, %u frames queued, over %s for %llu ms "
-                   "(its socket took %llu bytes meanwhile), closing with 1008",
-                   conn->idx, (unsigned long long)conn->sq.bytes, conn->sq.frames, what,
-                   (unsigned long long)over_ms,
-                   (unsigned long long)(conn->sq.sent_bytes - conn->over_sent0));
-    conn->flags &= ~WS_CONN_F_OVER;
-    ws_conn_close_later(c, conn, WS_CLOSE_POLICY, "slow consumer");
-}
-
-/* Called after frames were queued on an open connection, and by its timer: starts an
- * episode when the queue went over the limits, ends it when it is back within them, and
- * judges it when its window is over. */
-static void backpressure(ws_worker_t *c, ws_conn_t *conn)
-{
-    if (!queue_over(c, conn)) {
-        conn->flags &= ~WS_CONN_F_OVER;
-        return;
-    }
-    if (!(conn->flags & WS_CONN_F_OVER)) {
-        conn->flags |= WS_CONN_F_OVER;
-        conn->t_over = c->now_ms;
-        conn->over_sent0 = conn->sq.sent_bytes;
-        ws_metric_inc(&c->m->queue_over);
-        ws_log_debug("conn %u: send queue over the limits (%llu bytes, %u frames)", conn->idx,
-                     (unsigned long long)conn->sq.bytes, conn->sq.frames);
-        window_start(c, conn);
-    }
-    if (c->now_ms < conn->t_win + c->cfg->slow_grace_ms)
-        return;
-    if (conn->sq.sent_bytes >= conn->win_bytes && conn->sq.sent_frames >= conn->win_frames)
-        window_start(c, conn); /* it took the backlog: a burst, or a room faster than it */
-    else
-        slow_verdict(c, conn);
-}
-
-void ws_conn_deliver(ws_worker_t *c, ws_conn_t *conn, ws_bref_t *br)
-{
-    uint32_t len = br->block->len;
-    if (conn->state != WS_CONN_OPEN || (conn->flags & WS_CONN_F_NEED_CLOSE)) {
-        ws_bref_put(&c->brefs, br);
-        return;
-    }
-    bool was_idle = send_idle(conn);
-    if (ws_sendq_push(&conn->sq, WS_SQ_BREF, br->block->data, len, br) < 0) {
-        ws_bref_put(&c->brefs, br);
-        ws_conn_close_later(c, conn, WS_CLOSE_INTERNAL, "out of memory");
-        return;
-    }
-    ws_metric_add(&c->m->queue_bytes, len);
-    ws_metric_add(&c->m->msgs_out, br->frames);
-    stall_clock_start(c, conn, was_idle);
-    ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
-    backpressure(c, conn);
-}
-
 /* ---- closing ----------------------------------------------------------------------- */
 
 static void enter_closing(ws_worker_t *c, ws_conn_t *conn)
@@ -441,7 +175,7 @@ static void enter_closing(ws_worker_t *c, ws_conn_t *conn)
     head_phase_end(c, conn);
     conn->state = WS_CONN_CLOSING;
     conn->t_close = c->now_ms + c->cfg->close_timeout_ms;
-    conn_schedule(c, conn);
+    ws_deadline_schedule(c, conn);
 }
 
 void ws_conn_finish(ws_worker_t *c, ws_conn_t *conn)
@@ -466,23 +200,14 @@ void ws_conn_close(ws_worker_t *c, ws_conn_t *conn, unsigned code, const char *w
     if (drop_queue) {
         uint64_t before = conn->sq.bytes;
         ws_sendq_drop_unsent(&conn->sq, &c->brefs);
-        sq_account(c, before, conn->sq.bytes);
+        ws_conn_send_account(c, before, conn->sq.bytes);
     }
     enter_closing(c, conn);
-    if (queue_close(c, conn, code, why) < 0) {
+    if (ws_conn_send_close_frame(c, conn, code, why) < 0) {
         /* No memory for 2..125 bytes: give up on the handshake, just end the stream. */
         conn->flags |= WS_CONN_F_FLUSH_CLOSE;
     }
     ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
-}
-
-void ws_conn_close_later(ws_worker_t *c, ws_conn_t *conn, unsigned code, const char *why)
-{
-    if (conn->state != WS_CONN_OPEN || (conn->flags & WS_CONN_F_NEED_CLOSE))
-        return;
-    conn->close_code = (uint16_t)code;
-    conn->close_why = why;
-    ws_worker_pending(c, conn, WS_CONN_F_NEED_CLOSE);
 }
 
 /* Our side is done sending: half-close and keep reading (and discarding) until the peer
@@ -499,7 +224,7 @@ static void begin_linger(ws_worker_t *c, ws_conn_t *conn)
     if (conn->state != WS_CONN_CLOSING)
         conn->t_close = c->now_ms + c->cfg->close_timeout_ms;
     conn->state = WS_CONN_LINGER;
-    conn_schedule(c, conn);
+    ws_deadline_schedule(c, conn);
     if (conn->direct) {
         struct io_uring_sqe *sqe = ws_worker_sqe(c);
         io_uring_prep_shutdown(sqe, conn->fd, SHUT_WR);
@@ -567,8 +292,8 @@ void ws_conn_on_send(ws_worker_t *c, ws_conn_t *conn, int res)
     size_t sent = res > 0 ? (size_t)res : 0;
     uint64_t before = conn->sq.bytes;
     ws_sendq_complete(&conn->sq, sent, &c->brefs);
-    sq_account(c, before, conn->sq.bytes);
-    ws_conn_queue_shrank(c, conn);
+    ws_conn_send_account(c, before, conn->sq.bytes);
+    ws_conn_send_shrank(c, conn);
     if (sent)
         conn->t_tx = c->now_ms; /* progress: the write-stall clock restarts */
     if (conn->tls)
@@ -601,7 +326,7 @@ static void reject(ws_worker_t *c, ws_conn_t *conn, int status, const char *why)
     uint8_t *buf = n ? malloc(n) : NULL;
     if (buf) {
         memcpy(buf, resp, n);
-        (void)ws_conn_queue_owned(c, conn, buf, (uint32_t)n); /* frees buf on failure */
+        (void)ws_conn_send_owned(c, conn, buf, (uint32_t)n); /* frees buf on failure */
     }
     ws_conn_finish(c, conn);
 }
@@ -657,7 +382,7 @@ static void upgrade(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs, u
         memcpy(buf, resp, n);
     else
         ws_log_error("conn %u: cannot build the 101 response", conn->idx);
-    if (!buf || ws_conn_queue_owned(c, conn, buf, (uint32_t)n) < 0) {
+    if (!buf || ws_conn_send_owned(c, conn, buf, (uint32_t)n) < 0) {
         room_uncount(c, conn, hs);
         ws_conn_teardown(c, conn);
         return;
@@ -671,7 +396,7 @@ static void upgrade(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs, u
     conn->flags |= WS_CONN_F_PARSER;
     conn->state = WS_CONN_OPEN;
     conn->t_rx = conn->t_ping = conn->t_open = c->now_ms;
-    conn_schedule(c, conn);
+    ws_deadline_schedule(c, conn);
     ws_metric_inc(&c->m->conns_upgraded);
     if (is_echo(hs)) {
         conn->flags |= WS_CONN_F_ECHO;
@@ -709,7 +434,7 @@ static void handle_request(ws_worker_t *c, ws_conn_t *conn, uint8_t *rest, size_
         uint8_t *buf = n ? malloc(n) : NULL;
         if (buf) {
             memcpy(buf, resp, n);
-            (void)ws_conn_queue_owned(c, conn, buf, (uint32_t)n);
+            (void)ws_conn_send_owned(c, conn, buf, (uint32_t)n);
         }
         ws_conn_finish(c, conn);
     }
@@ -831,13 +556,13 @@ static int cb_control(void *ud, uint8_t opcode, const uint8_t *payload, size_t l
     /* A peer that pings without reading our pongs is a slow consumer like any other, and
      * while its queue is over the limits it gets no pong (a later ping gets one): pongs are
      * not droppable, so under drop-oldest they could otherwise pile up without bound. */
-    if ((conn->flags & WS_CONN_F_NEED_CLOSE) || queue_over(c, conn))
+    if ((conn->flags & WS_CONN_F_NEED_CLOSE) || ws_conn_send_over(c, conn))
         return 0;
-    if (queue_control(c, conn, WS_OP_PONG, payload, len) < 0) {
+    if (ws_conn_send_control(c, conn, WS_OP_PONG, payload, len) < 0) {
         ws_conn_close(c, conn, WS_CLOSE_INTERNAL, "out of memory", true);
         return 1;
     }
-    backpressure(c, conn);
+    ws_conn_send_backpressure(c, conn);
     return 0;
 }
 
@@ -854,7 +579,7 @@ static int cb_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
     if (conn->state == WS_CONN_OPEN) {
         ws_room_leave(c, conn);
         enter_closing(c, conn);
-        if (queue_close(c, conn, ws_close_reply_code(code), NULL) < 0)
+        if (ws_conn_send_close_frame(c, conn, ws_close_reply_code(code), NULL) < 0)
             ws_log_error("conn %u: out of memory for the close reply", conn->idx);
     }
     /* Both close frames are (or will be) on the wire: end the stream after the queue. */
@@ -1116,7 +841,7 @@ void ws_conn_accept(ws_worker_t *c, int fd, bool tls, const struct sockaddr *pee
                refuse == 429 ? "too many connections from this address" : "too many connections");
         return;
     }
-    conn_schedule(c, conn);
+    ws_deadline_schedule(c, conn);
 }
 
 void ws_conn_on_timer(ws_worker_t *c, ws_conn_t *conn)
@@ -1137,12 +862,12 @@ void ws_conn_on_timer(ws_worker_t *c, ws_conn_t *conn)
         break;
     case WS_CONN_OPEN:
         if (conn->flags & WS_CONN_F_OVER) {
-            backpressure(c, conn);
+            ws_conn_send_backpressure(c, conn);
             if (conn->flags & WS_CONN_F_NEED_CLOSE)
                 break; /* judged slow: its close comes with the pending work */
         }
         if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
-            now >= conn->t_tx + cfg->write_stall_ms && send_idle(conn))
+            now >= conn->t_tx + cfg->write_stall_ms && ws_conn_send_idle(conn))
             conn->flags &= ~WS_CONN_F_STALL_CLOCK; /* everything went out meanwhile */
         if (cfg->write_stall_ms && (conn->flags & WS_CONN_F_STALL_CLOCK) &&
             now >= conn->t_tx + cfg->write_stall_ms) {
@@ -1169,8 +894,8 @@ void ws_conn_on_timer(ws_worker_t *c, ws_conn_t *conn)
         }
         if (cfg->ping_interval_ms && now >= conn->t_ping + cfg->ping_interval_ms) {
             conn->t_ping = now;
-            if (!queue_over(c, conn)) {
-                if (queue_control(c, conn, WS_OP_PING, NULL, 0) < 0)
+            if (!ws_conn_send_over(c, conn)) {
+                if (ws_conn_send_control(c, conn, WS_OP_PING, NULL, 0) < 0)
                     ws_log_error("conn %u: out of memory for a ping", conn->idx);
             }
         }
@@ -1186,7 +911,7 @@ void ws_conn_on_timer(ws_worker_t *c, ws_conn_t *conn)
     default:
         return;
     }
-    conn_schedule(c, conn);
+    ws_deadline_schedule(c, conn);
 }
 
 void ws_conn_do_pending(ws_worker_t *c, ws_conn_t *conn)

@@ -108,26 +108,17 @@ void ws_conn_on_timer(struct ws_worker *c, ws_conn_t *conn);
 /* The connection's end-of-iteration work (sends, re-arms, deferred closes). */
 void ws_conn_do_pending(struct ws_worker *c, ws_conn_t *conn);
 
-/* Queues one reference of br (the caller counted it in br->refs) for a broadcast. A queue
- * over the limits for longer than slow_grace is a slow consumer: under slow_policy close the
- * connection is scheduled for its 1008 (and br is not queued); in every failure the
- * reference is released here. */
-void ws_conn_deliver(struct ws_worker *c, ws_conn_t *conn, ws_bref_t *br);
 
 /* Server-initiated close: leaves the room, optionally drops unsent data, queues a close frame
  * with `code` and waits up to close_timeout for the peer. From inside a room's delivery loop
- * use ws_conn_close_later. HTTP-phase connections are simply torn down. */
+ * use ws_conn_send_close_later (net/conn_send.h). HTTP-phase connections are simply torn down. */
 void ws_conn_close(struct ws_worker *c, ws_conn_t *conn, unsigned code, const char *why,
                    bool drop_queue);
-void ws_conn_close_later(struct ws_worker *c, ws_conn_t *conn, unsigned code, const char *why);
 
 /* Immediate teardown: cancels what is in flight, releases everything, frees the connection
  * once the last completion is in. */
 void ws_conn_teardown(struct ws_worker *c, ws_conn_t *conn);
 
-/* Queues bytes (HTTP responses): takes ownership of buf (malloc'd). Returns 0 or -ENOMEM
- * (buf freed). */
-int ws_conn_queue_owned(struct ws_worker *c, ws_conn_t *conn, uint8_t *buf, uint32_t len);
 
 /* Finishes the connection after what is queued: SHUT_WR once the queue drains, then discard
  * input until EOF or close_timeout. */
@@ -139,9 +130,6 @@ void ws_conn_finish(struct ws_worker *c, ws_conn_t *conn);
 void ws_conn_input(struct ws_worker *c, ws_conn_t *conn, uint8_t *p, size_t n);
 /* Arms the connection's recv (multishot, single-shot, or recvmsg with RX in kernel TLS). */
 void ws_conn_arm_recv(struct ws_worker *c, ws_conn_t *conn);
-/* Frames left the send queue (sent, or encrypted into the session's output): ends a
- * backpressure episode once the queue is within the limits again. */
-void ws_conn_queue_shrank(struct ws_worker *c, ws_conn_t *conn);
 /* Cancels the connection's operation of user_data kind `kind` (WS_UD_RECV, WS_UD_SEND). */
 void ws_conn_cancel(struct ws_worker *c, ws_conn_t *conn, unsigned kind);
 

@@ -27,6 +27,7 @@
 
 #include "broadcast.h"
 #include "conn.h"
+#include "conn_send.h"
 #include "log.h"
 #include "worker.h"
 #include "server_internal.h"
@@ -664,7 +665,7 @@ static int encrypt_queue(ws_worker_t *c, ws_conn_t *conn, struct iovec *iov, uns
     uint64_t before = conn->sq.bytes;
     ws_sendq_complete(&conn->sq, r == 0 ? total : 0, &c->brefs);
     ws_metric_sub(&c->m->queue_bytes, before - conn->sq.bytes);
-    ws_conn_queue_shrank(c, conn);
+    ws_conn_send_shrank(c, conn);
     return r;
 }
 

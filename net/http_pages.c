@@ -8,6 +8,7 @@
 #include "conn_tls.h"
 #include "log.h"
 #include "metrics.h"
+#include "conn_send.h"
 #include "worker.h"
 #include "server_internal.h"
 
@@ -32,7 +33,7 @@ static int respond(ws_worker_t *c, ws_conn_t *conn, int status, const char *type
         ws_log_error("conn %u: response for status %d did not fit", conn->idx, status);
         return status;
     }
-    (void)ws_conn_queue_owned(c, conn, buf, (uint32_t)n); /* frees buf on failure */
+    (void)ws_conn_send_owned(c, conn, buf, (uint32_t)n); /* frees buf on failure */
     return status;
 }
 

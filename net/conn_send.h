@@ -1,0 +1,51 @@
+/* Queueing for a connection and the slow-consumer policy (net/conn_send.c). Nothing here
+ * submits a send or tears a connection down: queued bytes and deferred closes are picked up
+ * by the connection's end-of-pass work (net/conn.c). */
+#ifndef URINGWS_NET_CONN_SEND_H
+#define URINGWS_NET_CONN_SEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "sendq.h"
+
+struct ws_worker;
+
+/* Queues bytes (HTTP responses): takes ownership of buf (malloc'd). Returns 0 or -ENOMEM
+ * (buf freed). */
+int ws_conn_send_owned(struct ws_worker *c, ws_conn_t *conn, uint8_t *buf, uint32_t len);
+/* Queues a control frame (payload cut at 125 bytes). 0 or -ENOMEM. */
+int ws_conn_send_control(struct ws_worker *c, ws_conn_t *conn, uint8_t opcode, const void *payload,
+                         size_t len);
+/* Queues a close frame with code and reason (cut to fit), counted as sent. 0 or -ENOMEM. */
+int ws_conn_send_close_frame(struct ws_worker *c, ws_conn_t *conn, unsigned code, const char *why);
+
+/* Queues one reference of br (the caller counted it in br->refs) for a broadcast. A queue
+ * over the limits for longer than slow_grace is a slow consumer: under slow_policy close the
+ * connection is scheduled for its 1008 (and br is not queued); in every failure the
+ * reference is released here. */
+void ws_conn_send_deliver(struct ws_worker *c, ws_conn_t *conn, ws_bref_t *br);
+
+/* The slow-consumer rule, after frames were queued and when the timer fires: starts a
+ * backpressure episode when the queue went over the limits, ends it when it is back within
+ * them, and judges it at the end of each slow_grace window. */
+void ws_conn_send_backpressure(struct ws_worker *c, ws_conn_t *conn);
+/* Whether the queue is over max_queue or max_queue_frames (a lone entry never is). */
+bool ws_conn_send_over(const struct ws_worker *c, const ws_conn_t *conn);
+/* Frames left the send queue (sent, or encrypted into the session's output): ends a
+ * backpressure episode once the queue is within the limits again. */
+void ws_conn_send_shrank(struct ws_worker *c, ws_conn_t *conn);
+
+/* A close with code for the end of the pass (from places that must not close now: a room's
+ * delivery loop, the slow-consumer verdict). Only for open connections; the first wins. */
+void ws_conn_send_close_later(struct ws_worker *c, ws_conn_t *conn, unsigned code, const char *why);
+
+/* Keeps the worker's queue_bytes gauge: a queue went from `before` to `after` bytes. */
+void ws_conn_send_account(struct ws_worker *c, uint64_t before, uint64_t after);
+/* True when nothing waits to be sent and no send is in flight (TLS ciphertext included: it
+ * is in flight whenever it exists). */
+bool ws_conn_send_idle(const ws_conn_t *conn);
+
+#endif
