@@ -34,7 +34,7 @@
 #include "uringws/http.h"
 
 static void start_send(ws_worker_t *c, ws_conn_t *conn);
-static void ws_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n);
+static void frames_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n);
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -83,16 +83,6 @@ static void cancel_op(ws_worker_t *c, ws_conn_t *conn, unsigned kind)
     struct io_uring_sqe *sqe = ws_worker_sqe(c);
     io_uring_prep_cancel64(sqe, ws_ud_make(kind, conn->idx, conn->gen), 0);
     io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_CANCEL, conn->idx, conn->gen));
-}
-
-void ws_conn_arm_recv(ws_worker_t *c, ws_conn_t *conn)
-{
-    arm_recv(c, conn);
-}
-
-void ws_conn_cancel(ws_worker_t *c, ws_conn_t *conn, unsigned kind)
-{
-    cancel_op(c, conn, kind);
 }
 
 /* With TX in kernel TLS the kernel encrypts straight from the iovecs: count the bytes that
@@ -409,7 +399,7 @@ static void upgrade(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs, u
         ws_log_debug("conn %u: upgraded, room '%s'", conn->idx, hs->room);
     }
     if (rest_len)
-        ws_input(c, conn, rest, rest_len);
+        frames_input(c, conn, rest, rest_len);
 }
 
 /* c->req holds a complete request head; rest[] are the bytes after it. */
@@ -615,16 +605,18 @@ static void log_bad_input(const ws_conn_t *conn, int rc, const uint8_t *p, size_
                  ps->msg_opcode, ps->msg_len, n, from, to, hex);
 }
 
-void ws_conn_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
+/* Plaintext received: the HTTP head or WebSocket frames, by state. p may be modified in place
+ * (unmasking) and is not kept after the call. */
+static void conn_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
 {
     if (conn->state == WS_CONN_HTTP)
         http_input(c, conn, p, n);
     else if (conn->state == WS_CONN_OPEN || conn->state == WS_CONN_CLOSING)
-        ws_input(c, conn, p, n);
+        frames_input(c, conn, p, n);
     /* LINGER and DEAD: the bytes are dropped. */
 }
 
-static void ws_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
+static void frames_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
 {
     cb_ctx_t x = {c, conn};
     while (n) {
@@ -691,7 +683,7 @@ void ws_conn_on_recv(ws_worker_t *c, ws_conn_t *conn, int res, unsigned cqe_flag
         else if (conn->state == WS_CONN_HTTP)
             http_input(c, conn, buf, (size_t)res);
         else if (conn->state == WS_CONN_OPEN || conn->state == WS_CONN_CLOSING)
-            ws_input(c, conn, buf, (size_t)res);
+            frames_input(c, conn, buf, (size_t)res);
         /* LINGER and DEAD: the bytes are dropped. */
     }
     if (more)
@@ -790,11 +782,19 @@ static int count_peer(ws_worker_t *c, ws_conn_t *conn, const struct sockaddr *pe
     return rc == -EUSERS ? 429 : 503;
 }
 
+/* How the TLS transport reaches this connection (net/conn_tls.h). */
+static const ws_conn_up_t tls_up = {
+    .input = conn_input,
+    .arm_recv = arm_recv,
+    .cancel = cancel_op,
+    .finish = ws_conn_finish,
+};
+
 void ws_conn_accept(ws_worker_t *c, int fd, bool tls, const struct sockaddr *peer, socklen_t peer_len)
 {
     bool direct = ws_worker_direct_for(c, tls);
     ws_conn_t *conn = calloc(1, sizeof(*conn));
-    if (!conn || (tls && ws_conn_tls_attach(c, conn) < 0)) {
+    if (!conn || (tls && ws_conn_tls_attach(c, conn, &tls_up) < 0)) {
         ws_log_error("out of memory for a new connection");
         free(conn);
         close_socket(c, fd, direct);

@@ -124,13 +124,5 @@ void ws_conn_teardown(struct ws_worker *c, ws_conn_t *conn);
  * input until EOF or close_timeout. */
 void ws_conn_finish(struct ws_worker *c, ws_conn_t *conn);
 
-/* For the TLS transport (net/conn_tls.c). */
-/* Plaintext received: the HTTP head or WebSocket frames, by state. p may be modified in place
- * (unmasking) and is not kept after the call. */
-void ws_conn_input(struct ws_worker *c, ws_conn_t *conn, uint8_t *p, size_t n);
-/* Arms the connection's recv (multishot, single-shot, or recvmsg with RX in kernel TLS). */
-void ws_conn_arm_recv(struct ws_worker *c, ws_conn_t *conn);
-/* Cancels the connection's operation of user_data kind `kind` (WS_UD_RECV, WS_UD_SEND). */
-void ws_conn_cancel(struct ws_worker *c, ws_conn_t *conn, unsigned kind);
 
 #endif

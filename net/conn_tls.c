@@ -1,6 +1,6 @@
 /* The TLS transport of a connection (wss), see conn_tls.h. The rules it keeps:
  *  - every received byte is fed to the session before the recv completion returns, so the
- *    provided buffer goes back to the ring at once; plaintext goes to ws_conn_input(), the
+ *    provided buffer goes back to the ring at once; plaintext goes up to the connection's input, the
  *    same code as plain connections;
  *  - frames stay plaintext in the send queue until the socket has no send in flight; then
  *    everything queued (up to send_max_bytes) is encrypted with one ws_tls_writev (small
@@ -75,6 +75,7 @@ enum {
  * is in flight: a send may point into the session's pending output until then). */
 typedef struct ws_conn_tls {
     ws_tls_conn_t *s;
+    const ws_conn_up_t *up; /* the connection above */
     uint32_t flags;
     unsigned kernel; /* WS_TLS_TX / WS_TLS_RX now handled by kernel TLS */
     size_t inflight; /* ciphertext bytes of the send in flight (userspace TX) */
@@ -298,7 +299,7 @@ static void fail(ws_worker_t *c, ws_conn_t *conn, ws_tls_err_t e, const char *re
                    t->flags & WS_CT_F_UP ? "" : " in the handshake", reason ? reason : "");
     ws_room_leave(c, conn);
     drop_queue(c, conn);
-    ws_conn_finish(c, conn);
+    conn->tls->up->finish(c, conn);
 }
 
 static void session_failed(ws_worker_t *c, ws_conn_t *conn)
@@ -315,7 +316,7 @@ static void peer_closed(ws_worker_t *c, ws_conn_t *conn)
     conn->tls->flags |= WS_CT_F_PEER_CLOSED;
     ws_log_debug("conn %u: peer sent close_notify", conn->idx);
     ws_room_leave(c, conn);
-    ws_conn_finish(c, conn);
+    conn->tls->up->finish(c, conn);
 }
 
 static enum ws_tls_cipher_family cipher_family(const char *name)
@@ -365,7 +366,7 @@ static bool ktls_step(ws_worker_t *c, ws_conn_t *conn)
         t->flags &= ~(unsigned)WS_CT_F_KTLS_DUE;
         if (!(conn->flags & WS_CONN_F_RECV)) {
             t->flags &= ~(unsigned)WS_CT_F_KTLS_STOP;
-            ws_conn_arm_recv(c, conn);
+            conn->tls->up->arm_recv(c, conn);
         }
         return false;
     }
@@ -374,7 +375,7 @@ static bool ktls_step(ws_worker_t *c, ws_conn_t *conn)
          * ciphertext for BoringSSL. Stop the recv and wait for its last completion. */
         if (!(t->flags & WS_CT_F_KTLS_STOP)) {
             t->flags |= WS_CT_F_KTLS_STOP;
-            ws_conn_cancel(c, conn, WS_UD_RECV);
+            conn->tls->up->cancel(c, conn, WS_UD_RECV);
         }
         return true;
     }
@@ -397,7 +398,7 @@ static bool ktls_step(ws_worker_t *c, ws_conn_t *conn)
         else
             ws_log_debug("conn %u: kTLS hand-off refused: %s", conn->idx, strerror(-r));
     }
-    ws_conn_arm_recv(c, conn);
+    conn->tls->up->arm_recv(c, conn);
     return false;
 }
 
@@ -445,7 +446,7 @@ static void kernel_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n
     ws_conn_tls_t *t = conn->tls;
     int type = ws_ktls_record_type(&t->rmsg);
     if (type == WS_CT_APPLICATION_DATA) {
-        ws_conn_input(c, conn, buf, n);
+        conn->tls->up->input(c, conn, buf, n);
         return;
     }
     if (type == WS_CT_ALERT && n >= 2 && buf[1] == 0) {
@@ -529,11 +530,12 @@ void ws_conn_tls_prep_recvmsg(ws_worker_t *c, ws_conn_t *conn, struct io_uring_s
 
 /* ---- connection hooks -------------------------------------------------------------- */
 
-int ws_conn_tls_attach(ws_worker_t *c, ws_conn_t *conn)
+int ws_conn_tls_attach(ws_worker_t *c, ws_conn_t *conn, const ws_conn_up_t *up)
 {
     ws_conn_tls_t *t = calloc(1, sizeof(*t));
     if (!t)
         return -ENOMEM;
+    t->up = up;
     t->s = ws_tls_conn_new(c->srv->tls_ctx);
     if (!t->s) {
         free(t);
@@ -561,7 +563,7 @@ typedef struct plain_ctx {
 static int on_plain(void *arg, uint8_t *p, size_t n)
 {
     plain_ctx_t *x = arg;
-    ws_conn_input(x->c, x->conn, p, n);
+    x->conn->tls->up->input(x->c, x->conn, p, n);
     return x->conn->state == WS_CONN_DEAD; /* torn down: the rest is of no use */
 }
 
@@ -611,7 +613,7 @@ bool ws_conn_tls_recv_ended(ws_worker_t *c, ws_conn_t *conn, int res)
             ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND); /* the hand-off goes on there */
         } else {
             t->flags &= ~(unsigned)WS_CT_F_KTLS_STOP; /* given up meanwhile: receive again */
-            ws_conn_arm_recv(c, conn);
+            conn->tls->up->arm_recv(c, conn);
         }
         return true;
     }

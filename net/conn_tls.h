@@ -21,6 +21,20 @@ struct ws_worker;
 struct ws_conn;
 struct ws_server;
 
+/* What the TLS transport calls in the connection above it. The connection (net/conn.c)
+ * hands its own at attach, so the transport never calls up by name: calls between the two
+ * go one way (scripts/layers.sh). */
+typedef struct ws_conn_up {
+    /* plaintext received: the HTTP head or WebSocket frames (may be modified in place) */
+    void (*input)(struct ws_worker *c, struct ws_conn *conn, uint8_t *p, size_t n);
+    /* arm the recv again (after the kTLS hand-off stopped it) */
+    void (*arm_recv)(struct ws_worker *c, struct ws_conn *conn);
+    /* cancel the operation of user_data kind `kind` (WS_UD_RECV) */
+    void (*cancel)(struct ws_worker *c, struct ws_conn *conn, unsigned kind);
+    /* finish after what is queued (the peer's close_notify) */
+    void (*finish)(struct ws_worker *c, struct ws_conn *conn);
+} ws_conn_up_t;
+
 #ifdef WS_WITH_TLS
 
 /* Server start: creates the TLS context from the configuration and decides the kTLS policy
@@ -31,8 +45,9 @@ void ws_conn_tls_server_free(struct ws_server *srv);
 /* The server-wide TLS facts /metrics shows (kTLS mode and probe, error category names). */
 void ws_conn_tls_metrics_info(const struct ws_server *srv, ws_metrics_tls_t *out);
 
-/* A new TLS connection: allocates its session. 0 or -ENOMEM. */
-int ws_conn_tls_attach(struct ws_worker *c, struct ws_conn *conn);
+/* A new TLS connection: allocates its session; up (static, not copied) is how it reaches
+ * the connection. 0 or -ENOMEM. */
+int ws_conn_tls_attach(struct ws_worker *c, struct ws_conn *conn, const ws_conn_up_t *up);
 /* Frees the session (no operation of the connection may be in flight). */
 void ws_conn_tls_free(struct ws_worker *c, struct ws_conn *conn);
 
@@ -71,10 +86,12 @@ static inline void ws_conn_tls_metrics_info(const struct ws_server *srv, ws_metr
     (void)srv;
     (void)out;
 }
-static inline int ws_conn_tls_attach(struct ws_worker *c, struct ws_conn *conn)
+static inline int ws_conn_tls_attach(struct ws_worker *c, struct ws_conn *conn,
+                                     const ws_conn_up_t *up)
 {
     (void)c;
     (void)conn;
+    (void)up;
     return -EOPNOTSUPP; /* no TLS listener exists in this build */
 }
 static inline void ws_conn_tls_free(struct ws_worker *c, struct ws_conn *conn)
