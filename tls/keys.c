@@ -265,20 +265,21 @@ int ws_keys_crypto_info(SSL *ssl, unsigned dir, ws_keys_crypto_info_t *out, size
     out->info.cipher_type = cipher_type;
     /* Every layout here is iv, key, salt, rec_seq; only the sizes differ. The IV in the
      * kernel's terms is what follows the salt: iv[salt_len..12]. */
+/* The GCM layouts differ only in their sizes. */
+#define FILL_GCM(m)                                                                        \
+    do {                                                                                   \
+        memcpy(out->m.key, key, key_len);                                                  \
+        memcpy(out->m.salt, iv, salt_len);                                                 \
+        memcpy(out->m.iv, iv + salt_len, sizeof(out->m.iv));                               \
+        ws_store_be64(out->m.rec_seq, seq);                                                \
+        *out_len = sizeof(out->m);                                                         \
+    } while (0)
     switch (cipher_type) {
     case TLS_CIPHER_AES_GCM_128:
-        memcpy(out->aes_gcm_128.key, key, key_len);
-        memcpy(out->aes_gcm_128.salt, iv, salt_len);
-        memcpy(out->aes_gcm_128.iv, iv + salt_len, sizeof(out->aes_gcm_128.iv));
-        ws_store_be64(out->aes_gcm_128.rec_seq, seq);
-        *out_len = sizeof(out->aes_gcm_128);
+        FILL_GCM(aes_gcm_128);
         break;
     case TLS_CIPHER_AES_GCM_256:
-        memcpy(out->aes_gcm_256.key, key, key_len);
-        memcpy(out->aes_gcm_256.salt, iv, salt_len);
-        memcpy(out->aes_gcm_256.iv, iv + salt_len, sizeof(out->aes_gcm_256.iv));
-        ws_store_be64(out->aes_gcm_256.rec_seq, seq);
-        *out_len = sizeof(out->aes_gcm_256);
+        FILL_GCM(aes_gcm_256);
         break;
     default:
         memcpy(out->chacha20_poly1305.key, key, key_len);
@@ -287,6 +288,7 @@ int ws_keys_crypto_info(SSL *ssl, unsigned dir, ws_keys_crypto_info_t *out, size
         *out_len = sizeof(out->chacha20_poly1305);
         break;
     }
+#undef FILL_GCM
 out:
     OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(iv, sizeof(iv));

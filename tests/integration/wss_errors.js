@@ -129,23 +129,34 @@ async function stillServes(server, certs, what) {
     await h.withTimeout(closed, 5000, `close after ${what}`);
 }
 
-async function renegotiate(server, certs) {
-    const args = ['s_client', '-connect', `127.0.0.1:${server.tlsPort}`, '-servername', 'localhost', '-tls1_2',
-        '-CAfile', certs.caFile];
+// An interactive s_client on the TLS port, once its handshake is done: { child, out(),
+// exited (its exit code), waitExit(what) (fails after 10 s naming what it waited for) }.
+async function sClient(server, certs, extra) {
+    const args = ['s_client', '-connect', `127.0.0.1:${server.tlsPort}`, '-servername', 'localhost',
+        '-CAfile', certs.caFile, ...extra];
     const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     child.stderr.on('data', (d) => { out += d; });
     const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     await h.pollUntil(() => /Verify return code: 0/.test(out), 10000, () => `s_client handshake did not finish:\n${out}`);
+    const waitExit = async (what) => {
+        const code = await Promise.race([exited, h.sleep(10000).then(() => 'timeout')]);
+        if (code === 'timeout') {
+            child.kill('SIGKILL');
+            h.fail(`s_client still connected 10 s after ${what}:\n${out}`);
+        }
+        return code;
+    };
+    return { child, out: () => out, exited, waitExit };
+}
+
+async function renegotiate(server, certs) {
+    const s = await sClient(server, certs, ['-tls1_2']);
     await h.sleep(100);
-    child.stdin.write('R\n'); // s_client: renegotiate
-    const code = await Promise.race([exited, h.sleep(10000).then(() => 'timeout')]);
-    if (code === 'timeout') {
-        child.kill('SIGKILL');
-        h.fail(`s_client still connected 10 s after asking to renegotiate:\n${out}`);
-    }
-    h.check(/RENEGOTIATING/.test(out), () => `s_client did not try to renegotiate:\n${out}`);
+    s.child.stdin.write('R\n'); // s_client: renegotiate
+    await s.waitExit('asking to renegotiate');
+    h.check(/RENEGOTIATING/.test(s.out()), () => `s_client did not try to renegotiate:\n${s.out()}`);
 }
 
 // A TLS 1.3 KeyUpdate asking for one back (s_client's "K"), then an HTTP request. In
@@ -153,32 +164,20 @@ async function renegotiate(server, certs) {
 // new RX key) the server closes the connection and counts it as a protocol error. Returns
 // s_client's output.
 async function keyUpdate(server, certs, kernelRx) {
-    const args = ['s_client', '-connect', `127.0.0.1:${server.tlsPort}`, '-servername', 'localhost', '-tls1_3',
-        '-CAfile', certs.caFile, '-crlf'];
-    const child = spawn('openssl', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
-    await h.pollUntil(() => /Verify return code: 0/.test(out), 10000, () => `s_client handshake did not finish:\n${out}`);
+    const s = await sClient(server, certs, ['-tls1_3', '-crlf']);
     await h.sleep(200); // the hand-off (when there is kTLS) is done
-    child.stdin.write('K\n');
+    s.child.stdin.write('K\n');
     await h.sleep(300);
     if (kernelRx) {
-        const code = await Promise.race([exited, h.sleep(10000).then(() => 'timeout')]);
-        if (code === 'timeout') {
-            child.kill('SIGKILL');
-            h.fail(`s_client still connected 10 s after a KeyUpdate with RX in kernel TLS:\n${out}`);
-        }
+        await s.waitExit('a KeyUpdate with RX in kernel TLS');
     } else {
-        child.stdin.write('GET /healthz HTTP/1.1\nHost: localhost\nConnection: close\n\n');
-        await h.pollUntil(() => /HTTP\/1\.1 200/.test(out), 10000, () => `no answer after the KeyUpdate:\n${out}`);
-        child.stdin.end();
-        const code = await Promise.race([exited, h.sleep(10000).then(() => 'timeout')]);
-        if (code === 'timeout') child.kill('SIGKILL');
+        s.child.stdin.write('GET /healthz HTTP/1.1\nHost: localhost\nConnection: close\n\n');
+        await h.pollUntil(() => /HTTP\/1\.1 200/.test(s.out()), 10000, () => `no answer after the KeyUpdate:\n${s.out()}`);
+        s.child.stdin.end();
+        await s.waitExit('its request was answered and its input ended');
     }
-    h.check(/KEYUPDATE/.test(out), () => `s_client did not send a KeyUpdate:\n${out}`);
-    return out;
+    h.check(/KEYUPDATE/.test(s.out()), () => `s_client did not send a KeyUpdate:\n${s.out()}`);
+    return s.out();
 }
 
 async function hostileClients(o, certs) {
