@@ -198,7 +198,8 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs dev /dev
 mkdir -p /dev/shm /dev/pts
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
+# /tmp stays on the initramfs's own (writable) root: a tmpfs mounted over it would hide a
+# checkout that lives under /tmp, staged at its own path.
 ip link set lo up
 load() {
     for ko in $(cat "$1"); do
