@@ -61,7 +61,7 @@ static void deliver_now(ws_worker_t *c, ws_room_t *r, ws_block_t *b, uint32_t fr
         ws_log_error("out of memory delivering to room '%s': closing its local members", r->name);
         for (ws_dlink_t *n = r->members; n; n = n->next)
             ws_conn_send_close_later(c, ws_container_of(n, ws_conn_t, member), WS_CLOSE_INTERNAL,
-                                "out of memory");
+                                     "out of memory");
         ws_block_unref(b);
         return;
     }

@@ -108,9 +108,7 @@ static void maybe_finalize(ws_worker_t *c, ws_conn_t *conn)
         (conn->flags & (WS_CONN_F_RECV | WS_CONN_F_SEND | WS_CONN_F_SHUT)))
         return;
     close_socket(c, conn->fd, conn->direct);
-    uint64_t before = conn->sq.bytes;
-    ws_sendq_clear(&conn->sq, &c->brefs);
-    ws_conn_send_account(c, before, 0);
+    ws_conn_send_drop(c, conn, true);
     if (conn->sctx) {
         ws_worker_sctx_put(c, conn->sctx);
         conn->sctx = NULL;
@@ -138,9 +136,7 @@ void ws_conn_teardown(ws_worker_t *c, ws_conn_t *conn)
     free(conn->hbuf);
     conn->hbuf = NULL;
     conn->hlen = conn->hcap = conn->hprev = 0;
-    uint64_t before = conn->sq.bytes;
-    ws_sendq_drop_unsent(&conn->sq, &c->brefs);
-    ws_conn_send_account(c, before, conn->sq.bytes);
+    ws_conn_send_drop(c, conn, false);
     if (conn->flags & WS_CONN_F_COUNTED) {
         conn->flags &= ~WS_CONN_F_COUNTED;
         atomic_fetch_sub_explicit(&c->srv->open_conns, 1, memory_order_relaxed);
@@ -187,11 +183,8 @@ void ws_conn_close(ws_worker_t *c, ws_conn_t *conn, unsigned code, const char *w
     if (conn->state != WS_CONN_OPEN)
         return;
     ws_room_leave(c, conn);
-    if (drop_queue) {
-        uint64_t before = conn->sq.bytes;
-        ws_sendq_drop_unsent(&conn->sq, &c->brefs);
-        ws_conn_send_account(c, before, conn->sq.bytes);
-    }
+    if (drop_queue)
+        ws_conn_send_drop(c, conn, false);
     enter_closing(c, conn);
     if (ws_conn_send_close_frame(c, conn, code, why) < 0) {
         /* No memory for 2..125 bytes: give up on the handshake, just end the stream. */
@@ -790,7 +783,8 @@ static const ws_conn_up_t tls_up = {
     .finish = ws_conn_finish,
 };
 
-void ws_conn_accept(ws_worker_t *c, int fd, bool tls, const struct sockaddr *peer, socklen_t peer_len)
+void ws_conn_accept(ws_worker_t *c, int fd, bool tls, const struct sockaddr *peer,
+                    socklen_t peer_len)
 {
     bool direct = ws_worker_direct_for(c, tls);
     ws_conn_t *conn = calloc(1, sizeof(*conn));

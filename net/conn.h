@@ -99,7 +99,8 @@ void ws_conn_accept(struct ws_worker *c, int fd, bool tls, const struct sockaddr
                     socklen_t peer_len);
 
 /* Completions, routed by the loop after the generation check. */
-void ws_conn_on_recv(struct ws_worker *c, ws_conn_t *conn, int res, unsigned cqe_flags, uint8_t *buf);
+void ws_conn_on_recv(struct ws_worker *c, ws_conn_t *conn, int res, unsigned cqe_flags,
+                     uint8_t *buf);
 void ws_conn_on_send(struct ws_worker *c, ws_conn_t *conn, int res);
 void ws_conn_on_shutdown(struct ws_worker *c, ws_conn_t *conn, int res);
 
@@ -107,7 +108,6 @@ void ws_conn_on_shutdown(struct ws_worker *c, ws_conn_t *conn, int res);
 void ws_conn_on_timer(struct ws_worker *c, ws_conn_t *conn);
 /* The connection's end-of-iteration work (sends, re-arms, deferred closes). */
 void ws_conn_do_pending(struct ws_worker *c, ws_conn_t *conn);
-
 
 /* Server-initiated close: leaves the room, optionally drops unsent data, queues a close frame
  * with `code` and waits up to close_timeout for the peer. From inside a room's delivery loop
@@ -119,10 +119,8 @@ void ws_conn_close(struct ws_worker *c, ws_conn_t *conn, unsigned code, const ch
  * once the last completion is in. */
 void ws_conn_teardown(struct ws_worker *c, ws_conn_t *conn);
 
-
 /* Finishes the connection after what is queued: SHUT_WR once the queue drains, then discard
  * input until EOF or close_timeout. */
 void ws_conn_finish(struct ws_worker *c, ws_conn_t *conn);
-
 
 #endif

@@ -24,6 +24,16 @@ void ws_conn_send_account(ws_worker_t *c, uint64_t before, uint64_t after)
         ws_metric_sub(&c->m->queue_bytes, before - after);
 }
 
+void ws_conn_send_drop(ws_worker_t *c, ws_conn_t *conn, bool all)
+{
+    uint64_t before = conn->sq.bytes;
+    if (all)
+        ws_sendq_clear(&conn->sq, &c->brefs);
+    else
+        ws_sendq_drop_unsent(&conn->sq, &c->brefs);
+    ws_conn_send_account(c, before, conn->sq.bytes);
+}
+
 /* True when nothing waits to be sent and no send is in flight (TLS ciphertext included: it
  * is in flight whenever it exists). */
 bool ws_conn_send_idle(const ws_conn_t *conn)
@@ -50,16 +60,27 @@ static void stall_clock_start(ws_worker_t *c, ws_conn_t *conn, bool was_idle)
 
 /* ---- queueing ---------------------------------------------------------------------- */
 
-int ws_conn_send_owned(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t len)
+/* Appends one entry (an owned buffer or a block reference) and does what every queued byte
+ * needs: the gauge, the write-stall clock, a send at the end of the pass. -ENOMEM when the
+ * queue could not take it (nothing changed; the caller still owns `owner`). */
+static int push(ws_worker_t *c, ws_conn_t *conn, uint8_t kind, const void *data, uint32_t len,
+                void *owner)
 {
     bool was_idle = ws_conn_send_idle(conn);
-    if (ws_sendq_push(&conn->sq, WS_SQ_OWNED, buf, len, buf) < 0) {
-        free(buf);
+    if (ws_sendq_push(&conn->sq, kind, data, len, owner) < 0)
         return -ENOMEM;
-    }
     ws_metric_add(&c->m->queue_bytes, len);
     stall_clock_start(c, conn, was_idle);
     ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
+    return 0;
+}
+
+int ws_conn_send_owned(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t len)
+{
+    if (push(c, conn, WS_SQ_OWNED, buf, len, buf) < 0) {
+        free(buf);
+        return -ENOMEM;
+    }
     return 0;
 }
 
@@ -230,16 +251,12 @@ void ws_conn_send_deliver(ws_worker_t *c, ws_conn_t *conn, ws_bref_t *br)
         ws_bref_put(&c->brefs, br);
         return;
     }
-    bool was_idle = ws_conn_send_idle(conn);
-    if (ws_sendq_push(&conn->sq, WS_SQ_BREF, br->block->data, len, br) < 0) {
+    if (push(c, conn, WS_SQ_BREF, br->block->data, len, br) < 0) {
         ws_bref_put(&c->brefs, br);
         ws_conn_send_close_later(c, conn, WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    ws_metric_add(&c->m->queue_bytes, len);
     ws_metric_add(&c->m->msgs_out, br->frames);
-    stall_clock_start(c, conn, was_idle);
-    ws_worker_pending(c, conn, WS_CONN_F_NEED_SEND);
     ws_conn_send_backpressure(c, conn);
 }
 

@@ -42,6 +42,9 @@ void ws_conn_send_shrank(struct ws_worker *c, ws_conn_t *conn);
  * delivery loop, the slow-consumer verdict). Only for open connections; the first wins. */
 void ws_conn_send_close_later(struct ws_worker *c, ws_conn_t *conn, unsigned code, const char *why);
 
+/* Drops what no send has started (all: everything, once nothing is in flight), keeping the
+ * gauge. */
+void ws_conn_send_drop(struct ws_worker *c, ws_conn_t *conn, bool all);
 /* Keeps the worker's queue_bytes gauge: a queue went from `before` to `after` bytes. */
 void ws_conn_send_account(struct ws_worker *c, uint64_t before, uint64_t after);
 /* True when nothing waits to be sent and no send is in flight (TLS ciphertext included: it

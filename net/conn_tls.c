@@ -1,7 +1,7 @@
 /* The TLS transport of a connection (wss), see conn_tls.h. The rules it keeps:
  *  - every received byte is fed to the session before the recv completion returns, so the
- *    provided buffer goes back to the ring at once; plaintext goes up to the connection's input, the
- *    same code as plain connections;
+ *    provided buffer goes back to the ring at once; plaintext goes up to the connection's
+ *    input, the same code as plain connections;
  *  - frames stay plaintext in the send queue until the socket has no send in flight; then
  *    everything queued (up to send_max_bytes) is encrypted with one ws_tls_writev (small
  *    frames share records) and the pending ciphertext leaves in ONE send. A broadcast block
@@ -275,12 +275,7 @@ static void account(ws_worker_t *c, ws_conn_tls_t *t)
  * a partly encrypted head; with TX in the kernel the plain path's rules apply. */
 static void drop_queue(ws_worker_t *c, ws_conn_t *conn)
 {
-    uint64_t before = conn->sq.bytes;
-    if (conn->tls->kernel & WS_TLS_TX)
-        ws_sendq_drop_unsent(&conn->sq, &c->brefs);
-    else
-        ws_sendq_clear(&conn->sq, &c->brefs);
-    ws_metric_sub(&c->m->queue_bytes, before - conn->sq.bytes);
+    ws_conn_send_drop(c, conn, !(conn->tls->kernel & WS_TLS_TX));
 }
 
 /* The session is over: count and log why, drop what was never encrypted, and end the

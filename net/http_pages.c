@@ -37,7 +37,8 @@ static int respond(ws_worker_t *c, ws_conn_t *conn, int status, const char *type
     return status;
 }
 
-static int error_page(ws_worker_t *c, ws_conn_t *conn, int status, const char *extra, ws_slice_t path)
+static int error_page(ws_worker_t *c, ws_conn_t *conn, int status, const char *extra,
+                      ws_slice_t path)
 {
     const char *reason = ws_http_reason(status);
     ws_log_verbose("conn %u: rejected with %d: %s (path %.*s)", conn->idx, status, reason,

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "server_internal.h"
 
-#define CQE_BATCH      256
+#define CQE_BATCH 256
 /* After the shutdown deadline every connection is torn down; cancellations complete at
  * once, so a loop still waiting this much later means a completion was lost. */
 #define STOP_GRACE_MS 2000
@@ -126,7 +126,6 @@ static void close_listener(ws_worker_t *c, unsigned i)
         c->lsn[i].fd = -1;
     }
 }
-
 
 static void on_accept(ws_worker_t *c, unsigned i, int res, unsigned flags)
 {

@@ -19,7 +19,7 @@ struct ws_server {
     ws_features_t feat;
     unsigned ncores;
     uint16_t port;
-    ws_worker_t *cores;      /* [ncores] */
+    ws_worker_t *cores;    /* [ncores] */
     ws_metrics_t *metrics; /* [ncores], cache-line aligned */
     pthread_t *threads;
     unsigned nthreads;
@@ -37,8 +37,8 @@ struct ws_server {
     _Atomic int start_err;
     /* wss (net/conn_tls.c): the context every TLS session shares, and the kTLS policy. */
     struct ws_tls_ctx *tls_ctx; /* NULL without TLS listeners */
-    bool ktls_active; /* attempt the kTLS hand-off after each TLS handshake */
-    int ktls_probe;   /* 1 = not probed, 0 = the kernel has kTLS, else -errno */
+    bool ktls_active;           /* attempt the kTLS hand-off after each TLS handshake */
+    int ktls_probe;             /* 1 = not probed, 0 = the kernel has kTLS, else -errno */
     /* Stop: set once; each core then gets a write on its stop eventfd (async-signal-safe). */
     _Atomic bool stop_requested;
 };

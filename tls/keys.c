@@ -265,14 +265,13 @@ int ws_keys_crypto_info(SSL *ssl, unsigned dir, ws_keys_crypto_info_t *out, size
     out->info.cipher_type = cipher_type;
     /* Every layout here is iv, key, salt, rec_seq; only the sizes differ. The IV in the
      * kernel's terms is what follows the salt: iv[salt_len..12]. */
-/* The GCM layouts differ only in their sizes. */
-#define FILL_GCM(m)                                                                        \
-    do {                                                                                   \
-        memcpy(out->m.key, key, key_len);                                                  \
-        memcpy(out->m.salt, iv, salt_len);                                                 \
-        memcpy(out->m.iv, iv + salt_len, sizeof(out->m.iv));                               \
-        ws_store_be64(out->m.rec_seq, seq);                                                \
-        *out_len = sizeof(out->m);                                                         \
+#define FILL_GCM(m)                                                                                \
+    do {                                                                                           \
+        memcpy(out->m.key, key, key_len);                                                          \
+        memcpy(out->m.salt, iv, salt_len);                                                         \
+        memcpy(out->m.iv, iv + salt_len, sizeof(out->m.iv));                                       \
+        ws_store_be64(out->m.rec_seq, seq);                                                        \
+        *out_len = sizeof(out->m);                                                                 \
     } while (0)
     switch (cipher_type) {
     case TLS_CIPHER_AES_GCM_128:

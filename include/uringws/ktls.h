@@ -34,7 +34,6 @@ int ws_ktls_enable(int fd, SSL *ssl, unsigned dirs) WS_WARN_UNUSED;
  * or reads the handed-off directions again, and returns the mask. */
 int ws_ktls_offload(ws_tls_conn_t *c, int fd, unsigned dirs) WS_WARN_UNUSED;
 
-
 /* Whether the kernel accepts TCP_ULP "tls": tried once on a throwaway connected loopback
  * pair, then cached. Returns 0 when supported, else -errno (-ENOENT on the build machine).
  * Socket failures before the probe itself (no loopback, EMFILE) are returned uncached.
