@@ -208,10 +208,6 @@ void ws_room_leave(ws_worker_t *c, ws_conn_t *conn)
         return;
     ws_dlink_remove(&conn->member);
     conn->room = NULL;
-    if (conn->flags & WS_CONN_F_ROOM_COUNTED) {
-        conn->flags &= ~WS_CONN_F_ROOM_COUNTED;
-        ws_keycount_release(c->srv->room_counts, r->name, r->name_len);
-    }
     if (--r->nmembers > 0)
         return;
     /* A batch this pass gathered for r is dropped by the end-of-pass flush (no members), or

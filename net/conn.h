@@ -1,7 +1,10 @@
-/* Connection state machine: HTTP request head -> WebSocket (or one plain HTTP response) ->
- * close handshake -> lingering close -> teardown. A connection belongs to one core and is
- * only touched by it. It is freed only when no operation of it is in flight any more, so a
- * completion always finds either its connection or a freed slot with a newer generation. */
+/* A connection and its life cycle (net/conn.c): HTTP request head -> WebSocket (or one
+ * plain HTTP response) -> close handshake -> lingering close -> teardown, and its deadlines.
+ * A connection belongs to one core and is only touched by it. It is freed only when no
+ * operation of it is in flight any more, so a completion always finds either its connection
+ * or a freed slot with a newer generation. What drives it: net/conn_io.c (accept,
+ * completions, input by state); what it sits on: a transport (plain here, TLS in
+ * net/conn_tls.c) and, once upgraded, an endpoint (net/endpoint.c). */
 #ifndef URINGWS_NET_CONN_H
 #define URINGWS_NET_CONN_H
 
@@ -13,12 +16,51 @@
 #include "list.h"
 #include "sendq.h"
 #include "timer.h"
+#include "http_head.h"
 #include "uringws/parser.h"
 
 struct ws_worker;
 struct ws_room;
 struct ws_sendctx;
 struct ws_conn_tls;
+struct ws_conn;
+struct io_uring_sqe;
+struct ws_block;
+
+/* The transport under a connection: plain TCP (net/conn_io.c) or TLS (net/conn_tls.c).
+ * Nothing above a transport asks which one a connection has. NULL hooks are not needed by
+ * that transport. */
+typedef struct ws_transport_ops {
+    const char *name;
+    /* res bytes from the recv (ciphertext for TLS); p may be modified in place */
+    void (*input)(struct ws_worker *c, struct ws_conn *conn, uint8_t *p, size_t n);
+    /* fills the recv SQE itself (kernel TLS RX needs recvmsg); false: a plain recv */
+    bool (*prep_recv)(struct ws_worker *c, struct ws_conn *conn, struct io_uring_sqe *sqe);
+    /* the recv ended with res: true when the transport takes over (the kTLS hand-off) */
+    bool (*recv_ended)(struct ws_worker *c, struct ws_conn *conn, int res);
+    /* with no send in flight: true when it submitted or must wait; false: the plain path */
+    bool (*send)(struct ws_worker *c, struct ws_conn *conn);
+    /* the send completed with `sent` bytes */
+    void (*sent)(struct ws_worker *c, struct ws_conn *conn, size_t sent);
+    /* the handshake deadline passed: true when the transport's own handshake was late (it
+     * counted and logged that) */
+    bool (*timed_out)(struct ws_worker *c, struct ws_conn *conn);
+    void (*free)(struct ws_worker *c, struct ws_conn *conn);
+    /* the largest plaintext one input may bring beyond a receive buffer (a TLS record) */
+    uint32_t max_input;
+} ws_transport_ops_t;
+
+/* What an upgraded connection is for (net/endpoint.c): a room, or /echo. */
+typedef struct ws_endpoint {
+    const char *name;
+    bool room; /* joins a room: counts against max_rooms */
+    /* joins `name` (a room); 0 or -ENOMEM */
+    int (*open)(struct ws_worker *c, struct ws_conn *conn, const char *name, size_t len);
+    /* a complete message, built into a frame (one reference, the callee's) */
+    void (*message)(struct ws_worker *c, struct ws_conn *conn, struct ws_block *b);
+    /* leaves; idempotent (teardown after a close calls it again) */
+    void (*close)(struct ws_worker *c, struct ws_conn *conn);
+} ws_endpoint_t;
 
 enum ws_conn_state {
     WS_CONN_HTTP,    /* reading the request head */
@@ -37,7 +79,6 @@ enum ws_conn_flags {
     WS_CONN_F_CLOSE_RCVD = 1u << 6,    /* the peer's close frame arrived */
     WS_CONN_F_FLUSH_CLOSE = 1u << 7,   /* once the queue drains: SHUT_WR and linger */
     WS_CONN_F_PARSER = 1u << 8,        /* parser initialised */
-    WS_CONN_F_ECHO = 1u << 9,          /* the /echo endpoint: messages go back to the sender */
     WS_CONN_F_NEED_SEND = 1u << 10,    /* pending work: start a send */
     WS_CONN_F_NEED_RECV = 1u << 11,    /* pending work: re-arm the recv (after ENOBUFS) */
     WS_CONN_F_NEED_CLOSE = 1u << 12,   /* pending work: server close with close_code */
@@ -78,49 +119,47 @@ typedef struct ws_conn {
     ws_qlink_t head_link; /* in the core's FIFO of connections in WS_CONN_HTTP */
     ws_dlink_t pending;   /* the core's list of connections with end-of-iteration work */
     /* HTTP phase: the request head when it spans receives (freed after the handshake). */
-    uint8_t *hbuf;
-    uint32_t hlen, hcap, hprev;
+    ws_http_head_t head;
+    const ws_transport_ops_t *tp; /* never NULL */
     /* WebSocket phase. */
+    const ws_endpoint_t *ep; /* set at the upgrade */
     struct ws_room *room;
     ws_dlink_t member; /* in room->members */
     ws_parser_t parser;
     /* Sending. */
     ws_sendq_t sq;
     struct ws_sendctx *sctx; /* iovec array of the sendmsg in flight, NULL for a plain send */
-    /* wss: the TLS session and its transport state (net/conn_tls.c); NULL for ws://. */
+    /* wss: the TLS transport's state (net/conn_tls.c); NULL for ws://. */
     struct ws_conn_tls *tls;
 } ws_conn_t;
-
-/* Takes a new socket from accept (fd or direct descriptor; always a regular fd when tls).
- * peer is the remote address when the accept asked for it (max_conns_per_ip), else NULL.
- * Never fails visibly: when the connection cannot be set up, the socket is closed and
- * counted. */
-void ws_conn_accept(struct ws_worker *c, int fd, bool tls, const struct sockaddr *peer,
-                    socklen_t peer_len);
-
-/* Completions, routed by the loop after the generation check. */
-void ws_conn_on_recv(struct ws_worker *c, ws_conn_t *conn, int res, unsigned cqe_flags,
-                     uint8_t *buf);
-void ws_conn_on_send(struct ws_worker *c, ws_conn_t *conn, int res);
-void ws_conn_on_shutdown(struct ws_worker *c, ws_conn_t *conn, int res);
-
-/* Deadline handling: called when conn->timer fires. */
-void ws_conn_on_timer(struct ws_worker *c, ws_conn_t *conn);
-/* The connection's end-of-iteration work (sends, re-arms, deferred closes). */
-void ws_conn_do_pending(struct ws_worker *c, ws_conn_t *conn);
 
 /* Server-initiated close: leaves the room, optionally drops unsent data, queues a close frame
  * with `code` and waits up to close_timeout for the peer. From inside a room's delivery loop
  * use ws_conn_send_close_later (net/conn_send.h). HTTP-phase connections are simply torn down. */
 void ws_conn_close(struct ws_worker *c, ws_conn_t *conn, unsigned code, const char *why,
                    bool drop_queue);
-
-/* Immediate teardown: cancels what is in flight, releases everything, frees the connection
- * once the last completion is in. */
-void ws_conn_teardown(struct ws_worker *c, ws_conn_t *conn);
-
+/* The close handshake started (ours or the peer's): CLOSING, with the close deadline. */
+void ws_conn_closing(struct ws_worker *c, ws_conn_t *conn);
 /* Finishes the connection after what is queued: SHUT_WR once the queue drains, then discard
  * input until EOF or close_timeout. */
 void ws_conn_finish(struct ws_worker *c, ws_conn_t *conn);
+/* Everything queued went out and F_FLUSH_CLOSE asked for the end: half-close and linger. */
+void ws_conn_linger(struct ws_worker *c, ws_conn_t *conn);
+/* Immediate teardown: cancels what is in flight, releases everything, frees the connection
+ * once the last completion is in. */
+void ws_conn_teardown(struct ws_worker *c, ws_conn_t *conn);
+/* Frees the connection when it is dead and nothing of it is in flight any more. */
+void ws_conn_maybe_free(struct ws_worker *c, ws_conn_t *conn);
+/* The connection left the request-head phase (upgraded, answered or torn down). */
+void ws_conn_head_done(struct ws_worker *c, ws_conn_t *conn);
+
+/* Arms the recv (multishot when the kernel has it, buffer select; the transport may fill the
+ * SQE itself). */
+void ws_conn_arm_recv(struct ws_worker *c, ws_conn_t *conn);
+/* Cancels the connection's operation of user_data kind `kind`. */
+void ws_conn_cancel(struct ws_worker *c, ws_conn_t *conn, unsigned kind);
+/* The timer callback of conn->timer (ws_timer_fn; ctx is the worker): acts on the deadline
+ * that passed and re-arms the next. */
+void ws_conn_on_timer(void *ctx, ws_timer_t *t);
 
 #endif

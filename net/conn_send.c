@@ -1,14 +1,16 @@
 /* What a connection is given to send, and the slow-consumer policy: frames queued (owned
  * buffers, control frames, broadcast block references) with the queue_bytes gauge and the
  * write-stall clock kept, backpressure episodes judged over slow_grace, and closes requested
- * for the end of the pass. Submitting the sends is the connection's (net/conn.c). Used by
- * everything that hands a connection bytes: rooms, pages, the TLS transport. */
+ * for the end of the pass, and the submission of the one send in flight (corked small
+ * frames, iovecs by reference, the transport first). Used by everything that hands a
+ * connection bytes: rooms, pages, routes, the TLS transport. */
 #include "conn_send.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "deadline.h"
 #include "log.h"
@@ -82,6 +84,15 @@ int ws_conn_send_owned(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, uint32_t l
         return -ENOMEM;
     }
     return 0;
+}
+
+int ws_conn_send_copy(ws_worker_t *c, ws_conn_t *conn, const void *p, size_t len)
+{
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return -ENOMEM;
+    memcpy(buf, p, len);
+    return ws_conn_send_owned(c, conn, buf, (uint32_t)len);
 }
 
 int ws_conn_send_control(ws_worker_t *c, ws_conn_t *conn, uint8_t opcode, const void *payload,
@@ -267,4 +278,95 @@ void ws_conn_send_close_later(ws_worker_t *c, ws_conn_t *conn, unsigned code, co
     conn->close_code = (uint16_t)code;
     conn->close_why = why;
     ws_worker_pending(c, conn, WS_CONN_F_NEED_CLOSE);
+}
+
+/* ---- submitting -------------------------------------------------------------------- */
+
+/* With TX in kernel TLS the kernel encrypts straight from the iovecs: count the bytes that
+ * go from the queue's own entries (broadcast blocks, by reference) and those that were
+ * copied into the cork area first (runs of small frames). */
+static void ktls_tx_account(ws_worker_t *c, const ws_sendctx_t *s, const struct iovec *iov,
+                            unsigned n, size_t bytes)
+{
+    size_t copied = 0;
+    for (unsigned i = 0; s && i < n; i++) {
+        const uint8_t *p = iov[i].iov_base;
+        if (p >= s->cork && p < s->cork + WS_CORK_BYTES)
+            copied += iov[i].iov_len;
+    }
+    ws_metric_add(&c->m->ktls_tx_ref_bytes, bytes - copied);
+    ws_metric_add(&c->m->ktls_tx_copied_bytes, copied);
+}
+
+/* Submits one send or sendmsg of what the queue holds unsent. */
+static void submit(ws_worker_t *c, ws_conn_t *conn)
+{
+    /* Without a pooled iovec array (allocation failure) send one entry at a time. */
+    ws_sendctx_t *s = ws_worker_sctx_get(c);
+    struct iovec single;
+    struct iovec *iov = s ? s->iov : &single;
+    unsigned max_iov = s ? c->cfg->send_max_iov : 1;
+    size_t bytes;
+    unsigned n = ws_sendq_gather(&conn->sq, iov, max_iov, c->cfg->send_max_bytes, &bytes);
+    /* A batch of small frames (a busy chat room) goes out as one contiguous copy rather than
+     * dozens of tiny iovecs: the kernel's per-segment copy cost outweighs the memcpy. */
+    bool corked = false;
+    if (s && n > 1) {
+        unsigned m = ws_iov_coalesce(iov, n, s->cork, WS_CORK_BYTES, WS_CORK_SMALL);
+        corked = m < n;
+        n = m;
+    }
+    if (conn->transport == WS_TRANSPORT_KTLS)
+        ktls_tx_account(c, s, iov, n, bytes);
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
+    if (n == 1) {
+        io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        if (corked)
+            conn->sctx = s; /* the cork copy must live until the send completes */
+        else if (s)
+            ws_worker_sctx_put(c, s);
+    } else {
+        memset(&s->msg, 0, sizeof(s->msg));
+        s->msg.msg_iov = s->iov;
+        s->msg.msg_iovlen = n;
+        io_uring_prep_sendmsg(sqe, conn->fd, &s->msg, MSG_NOSIGNAL);
+        conn->sctx = s;
+    }
+    if (conn->direct)
+        sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
+    conn->flags |= WS_CONN_F_SEND;
+    ws_metric_inc(&c->m->sends);
+}
+
+bool ws_conn_send_start(ws_worker_t *c, ws_conn_t *conn)
+{
+    if ((conn->flags & WS_CONN_F_SEND) || conn->state == WS_CONN_DEAD)
+        return false;
+    if (conn->tp->send && conn->tp->send(c, conn))
+        return false; /* the transport sent (or waits), or ended the stream its own way */
+    if (ws_sendq_has_unsent(&conn->sq)) {
+        submit(c, conn);
+        return false;
+    }
+    return (conn->flags & WS_CONN_F_FLUSH_CLOSE) && ws_sendq_empty(&conn->sq);
+}
+
+void ws_conn_send_done(ws_worker_t *c, ws_conn_t *conn, int res)
+{
+    conn->flags &= ~WS_CONN_F_SEND;
+    size_t sent = res > 0 ? (size_t)res : 0;
+    uint64_t before = conn->sq.bytes;
+    ws_sendq_complete(&conn->sq, sent, &c->brefs);
+    ws_conn_send_account(c, before, conn->sq.bytes);
+    ws_conn_send_shrank(c, conn);
+    if (sent)
+        conn->t_tx = c->now_ms; /* progress: the write-stall clock restarts */
+    if (conn->tp->sent)
+        conn->tp->sent(c, conn, sent);
+    ws_metric_add(&c->m->bytes_out, sent);
+    if (conn->sctx) {
+        ws_worker_sctx_put(c, conn->sctx);
+        conn->sctx = NULL;
+    }
 }

@@ -1,6 +1,6 @@
-/* Queueing for a connection and the slow-consumer policy (net/conn_send.c). Nothing here
- * submits a send or tears a connection down: queued bytes and deferred closes are picked up
- * by the connection's end-of-pass work (net/conn.c). */
+/* Queueing for a connection, the slow-consumer policy, and submitting its sends
+ * (net/conn_send.c). Nothing here tears a connection down or closes it: queued bytes and
+ * deferred closes are picked up by the connection's end-of-pass work (net/conn_io.c). */
 #ifndef URINGWS_NET_CONN_SEND_H
 #define URINGWS_NET_CONN_SEND_H
 
@@ -16,6 +16,8 @@ struct ws_worker;
 /* Queues bytes (HTTP responses): takes ownership of buf (malloc'd). Returns 0 or -ENOMEM
  * (buf freed). */
 int ws_conn_send_owned(struct ws_worker *c, ws_conn_t *conn, uint8_t *buf, uint32_t len);
+/* Queues a copy of len bytes. 0 or -ENOMEM. */
+int ws_conn_send_copy(struct ws_worker *c, ws_conn_t *conn, const void *p, size_t len);
 /* Queues a control frame (payload cut at 125 bytes). 0 or -ENOMEM. */
 int ws_conn_send_control(struct ws_worker *c, ws_conn_t *conn, uint8_t opcode, const void *payload,
                          size_t len);
@@ -50,5 +52,13 @@ void ws_conn_send_account(struct ws_worker *c, uint64_t before, uint64_t after);
 /* True when nothing waits to be sent and no send is in flight (TLS ciphertext included: it
  * is in flight whenever it exists). */
 bool ws_conn_send_idle(const ws_conn_t *conn);
+
+/* With no send in flight: lets the transport send first, else submits what is unsent.
+ * Returns true when nothing is left and the connection asked to end after its queue
+ * (F_FLUSH_CLOSE): the caller lingers (ws_conn_linger). */
+bool ws_conn_send_start(struct ws_worker *c, ws_conn_t *conn);
+/* The send completed with res (bytes, or -errno): the queue, the gauge, the stall clock and
+ * the transport learn what went out. */
+void ws_conn_send_done(struct ws_worker *c, ws_conn_t *conn, int res);
 
 #endif

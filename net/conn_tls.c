@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "broadcast.h"
 #include "conn.h"
 #include "conn_send.h"
 #include "log.h"
@@ -39,16 +38,6 @@
 #ifndef SOL_TLS
 #define SOL_TLS 282
 #endif
-
-_Static_assert(WS_TLS_ERR__COUNT <= WS_TLS_ERR_HS_TIMEOUT,
-               "TLS error categories must fit the metric slots");
-_Static_assert(WS_TLS_MIN_1_2 == WS_TLS_V1_2 && WS_TLS_MIN_1_3 == WS_TLS_V1_3,
-               "server.h and tls.h name the same versions");
-
-/* Encrypt more queued frames only while less than this much ciphertext is pending, so that
- * a slow reader's backlog stays in the send queue (where the slow-consumer limits see it)
- * and not in TLS output. 16 KiB lets the first response ride with the session tickets. */
-#define WS_TLS_OUT_LOW (16u * 1024u)
 
 /* TLS record content types, and the handshake message types kernel_input tells apart. */
 enum {
@@ -90,173 +79,6 @@ typedef struct ws_conn_tls {
     } rctl;
 } ws_conn_tls_t;
 
-/* ---- server level ----------------------------------------------------------------- */
-
-static const char *ktls_mode_name(int mode)
-{
-    switch (mode) {
-    case WS_KTLS_OFF:
-        return "off";
-    case WS_KTLS_REQUIRE:
-        return "require";
-    case WS_KTLS_TRY:
-        return "try";
-    default:
-        return "auto";
-    }
-}
-
-#ifdef WS_WITH_KTLS
-/* "TLS 1.2 AES-128-GCM (ENOENT), ..." for the offered suites whose hand-off (errs[i], from
- * ws_ktls_probe_suites) failed; "" when none did or errs is NULL. Returns whether every
- * offered suite failed. */
-static bool suites_refused(const ws_server_config_t *cfg, const int *errs, char *out, size_t cap)
-{
-    size_t n = 0;
-    unsigned offered = 0, refused = 0;
-    out[0] = 0;
-    for (unsigned i = 0; errs && i < WS_KTLS_NSUITES && n < cap; i++) {
-        if (ws_ktls_suites[i].version < cfg->tls_min_version)
-            continue;
-        offered++;
-        if (errs[i] == 0)
-            continue;
-        refused++;
-        const char *e = strerrorname_np(-errs[i]);
-        int w = snprintf(out + n, cap - n, "%s%s (%s)", n ? ", " : "", ws_ktls_suites[i].name,
-                         e ? e : "error");
-        n = w < 0 ? cap : n + (size_t)w;
-    }
-    return errs && refused == offered;
-}
-#endif
-
-/* Probes kTLS once and sets srv->ktls_active. Returns 0 or -EOPNOTSUPP (required, absent). */
-static int ktls_policy(ws_server_t *srv)
-{
-    const ws_server_config_t *cfg = &srv->cfg;
-    if (cfg->ktls == WS_KTLS_OFF) {
-        ws_log_info("kTLS: off (--ktls off): TLS stays in userspace");
-        return 0;
-    }
-#ifdef WS_WITH_KTLS
-    ws_ktls_support_t sup;
-    srv->ktls_probe = ws_ktls_probe_suites(&sup);
-    bool ok = srv->ktls_probe == 0;
-    if (cfg->ktls == WS_KTLS_REQUIRE && !ok) {
-        ws_log_error("kTLS required (--ktls require) but this kernel refuses TCP_ULP \"tls\": %s "
-                     "(try `modprobe tls`, or --ktls auto)",
-                     strerror(-srv->ktls_probe));
-        return -EOPNOTSUPP;
-    }
-    char tx_refused[256], rx_refused[256];
-    bool none = suites_refused(cfg, ok ? sup.tx : NULL, tx_refused, sizeof(tx_refused));
-    suites_refused(cfg, ok ? sup.rx : NULL, rx_refused, sizeof(rx_refused));
-    if (cfg->ktls == WS_KTLS_REQUIRE && tx_refused[0]) {
-        ws_log_error("kTLS required (--ktls require) but this kernel refuses TLS_TX for %s (load "
-                     "the ciphers' crypto modules, e.g. `modprobe gcm aesni_intel "
-                     "chacha20poly1305`, or use --ktls auto)",
-                     tx_refused);
-        return -EOPNOTSUPP;
-    }
-    srv->ktls_active = ok || cfg->ktls == WS_KTLS_TRY;
-    if (!ok) {
-        if (cfg->ktls == WS_KTLS_TRY)
-            ws_log_info("kTLS: unavailable (TCP_ULP \"tls\": %s), trying every connection "
-                        "anyway (--ktls try): each stays in userspace TLS",
-                        strerror(-srv->ktls_probe));
-        else
-            ws_log_info("kTLS: unavailable (TCP_ULP \"tls\": %s): TLS stays in userspace",
-                        strerror(-srv->ktls_probe));
-        return 0;
-    }
-    if (!none)
-        ws_log_info("kTLS: available: after each handshake TX (and RX where the kernel takes "
-                    "the cipher) moves to kernel TLS");
-    if (tx_refused[0])
-        ws_log_info("kTLS: this kernel refuses TLS_TX for %s: those sessions stay in userspace "
-                    "TLS (uringws_ktls_refused_total)",
-                    tx_refused);
-    if (rx_refused[0])
-        ws_log_info("kTLS: this kernel refuses TLS_RX for %s: those sessions receive in "
-                    "userspace TLS",
-                    rx_refused);
-    return 0;
-#else
-    if (cfg->ktls == WS_KTLS_REQUIRE || cfg->ktls == WS_KTLS_TRY) {
-        ws_log_error("kTLS requested (--ktls %s) but this build has no kTLS support "
-                     "(WITH_KTLS=OFF)",
-                     ktls_mode_name(cfg->ktls));
-        return -EOPNOTSUPP;
-    }
-    ws_log_info("kTLS: not built in (WITH_KTLS=OFF): TLS stays in userspace");
-    return 0;
-#endif
-}
-
-int ws_conn_tls_server_init(ws_server_t *srv)
-{
-    const ws_server_config_t *cfg = &srv->cfg;
-    ws_tls_config_t tc;
-    ws_tls_config_init(&tc);
-    tc.cert_file = cfg->tls_cert_file;
-    tc.key_file = cfg->tls_key_file;
-    tc.min_version = cfg->tls_min_version;
-    /* Room for one encrypted batch (send_max_bytes) on top of what may still be pending. */
-    size_t out = (size_t)cfg->send_max_bytes * 2 + WS_TLS_OUT_LOW + 64 * 1024;
-    if (out > tc.max_out_bytes)
-        tc.max_out_bytes = out;
-    /* Check the files before the kTLS probe: a bad certificate must be the one line. */
-    char err[256];
-    ws_tls_ctx_t *probe_ctx = NULL;
-    int rc = ws_tls_ctx_new(&tc, &probe_ctx, err, sizeof(err));
-    if (rc < 0)
-        goto bad_files;
-    if ((rc = ktls_policy(srv)) < 0) {
-        ws_tls_ctx_free(probe_ctx);
-        return rc;
-    }
-    if (!srv->ktls_active) {
-        srv->tls_ctx = probe_ctx;
-        return 0;
-    }
-    /* The hand-off needs the TLS 1.3 traffic secrets captured during each handshake, which
-     * only a context created with tc.ktls does. */
-    ws_tls_ctx_free(probe_ctx);
-    tc.ktls = true;
-    rc = ws_tls_ctx_new(&tc, &srv->tls_ctx, err, sizeof(err));
-    if (rc == 0)
-        return 0;
-bad_files:
-    ws_log_error("TLS: %s", err[0] ? err : strerror(-rc));
-    return rc == -ENOMEM ? rc : -ENOKEY;
-}
-
-void ws_conn_tls_server_free(ws_server_t *srv)
-{
-    ws_tls_ctx_free(srv->tls_ctx);
-    srv->tls_ctx = NULL;
-}
-
-/* /metrics: the TLS families need the server's kTLS facts and the category names. */
-static const char *err_names[WS_TLS_ERR_SLOTS];
-static pthread_once_t err_names_once = PTHREAD_ONCE_INIT;
-
-static void err_names_init(void)
-{
-    for (int e = WS_TLS_ERR_NONE + 1; e < WS_TLS_ERR__COUNT; e++)
-        err_names[e] = ws_tls_err_name((ws_tls_err_t)e);
-    err_names[WS_TLS_ERR_HS_TIMEOUT] = "handshake_timeout";
-}
-
-void ws_conn_tls_metrics_info(const ws_server_t *srv, ws_metrics_tls_t *out)
-{
-    pthread_once(&err_names_once, err_names_init);
-    out->ktls_mode = ktls_mode_name(srv->cfg.ktls);
-    out->ktls_probe = srv->ktls_probe;
-    out->err_names = err_names;
-}
-
 /* ---- connection helpers ------------------------------------------------------------ */
 
 /* Keeps the queue_bytes gauge equal to queued plaintext plus pending ciphertext. */
@@ -292,7 +114,8 @@ static void fail(ws_worker_t *c, ws_conn_t *conn, ws_tls_err_t e, const char *re
     ws_metric_inc(&c->m->tls_errors[e]);
     ws_log_verbose("conn %u: TLS error (%s)%s: %s", conn->idx, ws_tls_err_name(e),
                    t->flags & WS_CT_F_UP ? "" : " in the handshake", reason ? reason : "");
-    ws_room_leave(c, conn);
+    if (conn->ep)
+        conn->ep->close(c, conn);
     drop_queue(c, conn);
     conn->tls->up->finish(c, conn);
 }
@@ -310,7 +133,8 @@ static void peer_closed(ws_worker_t *c, ws_conn_t *conn)
 {
     conn->tls->flags |= WS_CT_F_PEER_CLOSED;
     ws_log_debug("conn %u: peer sent close_notify", conn->idx);
-    ws_room_leave(c, conn);
+    if (conn->ep)
+        conn->ep->close(c, conn);
     conn->tls->up->finish(c, conn);
 }
 
@@ -464,14 +288,12 @@ static void kernel_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n
                                    : "record of unexpected type from kernel TLS");
 }
 
-bool ws_conn_tls_rx_in_kernel(const ws_conn_t *conn)
-{
-    return (conn->tls->kernel & WS_TLS_RX) != 0;
-}
-
-void ws_conn_tls_prep_recvmsg(ws_worker_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
+/* With RX in the kernel the recv is a recvmsg: kernel TLS needs the record type. */
+static bool prep_recv(ws_worker_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
 {
     ws_conn_tls_t *t = conn->tls;
+    if (!(t->kernel & WS_TLS_RX))
+        return false;
     memset(&t->rctl, 0, sizeof(t->rctl));
     /* With buffer select the kernel reads into a provided buffer; the one iovec only gives
      * the length. */
@@ -483,6 +305,7 @@ void ws_conn_tls_prep_recvmsg(ws_worker_t *c, ws_conn_t *conn, struct io_uring_s
     t->rmsg.msg_control = t->rctl.buf;
     t->rmsg.msg_controllen = sizeof(t->rctl.buf);
     io_uring_prep_recvmsg(sqe, conn->fd, &t->rmsg, 0);
+    return true;
 }
 
 #else /* !WS_WITH_KTLS: no session is ever handed off */
@@ -508,17 +331,12 @@ static void kernel_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n
     (void)n;
 }
 
-bool ws_conn_tls_rx_in_kernel(const ws_conn_t *conn)
-{
-    (void)conn;
-    return false;
-}
-
-void ws_conn_tls_prep_recvmsg(ws_worker_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
+static bool prep_recv(ws_worker_t *c, ws_conn_t *conn, struct io_uring_sqe *sqe)
 {
     (void)c;
     (void)conn;
     (void)sqe;
+    return false;
 }
 
 #endif
@@ -537,10 +355,11 @@ int ws_conn_tls_attach(ws_worker_t *c, ws_conn_t *conn, const ws_conn_up_t *up)
         return -ENOMEM;
     }
     conn->tls = t;
+    conn->tp = &ws_conn_tls_transport;
     return 0;
 }
 
-void ws_conn_tls_free(ws_worker_t *c, ws_conn_t *conn)
+static void tls_conn_free(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_conn_tls_t *t = conn->tls;
     if (t->acct)
@@ -562,7 +381,7 @@ static int on_plain(void *arg, uint8_t *p, size_t n)
     return x->conn->state == WS_CONN_DEAD; /* torn down: the rest is of no use */
 }
 
-void ws_conn_tls_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
+static void tls_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
 {
     ws_conn_tls_t *t = conn->tls;
     /* After a failure, the peer's close_notify or our SHUT_WR, input is discarded. */
@@ -587,7 +406,7 @@ void ws_conn_tls_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *buf, size_t n)
     account(c, t);
 }
 
-bool ws_conn_tls_recv_ended(ws_worker_t *c, ws_conn_t *conn, int res)
+static bool tls_recv_ended(ws_worker_t *c, ws_conn_t *conn, int res)
 {
     ws_conn_tls_t *t = conn->tls;
     if (res == 0) {
@@ -624,7 +443,7 @@ bool ws_conn_tls_recv_ended(ws_worker_t *c, ws_conn_t *conn, int res)
     return false;
 }
 
-bool ws_conn_tls_timed_out(ws_worker_t *c, ws_conn_t *conn)
+static bool tls_timed_out(ws_worker_t *c, ws_conn_t *conn)
 {
     if (conn->tls->flags & WS_CT_F_UP)
         return false;
@@ -697,7 +516,7 @@ static void submit(ws_worker_t *c, ws_conn_t *conn, ws_sendctx_t *s)
     ws_metric_inc(&c->m->sends);
 }
 
-bool ws_conn_tls_send(ws_worker_t *c, ws_conn_t *conn)
+static bool tls_send(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_conn_tls_t *t = conn->tls;
     if ((t->flags & WS_CT_F_KTLS_DUE) && ktls_step(c, conn))
@@ -743,7 +562,7 @@ bool ws_conn_tls_send(ws_worker_t *c, ws_conn_t *conn)
     return true;
 }
 
-void ws_conn_tls_sent(ws_worker_t *c, ws_conn_t *conn, size_t sent)
+static void tls_sent(ws_worker_t *c, ws_conn_t *conn, size_t sent)
 {
     ws_conn_tls_t *t = conn->tls;
     if (t->flags & WS_CT_F_CLOSE_INFLIGHT) {
@@ -756,3 +575,15 @@ void ws_conn_tls_sent(ws_worker_t *c, ws_conn_t *conn, size_t sent)
     t->inflight = 0;
     account(c, t);
 }
+
+const ws_transport_ops_t ws_conn_tls_transport = {
+    .name = "tls",
+    .input = tls_input,
+    .prep_recv = prep_recv,
+    .recv_ended = tls_recv_ended,
+    .send = tls_send,
+    .sent = tls_sent,
+    .timed_out = tls_timed_out,
+    .free = tls_conn_free,
+    .max_input = 16384, /* one TLS record's plaintext */
+};

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broadcast.h"
+#include "conn_io.h"
 #include "probe.h"
 #include "log.h"
 #include "server_internal.h"
@@ -141,8 +142,9 @@ static void on_accept(ws_worker_t *c, unsigned i, int res, unsigned flags)
                 close(res);
         } else {
             bool with_peer = c->cfg->max_conns_per_ip != 0;
-            ws_conn_accept(c, res, i == WS_LSN_TLS, with_peer ? (struct sockaddr *)&l->peer : NULL,
-                           with_peer ? l->peer_len : 0);
+            ws_conn_io_accept(c, res, i == WS_LSN_TLS,
+                              with_peer ? (struct sockaddr *)&l->peer : NULL,
+                              with_peer ? l->peer_len : 0);
         }
     } else if (res == -EINVAL && c->multishot_accept && !l->armed) {
         c->multishot_accept = false;
@@ -239,10 +241,7 @@ static void begin_stop(ws_worker_t *c)
 
 static void on_tick(ws_worker_t *c)
 {
-    ws_wheel_expire(&c->wheel, c->now_ms);
-    ws_timer_t *t;
-    while ((t = ws_wheel_pop_expired(&c->wheel)))
-        ws_conn_on_timer(c, ws_container_of(t, ws_conn_t, timer));
+    ws_wheel_fire(&c->wheel, c->now_ms, c);
     for (unsigned i = 0; i < WS_LSN_N; i++) {
         if (c->lsn[i].retry && !c->stopping && !c->lsn[i].armed)
             arm_accept(c, i);
@@ -255,109 +254,100 @@ static void on_tick(ws_worker_t *c)
     }
 }
 
-/* ---- dispatch ---------------------------------------------------------------------- */
+/* ---- the loop's own completions ------------------------------------------------------ */
 
-typedef struct cqe_copy {
-    uint64_t ud;
-    int res;
-    unsigned flags;
-} cqe_copy_t;
-
-static void on_recv_cqe(ws_worker_t *c, const cqe_copy_t *e)
+static void on_accept_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
 {
-    int bid = -1;
-    uint8_t *buf = NULL;
-    int res = e->res;
-    if (e->flags & IORING_CQE_F_BUFFER) {
-        unsigned b = e->flags >> IORING_CQE_BUFFER_SHIFT;
-        if (ws_bufring_valid(&c->bufs, b)) {
-            bid = (int)b;
-            buf = ws_bufring_addr(&c->bufs, (uint16_t)b);
-        } else {
-            ws_log_error("recv completion names unknown buffer %u", b);
-        }
-    }
-    if (res > 0 && !buf)
-        res = -EIO; /* data without a buffer: cannot happen with buffer select */
-    ws_conn_t *conn = ws_worker_conn(c, e->ud);
-    if (conn)
-        ws_conn_on_recv(c, conn, res, e->flags, buf);
-    else
-        ws_log_debug("stale recv completion for slot %u", ws_ud_idx(e->ud));
-    /* Whoever the data was for, the parser is done with it (it copies what it keeps). */
-    if (bid >= 0)
-        ws_bufring_recycle(&c->bufs, (uint16_t)bid);
+    (void)owner;
+    if (ws_ud_idx(e->ud) < WS_LSN_N)
+        on_accept(c, ws_ud_idx(e->ud), e->res, e->flags);
 }
 
-static void dispatch(ws_worker_t *c, const cqe_copy_t *e, bool *tick)
+static void on_tick_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
 {
-    ws_conn_t *conn;
-    switch (ws_ud_kind(e->ud)) {
-    case WS_UD_ACCEPT:
-        if (ws_ud_idx(e->ud) < WS_LSN_N)
-            on_accept(c, ws_ud_idx(e->ud), e->res, e->flags);
-        break;
-    case WS_UD_RECV:
-        on_recv_cqe(c, e);
-        break;
-    case WS_UD_SEND:
-        if ((conn = ws_worker_conn(c, e->ud)))
-            ws_conn_on_send(c, conn, e->res);
-        else
-            ws_log_error("stale send completion for slot %u", ws_ud_idx(e->ud));
-        break;
-    case WS_UD_SHUTDOWN:
-        if ((conn = ws_worker_conn(c, e->ud)))
-            ws_conn_on_shutdown(c, conn, e->res);
-        break;
-    case WS_UD_TICK:
-        c->tick_armed = false;
-        *tick = true;
-        if (!c->stopping || c->nconns || accepts_armed(c) || c->stop_armed)
-            arm_tick(c);
-        break;
-    case WS_UD_XWAKE:
-        break; /* the queues are drained every iteration */
-    case WS_UD_STOP:
-        c->stop_armed = false;
-        if (e->res < 0 && e->res != -ECANCELED)
-            ws_log_error("stop eventfd read: %s: stopping", strerror(-e->res));
-        begin_stop(c);
-        break;
-    case WS_UD_MSG_SENT: {
-        /* Only failures post a completion (CQE_SKIP_SUCCESS). Re-open the wakeup flag and
-         * retry on the next iteration; meanwhile the destination's own tick bounds the
-         * delay. */
-        unsigned dst = ws_ud_idx(e->ud);
-        ws_log_warn("cross-core wakeup to core %u failed: %s; retrying", dst, strerror(-e->res));
-        if (dst < c->ncores && dst != c->id) {
-            atomic_store_explicit(&ws_xcore_q(&c->srv->xcore, c->id, dst)->wake_pending, 0,
-                                  memory_order_relaxed);
-            if (!c->xdirty[dst]) {
-                c->xdirty[dst] = 1;
-                c->xdirty_list[c->nxdirty++] = dst;
-            }
+    (void)owner;
+    (void)e;
+    c->tick_armed = false;
+    c->tick_due = true;
+    if (!c->stopping || c->nconns || accepts_armed(c) || c->stop_armed)
+        arm_tick(c);
+}
+
+static void on_xwake_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
+{
+    (void)c;
+    (void)owner;
+    (void)e; /* the queues are drained every iteration */
+}
+
+static void on_stop_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
+{
+    (void)owner;
+    c->stop_armed = false;
+    if (e->res < 0 && e->res != -ECANCELED)
+        ws_log_error("stop eventfd read: %s: stopping", strerror(-e->res));
+    begin_stop(c);
+}
+
+/* Only failed MSG_RINGs post a completion (CQE_SKIP_SUCCESS). Re-open the wakeup flag and
+ * retry on the next iteration; meanwhile the destination's own tick bounds the delay. */
+static void on_msg_sent_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
+{
+    (void)owner;
+    unsigned dst = ws_ud_idx(e->ud);
+    ws_log_warn("cross-core wakeup to core %u failed: %s; retrying", dst, strerror(-e->res));
+    if (dst < c->ncores && dst != c->id) {
+        atomic_store_explicit(&ws_xcore_q(&c->srv->xcore, c->id, dst)->wake_pending, 0,
+                              memory_order_relaxed);
+        if (!c->xdirty[dst]) {
+            c->xdirty[dst] = 1;
+            c->xdirty_list[c->nxdirty++] = dst;
         }
-        break;
     }
-    case WS_UD_CANCEL:
-    case WS_UD_CLOSE:
-    case WS_UD_TICK_DEL:
-        if (e->res < 0 && e->res != -ENOENT && e->res != -EALREADY && e->res != -ENOTCONN)
-            ws_log_debug("%s: %s", ws_ud_kind(e->ud) == WS_UD_CLOSE ? "close" : "cancel",
-                         strerror(-e->res));
-        break;
-    default:
+}
+
+/* Cancels, closes of direct descriptors and the tick's removal: only failures are news. */
+static void on_done_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
+{
+    (void)c;
+    (void)owner;
+    if (e->res < 0 && e->res != -ENOENT && e->res != -EALREADY && e->res != -ENOTCONN)
+        ws_log_debug("%s: %s", ws_ud_kind(e->ud) == WS_UD_CLOSE ? "close" : "cancel",
+                     strerror(-e->res));
+}
+
+static void set_handlers(ws_worker_t *c)
+{
+    static const struct {
+        unsigned kind;
+        ws_handler_fn *fn;
+        const char *name;
+    } own[] = {
+        {WS_UD_ACCEPT, on_accept_cqe, "accept"},   {WS_UD_TICK, on_tick_cqe, "tick"},
+        {WS_UD_XWAKE, on_xwake_cqe, "wakeup"},     {WS_UD_STOP, on_stop_cqe, "stop"},
+        {WS_UD_MSG_SENT, on_msg_sent_cqe, "wake"}, {WS_UD_CANCEL, on_done_cqe, "cancel"},
+        {WS_UD_CLOSE, on_done_cqe, "close"},       {WS_UD_TICK_DEL, on_done_cqe, "tick-del"},
+    };
+    for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+        ws_worker_handler_set(c, own[i].kind, own[i].fn, NULL, own[i].name);
+    ws_conn_io_register(c);
+}
+
+static void dispatch(ws_worker_t *c, const ws_cqe_t *e)
+{
+    unsigned kind = ws_ud_kind(e->ud);
+    const ws_handler_t *h = kind < WS_UD_KIND_MAX ? &c->handlers[kind] : NULL;
+    if (h && h->fn)
+        h->fn(c, h->owner, e);
+    else
         ws_log_error("completion with unknown user_data %#llx", (unsigned long long)e->ud);
-        break;
-    }
 }
 
 static void process_pending(ws_worker_t *c)
 {
     ws_dlink_t *n;
     while ((n = ws_dlink_pop(&c->pending)))
-        ws_conn_do_pending(c, ws_container_of(n, ws_conn_t, pending));
+        ws_conn_io_pending(c, ws_container_of(n, ws_conn_t, pending));
 }
 
 /* ---- setup, loop, teardown --------------------------------------------------------- */
@@ -414,13 +404,14 @@ int ws_loop_setup(ws_worker_t *c)
     ws_wheel_init(&c->wheel, c->now_ms, cfg->tick_ms);
     c->tick_ts.tv_sec = cfg->tick_ms / 1000;
     c->tick_ts.tv_nsec = (long long)(cfg->tick_ms % 1000) * 1000000;
+    set_handlers(c);
     return 0;
 }
 
 /* Dispatches every completion in the CQ; returns how many. */
-static unsigned drain_cq(ws_worker_t *c, bool *tick)
+static unsigned drain_cq(ws_worker_t *c)
 {
-    cqe_copy_t batch[CQE_BATCH];
+    ws_cqe_t batch[CQE_BATCH];
     struct io_uring_cqe *cqes[CQE_BATCH];
     unsigned n, total = 0;
     while ((n = io_uring_peek_batch_cqe(&c->ring, cqes, CQE_BATCH)) > 0) {
@@ -433,7 +424,7 @@ static unsigned drain_cq(ws_worker_t *c, bool *tick)
         }
         io_uring_cq_advance(&c->ring, n);
         for (unsigned i = 0; i < n; i++)
-            dispatch(c, &batch[i], tick);
+            dispatch(c, &batch[i]);
         total += n;
         if (n < CQE_BATCH)
             break;
@@ -442,19 +433,19 @@ static unsigned drain_cq(ws_worker_t *c, bool *tick)
 }
 
 /* See CATCHUP_MIN: n is what the pass has dispatched so far. */
-static void catch_up(ws_worker_t *c, unsigned n, bool *tick)
+static void catch_up(ws_worker_t *c, unsigned n)
 {
     for (unsigned i = 0; i < CATCHUP_CALLS && n >= CATCHUP_MIN; i++) {
         int rc = io_uring_submit_and_get_events(&c->ring);
         if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
             break;
-        n = drain_cq(c, tick);
+        n = drain_cq(c);
     }
 }
 
 /* See LINGER_GAP_US: gathers what keeps arriving (the sends wait in the pending list
  * meanwhile; everything else submitted so far goes out now). */
-static void linger(ws_worker_t *c, bool *tick)
+static void linger(ws_worker_t *c)
 {
     uint64_t deadline = now_ns() + LINGER_MAX_US * 1000u;
     for (;;) {
@@ -469,10 +460,10 @@ static void linger(ws_worker_t *c, bool *tick)
         int rc = io_uring_submit_and_wait_timeout(&c->ring, &cqe, 1, &ts, NULL);
         if (rc < 0 && rc != -EINTR)
             break; /* -ETIME: the input paused */
-        unsigned n = drain_cq(c, tick);
+        unsigned n = drain_cq(c);
         if (n == 0)
             break;
-        catch_up(c, n, tick);
+        catch_up(c, n);
     }
     c->now_ms = now_ms();
 }
@@ -498,17 +489,18 @@ void ws_loop_run(ws_worker_t *c)
         }
         c->now_ms = now_ms();
         c->enobufs_seen = false;
-        bool tick = false;
         uint64_t msgs = atomic_load_explicit(&c->m->msgs_in, memory_order_relaxed);
-        catch_up(c, drain_cq(c, &tick), &tick);
+        catch_up(c, drain_cq(c));
         if (atomic_load_explicit(&c->m->msgs_in, memory_order_relaxed) == msgs)
             c->burst_senders = 0; /* a pass without messages ends the burst */
         else if (c->burst_senders >= 2 && c->pending && !c->stopping)
-            linger(c, &tick);
+            linger(c);
         if (c->ncores > 1)
             xdrain(c);
-        if (tick)
+        if (c->tick_due) {
+            c->tick_due = false;
             on_tick(c);
+        }
         ws_room_flush_batches(c);
         process_pending(c);
         if (c->stopping) {

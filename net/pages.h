@@ -1,5 +1,5 @@
-/* Plain HTTP responses: the embedded chat page at /, /healthz and /metrics; 404/405 for
- * anything else. */
+/* Plain HTTP pages (net/http_pages.c): the embedded chat page, /healthz and /metrics, and
+ * the error pages (404, 405, 503). The route table that picks one is net/routes.c. */
 #ifndef URINGWS_NET_PAGES_H
 #define URINGWS_NET_PAGES_H
 
@@ -11,14 +11,16 @@
 
 struct ws_worker;
 
-/* The chat page, generated at build time from net/pages/chat.html (NUL-terminated copy;
- * ws_page_chat_len excludes the NUL). */
 extern const unsigned char ws_page_chat[];
 extern const size_t ws_page_chat_len;
 
-/* Queues the response for a plain (non-upgrade) request; returns its status. The caller
- * then finishes the connection. */
-int ws_pages_respond(struct ws_worker *c, ws_conn_t *conn, const ws_http_request_t *req,
-                     const ws_handshake_t *hs);
+/* A page: queues its response on conn (the caller finishes the connection). */
+typedef void ws_page_fn(struct ws_worker *c, ws_conn_t *conn, const ws_http_request_t *req,
+                        const ws_handshake_t *hs);
+ws_page_fn ws_pages_chat, ws_pages_healthz, ws_pages_metrics;
+
+/* An error page for `status` (extra: more header lines, or NULL), logged and counted. */
+void ws_pages_error(struct ws_worker *c, ws_conn_t *conn, int status, const char *extra,
+                    ws_slice_t path);
 
 #endif

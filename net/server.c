@@ -15,7 +15,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "conn_tls.h"
+#include "tls_server.h"
 #include "probe.h"
 #include "listener.h"
 #include "log.h"
@@ -268,7 +268,7 @@ static void free_server(ws_server_t *srv)
     ws_keycount_free(srv->ip_counts);
     ws_keycount_free(srv->room_counts);
     ws_origins_free(&srv->origins);
-    ws_conn_tls_server_free(srv); /* after the cores: every session is gone */
+    ws_tls_server_free(srv); /* after the cores: every session is gone */
     free(srv->cores);
     free(srv->metrics);
     free(srv->threads);
@@ -298,7 +298,7 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
         srv->ncores = WS_CORES_MAX;
     srv->ktls_probe = 1;
     /* TLS first: a bad certificate is a configuration error, reported as the only line. */
-    if (cfg->tls && (rc = ws_conn_tls_server_init(srv)) < 0)
+    if (cfg->tls && (rc = ws_tls_server_init(srv)) < 0)
         goto err;
     /* The file names were for loading only; they belong to the caller. */
     cfg->tls_cert_file = cfg->tls_key_file = NULL;

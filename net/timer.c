@@ -87,3 +87,15 @@ ws_timer_t *ws_wheel_pop_expired(ws_wheel_t *w)
     w->count--;
     return t;
 }
+
+size_t ws_wheel_fire(ws_wheel_t *w, uint64_t now_ms, void *ctx)
+{
+    ws_wheel_expire(w, now_ms);
+    size_t n = 0;
+    ws_timer_t *t;
+    while ((t = ws_wheel_pop_expired(w))) {
+        t->fire(ctx, t);
+        n++;
+    }
+    return n;
+}

@@ -8,7 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* What an SQE was for. 0 is never used so a zeroed user_data cannot pass for a real one. */
+/* What an SQE was for; the worker's handler table (net/worker.h) maps each kind to the code
+ * that owns its completions. 0 is never used so a zeroed user_data cannot pass for a real one. */
 enum ws_ud_kind {
     WS_UD_NONE = 0,
     WS_UD_ACCEPT,   /* multishot accept on the core's listener */
@@ -22,7 +23,10 @@ enum ws_ud_kind {
     WS_UD_XWAKE,    /* MSG_RING from another core: cross-core queues have events */
     WS_UD_STOP,     /* read on the core's stop eventfd completed: shut down */
     WS_UD_MSG_SENT, /* our own MSG_RING SQE (only completes on error: CQE_SKIP_SUCCESS) */
-    WS_UD_KIND_MAX,
+    WS_UD_FIXED_MAX,
+    /* Kinds from WS_UD_FIXED_MAX up are handed out at run time to other owners of I/O on a
+     * worker's ring (ws_worker_handler_add, net/worker.h): idx and gen are theirs to use. */
+    WS_UD_KIND_MAX = 64,
 };
 
 #define WS_UD_IDX_BITS  32

@@ -36,6 +36,30 @@ struct io_uring_sqe *ws_worker_sqe(ws_worker_t *c)
     }
 }
 
+int ws_worker_handler_set(ws_worker_t *c, unsigned kind, ws_handler_fn *fn, void *owner,
+                          const char *name)
+{
+    if (kind == WS_UD_NONE || kind >= WS_UD_KIND_MAX || !fn)
+        return -EINVAL;
+    c->handlers[kind] = (ws_handler_t){fn, owner, name};
+    return 0;
+}
+
+int ws_worker_handler_add(ws_worker_t *c, ws_handler_fn *fn, void *owner, const char *name)
+{
+    for (unsigned k = WS_UD_FIXED_MAX; k < WS_UD_KIND_MAX; k++) {
+        if (!c->handlers[k].fn)
+            return ws_worker_handler_set(c, k, fn, owner, name) < 0 ? -EINVAL : (int)k;
+    }
+    return -ENOSPC;
+}
+
+void ws_worker_handler_del(ws_worker_t *c, unsigned kind)
+{
+    if (kind >= WS_UD_FIXED_MAX && kind < WS_UD_KIND_MAX)
+        c->handlers[kind] = (ws_handler_t){NULL, NULL, NULL};
+}
+
 int ws_worker_slot_alloc(ws_worker_t *c, ws_conn_t *conn)
 {
     if (c->free_head == UINT32_MAX)

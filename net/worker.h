@@ -61,6 +61,22 @@ typedef struct ws_listen {
     socklen_t peer_len;
 } ws_listen_t;
 
+/* A completion, copied out of the CQ before it is handled. */
+typedef struct ws_cqe {
+    uint64_t ud;
+    int res;
+    unsigned flags;
+} ws_cqe_t;
+
+struct ws_worker;
+/* The owner of a user_data kind: the loop hands it every completion of that kind. */
+typedef void ws_handler_fn(struct ws_worker *c, void *owner, const ws_cqe_t *e);
+typedef struct ws_handler {
+    ws_handler_fn *fn; /* NULL: the kind has no owner (its completions are logged, dropped) */
+    void *owner;
+    const char *name; /* for logs */
+} ws_handler_t;
+
 typedef struct ws_conn_slot {
     ws_conn_t *conn;    /* NULL when free */
     uint32_t gen;       /* bumped on every free; completions carry the gen they were made for */
@@ -84,6 +100,8 @@ typedef struct ws_worker {
     bool multishot_recv; /* else single-shot recv re-armed after each completion */
     bool multishot_accept;
 
+    ws_handler_t handlers[WS_UD_KIND_MAX]; /* by user_data kind (udata.h) */
+
     ws_listen_t lsn[WS_LSN_N];
     uint64_t accept_warned_ms; /* last "accept: EMFILE" warning (rate-limited) */
 
@@ -103,6 +121,7 @@ typedef struct ws_worker {
     ws_wheel_t wheel;
     struct __kernel_timespec tick_ts;
     bool tick_armed;
+    bool tick_due; /* the tick completed in this pass: timers run after the completions */
 
     ws_dlink_t *pending; /* connections with end-of-iteration work */
     ws_dlink_t *batched; /* rooms holding this pass's messages (ws_room_t.batch_link) */
@@ -145,6 +164,16 @@ static inline void ws_worker_note_sender(ws_worker_t *c, uint32_t idx)
         c->burst_senders++;
     }
 }
+
+/* Handler table. The fixed kinds (enum ws_ud_kind) are set by their modules at setup;
+ * another owner of I/O on this ring (a pipe, a timerfd, an outbound client) takes a free
+ * kind with ws_worker_handler_add and tags its SQEs ws_ud_make(kind, idx, gen); idx and gen
+ * are its own. Both return 0 / the kind, or -EINVAL / -ENOSPC. */
+int ws_worker_handler_set(ws_worker_t *c, unsigned kind, ws_handler_fn *fn, void *owner,
+                          const char *name);
+int ws_worker_handler_add(ws_worker_t *c, ws_handler_fn *fn, void *owner, const char *name);
+/* Gives a kind back (its owner is gone and none of its operations is in flight). */
+void ws_worker_handler_del(ws_worker_t *c, unsigned kind);
 
 /* Connection table. */
 static inline ws_conn_t *ws_worker_conn(ws_worker_t *c, uint64_t ud)

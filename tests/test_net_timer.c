@@ -1,6 +1,9 @@
 /* Timer wheel: timers fire at the first expire at or after their deadline (never before),
  * across turns of the wheel, after re-arming and deletion, including deletion of a timer
- * already on the expired list; a large random schedule matches a brute-force model. */
+ * already on the expired list; a large random schedule matches a brute-force model;
+ * ws_wheel_fire runs each due timer's callback with the caller's context, and a callback may
+ * re-arm its own timer or disarm another due one. */
+#include <stddef.h>
 #include <string.h>
 
 #include "../net/timer.h"
@@ -22,9 +25,9 @@ static void basic(void)
     ws_wheel_t w;
     ws_wheel_init(&w, 1000, 250);
     ws_timer_t a, b, c;
-    ws_timer_init(&a);
-    ws_timer_init(&b);
-    ws_timer_init(&c);
+    ws_timer_init(&a, NULL);
+    ws_timer_init(&b, NULL);
+    ws_timer_init(&c, NULL);
     CHECK(!ws_timer_armed(&a));
     ws_wheel_add(&w, &a, 1500);
     ws_wheel_add(&w, &b, 1000 + 250 * WS_WHEEL_SLOTS + 100); /* more than a turn away */
@@ -67,7 +70,7 @@ static void model(void)
     uint64_t now = 5000;
     ws_wheel_init(&w, now, 100);
     for (int i = 0; i < N; i++)
-        ws_timer_init(&t[i]);
+        ws_timer_init(&t[i], NULL);
     memset(armed, 0, sizeof(armed));
     for (int step = 0; step < 20000; step++) {
         int i = (int)(rnd() % N);
@@ -106,9 +109,59 @@ static void model(void)
     CHECK_EQ_U(w.count, count);
 }
 
+/* Owners of timers for fire(): each records what ran and does one thing to the wheel. */
+typedef struct owner {
+    ws_timer_t timer;
+    ws_timer_t *victim; /* disarmed when this one fires */
+    uint64_t rearm;     /* re-armed for this deadline once, when nonzero */
+    int fired;
+} owner_t;
+
+static void on_fire(void *ctx, ws_timer_t *t)
+{
+    ws_wheel_t *w = ctx;
+    owner_t *o = (owner_t *)((char *)t - offsetof(owner_t, timer));
+    o->fired++;
+    if (o->victim)
+        ws_wheel_del(w, o->victim);
+    if (o->rearm) {
+        ws_wheel_add(w, t, o->rearm);
+        o->rearm = 0;
+    }
+}
+
+static void callbacks(void)
+{
+    ws_wheel_t w;
+    ws_wheel_init(&w, 0, 100);
+    owner_t a = {0}, b = {0}, c = {0};
+    ws_timer_init(&a.timer, on_fire);
+    ws_timer_init(&b.timer, on_fire);
+    ws_timer_init(&c.timer, on_fire);
+    a.victim = &b.timer; /* both due at 500: whichever runs first, b must not run after a */
+    a.rearm = 900;
+    ws_wheel_add(&w, &a.timer, 500);
+    ws_wheel_add(&w, &b.timer, 500);
+    ws_wheel_add(&w, &c.timer, 700);
+    CHECK_EQ_U(ws_wheel_fire(&w, 400, &w), 0);
+    size_t ran = ws_wheel_fire(&w, 600, &w);
+    CHECK_EQ_U(a.fired, 1);
+    CHECK(ran == 1 || ran == 2);
+    CHECK_EQ_U((size_t)(1 + b.fired), ran); /* b ran only if it came before a */
+    CHECK(!ws_timer_armed(&b.timer));
+    CHECK(ws_timer_armed(&a.timer)); /* re-armed from its own callback */
+    CHECK_EQ_U(ws_wheel_fire(&w, 899, &w), 1);
+    CHECK_EQ_U(c.fired, 1);
+    a.victim = NULL;
+    CHECK_EQ_U(ws_wheel_fire(&w, 900, &w), 1);
+    CHECK_EQ_U(a.fired, 2);
+    CHECK_EQ_U(w.count, 0);
+}
+
 int main(void)
 {
     basic();
     model();
+    callbacks();
     return check_exit_status("test_net_timer");
 }

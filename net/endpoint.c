@@ -1,0 +1,66 @@
+/* The endpoints: a room (join on open, publish each message to every member, leave on
+ * close; the max_rooms count goes with the membership) and echo (each message back to its
+ * sender only). */
+#include "endpoint.h"
+
+#include <string.h>
+
+#include "admission.h"
+#include "broadcast.h"
+#include "room.h"
+#include "worker.h"
+
+/* Takes over the room count ws_admission_upgrade took: given back on leave, or now. */
+static int room_open(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
+{
+    int rc = ws_room_join(c, conn, name, len);
+    if (rc < 0)
+        ws_admission_room_release(c, conn, name, len);
+    return rc;
+}
+
+static void room_close(ws_worker_t *c, ws_conn_t *conn)
+{
+    const ws_room_t *r = conn->room;
+    if (!r)
+        return;
+    ws_admission_room_release(c, conn, r->name, r->name_len);
+    ws_room_leave(c, conn);
+}
+
+const ws_endpoint_t ws_endpoint_room = {
+    .name = "room",
+    .room = true,
+    .open = room_open,
+    .message = ws_room_publish,
+    .close = room_close,
+};
+
+static int echo_open(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
+{
+    (void)c;
+    (void)conn;
+    (void)name;
+    (void)len;
+    return 0;
+}
+
+static void echo_close(ws_worker_t *c, ws_conn_t *conn)
+{
+    (void)c;
+    (void)conn;
+}
+
+const ws_endpoint_t ws_endpoint_echo = {
+    .name = "echo",
+    .open = echo_open,
+    .message = ws_room_deliver_one,
+    .close = echo_close,
+};
+
+const ws_endpoint_t *ws_endpoint_for(const char *name, size_t len)
+{
+    if (len == 4 && memcmp(name, "echo", 4) == 0)
+        return &ws_endpoint_echo;
+    return &ws_endpoint_room;
+}

@@ -1,0 +1,20 @@
+/* What a complete request head gets (net/routes.c): a valid upgrade is admitted and becomes
+ * a session on its endpoint; any other GET is looked up in the route table of pages
+ * (net/http_pages.c); a bad head or handshake is answered with its status. Every answer but
+ * the 101 ends the connection after it is sent. */
+#ifndef URINGWS_NET_ROUTES_H
+#define URINGWS_NET_ROUTES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conn.h"
+
+struct ws_worker;
+
+/* c->req holds a complete request head; rest[] are the bytes after it. */
+void ws_routes_request(struct ws_worker *c, ws_conn_t *conn, uint8_t *rest, size_t rest_len);
+/* Answers `status` with a short text body saying why, counted, then finishes. */
+void ws_routes_reject(struct ws_worker *c, ws_conn_t *conn, int status, const char *why);
+
+#endif
