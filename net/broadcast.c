@@ -238,6 +238,33 @@ void ws_room_publish(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
     ws_worker_xpush(c, r->home, &ev);
 }
 
+int ws_room_publish_name(ws_worker_t *c, const char *name, size_t len, ws_block_t *b)
+{
+    if (len == 0 || len > WS_ROOM_MAX) {
+        ws_block_unref(b);
+        return -EINVAL;
+    }
+    uint64_t h = ws_room_hash(name, len);
+    unsigned home = ws_room_home(h, c->ncores);
+    if (home == c->id) {
+        ws_room_t *r = ws_roommap_find(&c->rooms, h, name, len);
+        if (r)
+            home_publish(c, r, b);
+        else
+            ws_block_unref(b); /* nobody anywhere is in it */
+        return 0;
+    }
+    ws_room_t *name_only = ws_room_new(name, len, c->ncores, c->id);
+    if (!name_only) {
+        ws_block_unref(b);
+        return -ENOMEM;
+    }
+    ws_xev_t ev = {
+        .type = WS_XEV_PUBLISH_NAME, .src = (uint16_t)c->id, .room = name_only, .block = b};
+    ws_worker_xpush(c, home, &ev);
+    return 0;
+}
+
 void ws_room_deliver_one(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
 {
     ws_bref_t *br = ws_bref_new(&c->brefs, b, 1);
@@ -305,6 +332,14 @@ void ws_room_on_event(ws_worker_t *c, const ws_xev_t *ev)
         break;
     case WS_XEV_FANOUT:
         deliver_local(c, ev->room, ev->block);
+        break;
+    case WS_XEV_PUBLISH_NAME:
+        r = home_room_of(c, ev->room, false);
+        ws_room_free(ev->room);
+        if (r)
+            home_publish(c, r, ev->block);
+        else
+            ws_block_unref(ev->block);
         break;
     default:
         ws_log_error("unknown cross-core event type %u from core %u", ev->type, ev->src);

@@ -23,6 +23,11 @@ int ws_room_join(struct ws_worker *c, ws_conn_t *conn, const char *name, size_t 
 void ws_room_leave(struct ws_worker *c, ws_conn_t *conn);
 /* Publishes a message built by conn's core into conn's room; takes the block reference. */
 void ws_room_publish(struct ws_worker *c, ws_conn_t *conn, ws_block_t *b);
+/* Publishes b (one frame; takes the caller's reference) to every member of the room `name`
+ * from any core, without a member connection (the HTTP publish API, a backplane). The
+ * room's home core orders it with the room's other messages. 0, -EINVAL (no name, or one
+ * over WS_ROOM_MAX bytes) or -ENOMEM; a room without members anywhere drops it (0). */
+int ws_room_publish_name(struct ws_worker *c, const char *name, size_t len, ws_block_t *b);
 /* Handles one cross-core event addressed to this core. */
 void ws_room_on_event(struct ws_worker *c, const ws_xev_t *ev);
 /* Delivers every room's messages gathered during this loop pass to the local members; the

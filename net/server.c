@@ -277,18 +277,15 @@ static void free_server(ws_server_t *srv)
     free(srv);
 }
 
-int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
+/* The server struct from a checked configuration: TLS context (a bad certificate is a
+ * configuration error, reported as the only line), the parsed origin list, the key-count
+ * tables of the limits that need them. */
+static int server_new(const ws_server_config_t *cfg_in, ws_server_t **out)
 {
-    char err[200];
-    int rc = ws_server_config_check(cfg_in, err, sizeof(err));
-    if (rc < 0) {
-        ws_log_error("invalid configuration: %s", err);
-        return rc;
-    }
-    ws_log_set_level(cfg_in->log_level);
     ws_server_t *srv = calloc(1, sizeof(*srv));
     if (!srv)
         return -ENOMEM;
+    *out = srv;
     pthread_mutex_init(&srv->start_lock, NULL);
     pthread_cond_init(&srv->start_cond, NULL);
     srv->cfg = *cfg_in;
@@ -297,31 +294,30 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     if (srv->ncores > WS_CORES_MAX)
         srv->ncores = WS_CORES_MAX;
     srv->ktls_probe = 1;
-    /* TLS first: a bad certificate is a configuration error, reported as the only line. */
+    int rc;
     if (cfg->tls && (rc = ws_tls_server_init(srv)) < 0)
-        goto err;
+        return rc;
     /* The file names were for loading only; they belong to the caller. */
     cfg->tls_cert_file = cfg->tls_key_file = NULL;
     /* The origin list is the caller's string: keep a parsed copy. */
     if (cfg->origins && cfg->origins[0]) {
         rc = ws_origins_parse(cfg->origins, &srv->origins, NULL, 0);
         if (rc < 0)
-            goto err;
+            return rc;
         cfg->origins = srv->origins.text;
     } else {
         cfg->origins = NULL;
     }
     if ((cfg->max_conns_per_ip && !(srv->ip_counts = ws_keycount_new())) ||
-        (cfg->max_rooms && !(srv->room_counts = ws_keycount_new()))) {
-        rc = -ENOMEM;
-        goto err;
-    }
+        (cfg->max_rooms && !(srv->room_counts = ws_keycount_new())))
+        return -ENOMEM;
+    return 0;
+}
 
-    rc = probe_in_thread(srv);
-    if (rc < 0)
-        goto err;
-    ws_features_log(&srv->feat, cfg);
-
+/* Connection slots per core: max_conns plus slack, within the open-file limit. */
+static uint32_t slots_per_core(const ws_server_t *srv)
+{
+    const ws_server_config_t *cfg = &srv->cfg;
     rlim_t nofile = raise_nofile();
     uint64_t nslots = (uint64_t)cfg->max_conns + SLOT_SLACK;
     /* Per core: reuseport may send every connection to one core. Keep fds for listeners,
@@ -333,12 +329,16 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
                     "are capped at %llu",
                     cfg->max_conns, (unsigned long long)nofile, (unsigned long long)nslots);
     }
+    return (uint32_t)nslots;
+}
 
+/* The worker structs (not their rings: each thread makes its own), metrics, stop eventfds
+ * and the cross-core queues. */
+static int cores_new(ws_server_t *srv, uint32_t nslots)
+{
     srv->cores = calloc(srv->ncores, sizeof(*srv->cores));
-    if (!srv->cores) {
-        rc = -ENOMEM;
-        goto err;
-    }
+    if (!srv->cores)
+        return -ENOMEM;
     for (unsigned i = 0; i < srv->ncores; i++) {
         for (unsigned k = 0; k < WS_LSN_N; k++)
             srv->cores[i].lsn[k].fd = -1; /* free_server closes only what was opened */
@@ -346,33 +346,31 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     }
     srv->metrics = aligned_alloc(64, sizeof(ws_metrics_t) * srv->ncores);
     srv->threads = calloc(srv->ncores, sizeof(*srv->threads));
-    if (!srv->metrics || !srv->threads) {
-        rc = -ENOMEM;
-        goto err;
-    }
+    if (!srv->metrics || !srv->threads)
+        return -ENOMEM;
     memset(srv->metrics, 0, sizeof(ws_metrics_t) * srv->ncores);
     for (unsigned i = 0; i < srv->ncores; i++) {
         ws_worker_t *c = &srv->cores[i];
         c->id = i;
         c->ncores = srv->ncores;
         c->srv = srv;
-        c->cfg = cfg;
+        c->cfg = &srv->cfg;
         c->m = &srv->metrics[i];
-        c->nslots = (uint32_t)nslots;
-    }
-    for (unsigned i = 0; i < srv->ncores; i++) {
-        int efd = eventfd(0, EFD_CLOEXEC);
-        if (efd < 0) {
-            rc = -errno;
+        c->nslots = nslots;
+        c->stop_efd = eventfd(0, EFD_CLOEXEC);
+        if (c->stop_efd < 0) {
+            int rc = -errno;
             ws_log_error("eventfd: %s", strerror(-rc));
-            goto err;
+            return rc;
         }
-        srv->cores[i].stop_efd = efd;
     }
-    rc = ws_xcore_init(&srv->xcore, srv->ncores);
-    if (rc < 0)
-        goto err;
+    return ws_xcore_init(&srv->xcore, srv->ncores);
+}
 
+/* One listener of each served kind per core (SO_REUSEPORT), and the "listening on" text. */
+static int listeners_open(ws_server_t *srv, char *where, size_t cap)
+{
+    const ws_server_config_t *cfg = &srv->cfg;
     uint16_t port = cfg->port, tls_port = cfg->tls_port;
     for (unsigned i = 0; i < srv->ncores; i++) {
         for (unsigned k = 0; k < WS_LSN_N; k++) {
@@ -380,13 +378,13 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
             if (!(tls ? cfg->tls : cfg->plain))
                 continue;
             /* The first listener of each kind also checks that nobody else holds the port. */
-            rc = ws_listener_open(cfg, tls ? &tls_port : &port, i == 0);
+            int rc = ws_listener_open(cfg, tls ? &tls_port : &port, i == 0);
             if (rc < 0) {
                 ws_log_error("cannot listen%s on %s%s%s port %u: %s", tls ? " for TLS" : "",
                              cfg->bind_addr[0] ? "" : "all", cfg->bind_addr,
                              cfg->bind_addr[0] ? "" : " addresses", tls ? cfg->tls_port : cfg->port,
                              strerror(-rc));
-                goto err;
+                return rc;
             }
             srv->cores[i].lsn[k].fd = rc;
         }
@@ -394,15 +392,21 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     srv->port = cfg->plain ? port : 0;
     /* Described now: once the cores run, core 0 owns its listeners and may close them at any
      * time. */
-    char where[128] = "", tls_where[160] = "";
+    char plain[128] = "", tls[128] = "";
     if (cfg->plain)
-        ws_listener_describe(srv->cores[0].lsn[WS_LSN_PLAIN].fd, where, sizeof(where));
-    if (cfg->tls) {
-        char w[128];
-        ws_listener_describe(srv->cores[0].lsn[WS_LSN_TLS].fd, w, sizeof(w));
-        snprintf(tls_where, sizeof(tls_where), "%s%s (wss)", cfg->plain ? ", " : "", w);
-    }
+        ws_listener_describe(srv->cores[0].lsn[WS_LSN_PLAIN].fd, plain, sizeof(plain));
+    if (cfg->tls)
+        ws_listener_describe(srv->cores[0].lsn[WS_LSN_TLS].fd, tls, sizeof(tls));
+    snprintf(where, cap, "%s%s%s%s", plain, cfg->plain && cfg->tls ? ", " : "", tls,
+             cfg->tls ? " (wss)" : "");
+    return 0;
+}
 
+/* Starts one thread per core (pinned with --pin) and releases them together once every
+ * ring exists. Returns 0 or the first error a core reported. */
+static int threads_start(ws_server_t *srv)
+{
+    const ws_server_config_t *cfg = &srv->cfg;
     /* Workers take no asynchronous signals: the controlling thread handles them. */
     sigset_t all, old;
     sigfillset(&all);
@@ -427,12 +431,11 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
             pthread_attr_setaffinity_np(&attr, sizeof(set), &set);
             ws_log_info("core %u pinned to CPU %d", i, cpu);
         }
-        rc = pthread_create(&srv->threads[i], &attr, core_main, &srv->cores[i]);
+        int rc = pthread_create(&srv->threads[i], &attr, core_main, &srv->cores[i]);
         pthread_attr_destroy(&attr);
         if (rc) {
-            rc = -rc;
-            ws_log_error("cannot start core %u: %s", i, strerror(-rc));
-            atomic_store(&srv->start_err, rc); /* start none of the loops */
+            ws_log_error("cannot start core %u: %s", i, strerror(rc));
+            atomic_store(&srv->start_err, -rc); /* start none of the loops */
             break;
         }
         srv->nthreads++;
@@ -444,21 +447,42 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     srv->go = true;
     pthread_cond_broadcast(&srv->start_cond);
     pthread_mutex_unlock(&srv->start_lock);
-    rc = atomic_load(&srv->start_err);
+    int rc = atomic_load(&srv->start_err);
     if (rc < 0) {
         for (unsigned i = 0; i < srv->nthreads; i++)
             pthread_join(srv->threads[i], NULL);
         srv->nthreads = 0;
-        goto err;
     }
-    ws_log_info(
-        "listening on %s%s with %u core%s (%s%s)", where, tls_where, srv->ncores,
-        srv->ncores == 1 ? "" : "s", srv->cores[0].direct ? "direct descriptors" : "regular fds",
-        srv->cores[0].direct && cfg->tls && srv->ktls_active ? "; TLS: regular fds, for kTLS" : "");
+    return rc;
+}
+
+int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
+{
+    char err[200];
+    int rc = ws_server_config_check(cfg_in, err, sizeof(err));
+    if (rc < 0) {
+        ws_log_error("invalid configuration: %s", err);
+        return rc;
+    }
+    ws_log_set_level(cfg_in->log_level);
+    ws_server_t *srv = NULL;
+    char where[300];
+    if ((rc = server_new(cfg_in, &srv)) < 0 || (rc = probe_in_thread(srv)) < 0)
+        goto err;
+    ws_features_log(&srv->feat, &srv->cfg);
+    if ((rc = cores_new(srv, slots_per_core(srv))) < 0 ||
+        (rc = listeners_open(srv, where, sizeof(where))) < 0 || (rc = threads_start(srv)) < 0)
+        goto err;
+    const ws_worker_t *c0 = &srv->cores[0];
+    ws_log_info("listening on %s with %u core%s (%s%s)", where, srv->ncores,
+                srv->ncores == 1 ? "" : "s", c0->direct ? "direct descriptors" : "regular fds",
+                c0->direct && srv->cfg.tls && srv->ktls_active ? "; TLS: regular fds, for kTLS"
+                                                               : "");
     *out = srv;
     return 0;
 err:
-    free_server(srv);
+    if (srv)
+        free_server(srv);
     return rc;
 }
 
@@ -490,6 +514,8 @@ int ws_server_wait(ws_server_t *srv)
             while (ws_xq_pop(ws_xcore_q(&srv->xcore, s, d), &ev)) {
                 if (ev.block)
                     ws_block_unref(ev.block);
+                if (ev.type == WS_XEV_PUBLISH_NAME)
+                    ws_room_free(ev.room); /* made for the event only */
             }
         }
     }

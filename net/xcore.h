@@ -16,11 +16,13 @@
 struct ws_room;
 
 enum ws_xev_type {
-    WS_XEV_JOIN = 1,  /* src got its first member of `room` (src's room struct) */
-    WS_XEV_LEAVE,     /* src lost its last member of `room`; home answers LEAVE_ACK */
-    WS_XEV_LEAVE_ACK, /* home processed LEAVE: it will never name `room` (ours) again */
-    WS_XEV_PUBLISH,   /* a message for `room` (src's struct) built into `block`, to home */
-    WS_XEV_FANOUT,    /* home to member core: `block` (seq set) for `room` (the dst's struct) */
+    WS_XEV_JOIN = 1,     /* src got its first member of `room` (src's room struct) */
+    WS_XEV_LEAVE,        /* src lost its last member of `room`; home answers LEAVE_ACK */
+    WS_XEV_LEAVE_ACK,    /* home processed LEAVE: it will never name `room` (ours) again */
+    WS_XEV_PUBLISH,      /* a message for `room` (src's struct) built into `block`, to home */
+    WS_XEV_FANOUT,       /* home to member core: `block` (seq set) for `room` (the dst's struct) */
+    WS_XEV_PUBLISH_NAME, /* a message for the room named by `room`, a memberless struct that
+                            src made for this event only: home owns it and frees it */
 };
 
 /* The event carries one block reference when it has a block. `room` always points to a room
