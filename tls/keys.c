@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -183,12 +184,93 @@ int ws_keys_hkdf_expand_label(uint8_t *out, size_t out_len, const EVP_MD *md, co
     return 0;
 }
 
+/* What differs between the suites the kernel takes, keyed by BoringSSL's cipher NID: the
+ * sizes, and where each field sits in the crypto_info. Every layout is info, iv, key, salt,
+ * rec_seq; the 12-byte record IV splits into salt (iv[0..salt_len]) and the kernel's iv
+ * (the rest). */
+struct suite {
+    int nid;              /* SSL_CIPHER_get_cipher_nid() */
+    uint16_t cipher_type; /* TLS_CIPHER_* */
+    uint8_t key_len, salt_len, iv_len;
+    uint8_t fixed_iv_len; /* TLS 1.2 key block IV: the 4-byte GCM salt or the 12-byte ChaCha20 IV */
+    uint16_t size, key_off, salt_off, iv_off, seq_off; /* of the union member */
+};
+
+#define SUITE(nid_, type, member, fixed)                                                           \
+    {                                                                                              \
+        .nid = nid_, .cipher_type = TLS_CIPHER_##type, .key_len = TLS_CIPHER_##type##_KEY_SIZE,    \
+        .salt_len = TLS_CIPHER_##type##_SALT_SIZE, .iv_len = TLS_CIPHER_##type##_IV_SIZE,          \
+        .fixed_iv_len = fixed, .size = sizeof(((ws_keys_crypto_info_t *)0)->member),               \
+        .key_off = offsetof(ws_keys_crypto_info_t, member.key),                                    \
+        .salt_off = offsetof(ws_keys_crypto_info_t, member.salt),                                  \
+        .iv_off = offsetof(ws_keys_crypto_info_t, member.iv),                                      \
+        .seq_off = offsetof(ws_keys_crypto_info_t, member.rec_seq),                                \
+    }
+static const struct suite g_suites[] = {
+    SUITE(NID_aes_128_gcm, AES_GCM_128, aes_gcm_128, 4),
+    SUITE(NID_aes_256_gcm, AES_GCM_256, aes_gcm_256, 4),
+    SUITE(NID_chacha20_poly1305, CHACHA20_POLY1305, chacha20_poly1305, 12),
+};
+#undef SUITE
+
+static const struct suite *suite_of(const SSL_CIPHER *cipher)
+{
+    int nid = SSL_CIPHER_get_cipher_nid(cipher);
+    for (size_t i = 0; i < sizeof(g_suites) / sizeof(g_suites[0]); i++)
+        if (g_suites[i].nid == nid)
+            return &g_suites[i];
+    return NULL;
+}
+
+/* TLS 1.2: key and IV from the key block. AEAD suites have no MAC keys. */
+static int keys_tls12(SSL *ssl, const struct suite *s, bool tx, uint64_t seq, uint8_t key[32],
+                      uint8_t iv[12])
+{
+    uint8_t kb[2 * (32 + 12)];
+    size_t key_len = s->key_len, fixed_iv_len = s->fixed_iv_len;
+    size_t kb_len = SSL_get_key_block_len(ssl);
+    if (kb_len != 2 * (key_len + fixed_iv_len) || kb_len > sizeof(kb))
+        return -EOPNOTSUPP;
+    int r = -EIO;
+    if (SSL_generate_key_block(ssl, kb, kb_len)) {
+        memcpy(key, kb + (tx ? key_len : 0), key_len);
+        memcpy(iv, kb + 2 * key_len + (tx ? fixed_iv_len : 0), fixed_iv_len);
+        if (s->cipher_type != TLS_CIPHER_CHACHA20_POLY1305) {
+            /* iv = salt (4 bytes) then the explicit nonce of the next record, which
+             * BoringSSL takes from the sequence number. For RX the kernel reads the
+             * explicit nonce from each record; we still fill in the same value. */
+            ws_store_be64(iv + 4, seq);
+        }
+        r = 0;
+    }
+    OPENSSL_cleanse(kb, sizeof(kb));
+    return r;
+}
+
+/* TLS 1.3: key and IV expanded from the captured traffic secret. */
+static int keys_tls13(SSL *ssl, const SSL_CIPHER *cipher, const struct suite *s, bool tx,
+                      uint8_t key[32], uint8_t iv[12])
+{
+    struct session_secrets *sec = secrets_get(ssl);
+    if (sec == NULL || (tx ? sec->server_len : sec->client_len) == 0)
+        return -ENOKEY;
+    if (sec->key_updated)
+        return -ESTALE;
+    const EVP_MD *md = SSL_CIPHER_get_prf_nid(cipher) == NID_sha384 ? EVP_sha384() : EVP_sha256();
+    const uint8_t *secret = tx ? sec->server : sec->client;
+    size_t secret_len = tx ? sec->server_len : sec->client_len;
+    if (secret_len != EVP_MD_size(md))
+        return -EIO;
+    int r = ws_keys_hkdf_expand_label(key, s->key_len, md, secret, secret_len, "key");
+    if (r == 0)
+        r = ws_keys_hkdf_expand_label(iv, 12, md, secret, secret_len, "iv");
+    return r;
+}
+
 int ws_keys_crypto_info(SSL *ssl, unsigned dir, ws_keys_crypto_info_t *out, size_t *out_len)
 {
-    uint8_t key[32], iv[12], kb[2 * (32 + 12)];
-    size_t key_len, salt_len;
-    uint16_t cipher_type;
-    int r = 0;
+    uint8_t key[32], iv[12];
+    int r;
 
     memset(out, 0, sizeof(*out));
     *out_len = 0;
@@ -197,101 +279,32 @@ int ws_keys_crypto_info(SSL *ssl, unsigned dir, ws_keys_crypto_info_t *out, size
     const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
     if (cipher == NULL)
         return -EINVAL;
-    switch (SSL_CIPHER_get_cipher_nid(cipher)) {
-    case NID_aes_128_gcm:
-        cipher_type = TLS_CIPHER_AES_GCM_128;
-        key_len = TLS_CIPHER_AES_GCM_128_KEY_SIZE;
-        salt_len = TLS_CIPHER_AES_GCM_128_SALT_SIZE;
-        break;
-    case NID_aes_256_gcm:
-        cipher_type = TLS_CIPHER_AES_GCM_256;
-        key_len = TLS_CIPHER_AES_GCM_256_KEY_SIZE;
-        salt_len = TLS_CIPHER_AES_GCM_256_SALT_SIZE;
-        break;
-    case NID_chacha20_poly1305:
-        cipher_type = TLS_CIPHER_CHACHA20_POLY1305;
-        key_len = TLS_CIPHER_CHACHA20_POLY1305_KEY_SIZE;
-        salt_len = TLS_CIPHER_CHACHA20_POLY1305_SALT_SIZE;
-        break;
-    default:
+    const struct suite *s = suite_of(cipher);
+    if (s == NULL)
         return -EOPNOTSUPP;
-    }
     /* The server writes with the server's keys and reads with the client's. */
     bool tx = dir == WS_TLS_TX;
     uint64_t seq = tx ? SSL_get_write_sequence(ssl) : SSL_get_read_sequence(ssl);
     uint16_t version = (uint16_t)SSL_version(ssl);
-
-    if (version == TLS1_2_VERSION) {
-        /* AEAD suites have no MAC keys; the fixed IV is the 4-byte GCM salt or the 12-byte
-         * ChaCha20 IV. */
-        size_t fixed_iv_len = cipher_type == TLS_CIPHER_CHACHA20_POLY1305 ? 12 : 4;
-        size_t kb_len = SSL_get_key_block_len(ssl);
-        if (kb_len != 2 * (key_len + fixed_iv_len) || kb_len > sizeof(kb))
-            return -EOPNOTSUPP;
-        if (!SSL_generate_key_block(ssl, kb, kb_len)) {
-            r = -EIO;
-            goto out;
-        }
-        memcpy(key, kb + (tx ? key_len : 0), key_len);
-        memcpy(iv, kb + 2 * key_len + (tx ? fixed_iv_len : 0), fixed_iv_len);
-        if (cipher_type != TLS_CIPHER_CHACHA20_POLY1305) {
-            /* iv = salt (4 bytes) then the explicit nonce of the next record, which
-             * BoringSSL takes from the sequence number. For RX the kernel reads the
-             * explicit nonce from each record; we still fill in the same value. */
-            ws_store_be64(iv + 4, seq);
-        }
-    } else if (version == TLS1_3_VERSION) {
-        struct session_secrets *s = secrets_get(ssl);
-        if (s == NULL || (tx ? s->server_len : s->client_len) == 0)
-            return -ENOKEY;
-        if (s->key_updated)
-            return -ESTALE;
-        const EVP_MD *md =
-            SSL_CIPHER_get_prf_nid(cipher) == NID_sha384 ? EVP_sha384() : EVP_sha256();
-        const uint8_t *secret = tx ? s->server : s->client;
-        size_t secret_len = tx ? s->server_len : s->client_len;
-        if (secret_len != EVP_MD_size(md)) {
-            r = -EIO;
-            goto out;
-        }
-        if ((r = ws_keys_hkdf_expand_label(key, key_len, md, secret, secret_len, "key")) != 0 ||
-            (r = ws_keys_hkdf_expand_label(iv, sizeof(iv), md, secret, secret_len, "iv")) != 0)
-            goto out;
-    } else {
+    if (version == TLS1_2_VERSION)
+        r = keys_tls12(ssl, s, tx, seq, key, iv);
+    else if (version == TLS1_3_VERSION)
+        r = keys_tls13(ssl, cipher, s, tx, key, iv);
+    else
         return -EOPNOTSUPP;
-    }
 
-    out->info.version = version; /* TLS_1_2_VERSION / TLS_1_3_VERSION: the wire values */
-    out->info.cipher_type = cipher_type;
-    /* Every layout here is iv, key, salt, rec_seq; only the sizes differ. The IV in the
-     * kernel's terms is what follows the salt: iv[salt_len..12]. */
-#define FILL_GCM(m)                                                                                \
-    do {                                                                                           \
-        memcpy(out->m.key, key, key_len);                                                          \
-        memcpy(out->m.salt, iv, salt_len);                                                         \
-        memcpy(out->m.iv, iv + salt_len, sizeof(out->m.iv));                                       \
-        ws_store_be64(out->m.rec_seq, seq);                                                        \
-        *out_len = sizeof(out->m);                                                                 \
-    } while (0)
-    switch (cipher_type) {
-    case TLS_CIPHER_AES_GCM_128:
-        FILL_GCM(aes_gcm_128);
-        break;
-    case TLS_CIPHER_AES_GCM_256:
-        FILL_GCM(aes_gcm_256);
-        break;
-    default:
-        memcpy(out->chacha20_poly1305.key, key, key_len);
-        memcpy(out->chacha20_poly1305.iv, iv, sizeof(out->chacha20_poly1305.iv));
-        ws_store_be64(out->chacha20_poly1305.rec_seq, seq);
-        *out_len = sizeof(out->chacha20_poly1305);
-        break;
+    if (r == 0) {
+        uint8_t *base = (uint8_t *)out;
+        out->info.version = version; /* TLS_1_2_VERSION / TLS_1_3_VERSION: the wire values */
+        out->info.cipher_type = s->cipher_type;
+        memcpy(base + s->key_off, key, s->key_len);
+        memcpy(base + s->salt_off, iv, s->salt_len);
+        memcpy(base + s->iv_off, iv + s->salt_len, s->iv_len);
+        ws_store_be64(base + s->seq_off, seq);
+        *out_len = s->size;
     }
-#undef FILL_GCM
-out:
     OPENSSL_cleanse(key, sizeof(key));
     OPENSSL_cleanse(iv, sizeof(iv));
-    OPENSSL_cleanse(kb, sizeof(kb));
     if (r != 0)
         ws_keys_wipe(out);
     return r;
