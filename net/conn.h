@@ -108,7 +108,7 @@ typedef struct ws_conn {
     uint64_t t_close;  /* deadline in CLOSING/LINGER */
     uint64_t t_open;   /* the upgrade (first-frame deadline) */
     uint64_t t_tx;     /* last send progress, or when bytes started waiting (F_STALL_CLOCK) */
-    /* Backpressure (F_OVER, net/conn.c "slow consumers"): since when the queue is over a
+    /* Backpressure (F_OVER, net/conn_send.c "slow consumers"): since when the queue is over a
      * limit, sq.sent_bytes then, and the current judgment window: its start and the
      * sq.sent_bytes / sq.sent_frames that its end must have reached (what was over the
      * limits when it started). */

@@ -68,7 +68,7 @@ typedef struct ws_sendq {
     uint32_t frames;   /* frames queued: an entry of a batch bref counts its frames, any
                           other entry one */
     uint64_t bytes;    /* bytes still to send, in-flight ones included */
-    /* Progress since the queue was set up, for the slow-consumer judgment (net/conn.c):
+    /* Progress since the queue was set up, for the slow-consumer judgment (net/conn_send.c):
      * bytes that sends took and frames of the entries they finished. Drops do not count. */
     uint64_t sent_bytes;
     uint64_t sent_frames;

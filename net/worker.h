@@ -27,11 +27,12 @@ struct ws_server;
 
 #define WS_BGID 0 /* buffer group of the core's receive ring */
 
-/* The iovec array and msghdr of one sendmsg in flight. Pooled per core; only connections
- * with a multi-entry send in flight hold one. */
-/* Small queued frames (at most WS_CORK_SMALL bytes each) are copied into a send context's
- * cork area, WS_CORK_BYTES per context, so that a batch of them is one iovec (see
- * ws_iov_coalesce); larger frames stay by reference. */
+/* A send context: the iovec array and msghdr of one send in flight, and its cork area.
+ * Small queued frames (at most WS_CORK_SMALL bytes each) are copied into the cork area,
+ * WS_CORK_BYTES per context, so that a batch of them is one iovec (see ws_iov_coalesce);
+ * larger frames stay by reference. Pooled per core; a connection holds one (conn->sctx)
+ * while its send in flight is a sendmsg or a send out of the cork area; net/conn_send.c
+ * takes and gives them back. */
 #define WS_CORK_BYTES 4096
 #define WS_CORK_SMALL 512
 
