@@ -192,91 +192,114 @@ long ws_metrics_render(const ws_metrics_t *m, unsigned n, char **out)
     return ws_metrics_render_tls(m, n, NULL, out);
 }
 
-long ws_metrics_render_tls(const ws_metrics_t *m, unsigned n, const ws_metrics_tls_t *tls,
-                           char **out)
-{
-    buf_t b = {malloc(8192), 0, 8192, 0};
-    if (!b.p)
-        return -ENOMEM;
-#define S(field, name, type, help) scalar(&b, m, n, offsetof(ws_metrics_t, field), name, type, help)
-    S(conns_current, "connections", "gauge", "Open connections");
-    S(conns_accepted, "connections_accepted_total", "counter", "Sockets accepted");
-    S(conns_upgraded, "websocket_upgrades_total", "counter", "WebSocket handshakes completed");
-    S(http_requests, "http_requests_total", "counter", "Plain HTTP requests answered");
-    S(rooms, "rooms", "gauge", "Rooms homed on the core with members on any core");
-    S(msgs_in, "messages_in_total", "counter", "Data messages received");
-    S(msgs_out, "messages_out_total", "counter", "Data frames queued to recipients");
-    S(bytes_in, "bytes_in_total", "counter", "Bytes received");
-    S(bytes_out, "bytes_out_total", "counter", "Bytes sent");
-    S(frames_built, "frames_built_total", "counter", "Broadcast frames built");
-    S(sends, "sends_submitted_total", "counter", "Send operations submitted");
-    S(slow_closes, "slow_consumer_closes_total", "counter", "Connections closed as slow consumers");
+/* The scalar families, in the order rendered. */
+static const struct scalar_metric {
+    size_t off;
+    const char *name, *type, *help;
+} scalars[] = {
+#define S(field, name, type, help)                                                                 \
+    {                                                                                              \
+        offsetof(ws_metrics_t, field), name, type, help                                            \
+    }
+    S(conns_current, "connections", "gauge", "Open connections"),
+    S(conns_accepted, "connections_accepted_total", "counter", "Sockets accepted"),
+    S(conns_upgraded, "websocket_upgrades_total", "counter", "WebSocket handshakes completed"),
+    S(http_requests, "http_requests_total", "counter", "Plain HTTP requests answered"),
+    S(rooms, "rooms", "gauge", "Rooms homed on the core with members on any core"),
+    S(msgs_in, "messages_in_total", "counter", "Data messages received"),
+    S(msgs_out, "messages_out_total", "counter", "Data frames queued to recipients"),
+    S(bytes_in, "bytes_in_total", "counter", "Bytes received"),
+    S(bytes_out, "bytes_out_total", "counter", "Bytes sent"),
+    S(frames_built, "frames_built_total", "counter", "Broadcast frames built"),
+    S(sends, "sends_submitted_total", "counter", "Send operations submitted"),
+    S(slow_closes, "slow_consumer_closes_total", "counter", "Connections closed as slow consumers"),
     S(queue_over, "queue_over_limit_total", "counter",
-      "Times a send queue went over --max-queue or --max-queue-frames (bursts and slow consumers)");
+      "Times a send queue went over --max-queue or --max-queue-frames (bursts and slow consumers)"),
     S(slow_drop_frames, "slow_consumer_dropped_frames_total", "counter",
-      "Queued frames dropped by --slow-policy drop-oldest");
+      "Queued frames dropped by --slow-policy drop-oldest"),
     S(slow_drop_bytes, "slow_consumer_dropped_bytes_total", "counter",
-      "Bytes of the frames dropped by --slow-policy drop-oldest");
+      "Bytes of the frames dropped by --slow-policy drop-oldest"),
     S(ip_rejects, "per_ip_rejects_total", "counter",
-      "Connections refused with 429 past --max-conns-per-ip");
+      "Connections refused with 429 past --max-conns-per-ip"),
     S(origin_rejects, "origin_rejects_total", "counter",
-      "Upgrades refused with 403: Origin not in --origin");
+      "Upgrades refused with 403: Origin not in --origin"),
     S(room_rejects, "room_limit_rejects_total", "counter",
-      "Upgrades refused with 503: a new room past --max-rooms");
+      "Upgrades refused with 503: a new room past --max-rooms"),
     S(conn_rejects, "connection_limit_rejects_total", "counter",
-      "Connections refused with 503 past --max-conns");
+      "Connections refused with 503 past --max-conns"),
     S(pending_evictions, "pending_evictions_total", "counter",
-      "Connections still sending their request head closed to admit a new one (--max-pending)");
+      "Connections still sending their request head closed to admit a new one (--max-pending)"),
     S(head_timeouts, "head_timeouts_total", "counter",
-      "Connections closed at the request-head deadline (--handshake-timeout)");
+      "Connections closed at the request-head deadline (--handshake-timeout)"),
     S(first_frame_timeouts, "first_frame_timeouts_total", "counter",
-      "Connections closed with 1008: no frame within --first-frame-timeout of the 101");
+      "Connections closed with 1008: no frame within --first-frame-timeout of the 101"),
     S(write_stalls, "write_stall_drops_total", "counter",
-      "Connections dropped: no send progress for --write-stall-timeout");
-    S(queue_bytes, "queue_bytes", "gauge", "Bytes waiting in send queues");
-    S(enobufs, "recv_enobufs_total", "counter", "Receives that found the buffer ring empty");
-    S(recv_bufs, "recv_buffers", "gauge", "Provided receive buffers");
-    S(xevents, "xcore_events_total", "counter", "Cross-core events received");
-    S(xwakes, "xcore_wakeups_total", "counter", "Cross-core MSG_RING wakeups sent");
+      "Connections dropped: no send progress for --write-stall-timeout"),
+    S(queue_bytes, "queue_bytes", "gauge", "Bytes waiting in send queues"),
+    S(enobufs, "recv_enobufs_total", "counter", "Receives that found the buffer ring empty"),
+    S(recv_bufs, "recv_buffers", "gauge", "Provided receive buffers"),
+    S(xevents, "xcore_events_total", "counter", "Cross-core events received"),
+    S(xwakes, "xcore_wakeups_total", "counter", "Cross-core MSG_RING wakeups sent"),
 #undef S
-    /* Labeled families: handshake errors by status, close frames sent by code. */
-    put(&b, "# HELP uringws_core_handshake_errors_total Requests rejected, by status, per core.\n"
-            "# TYPE uringws_core_handshake_errors_total counter\n");
+};
+
+/* Handshake errors by status: every status, per core and in total. */
+static void render_hs_errors(buf_t *b, const ws_metrics_t *m, unsigned n)
+{
+    put(b, "# HELP uringws_core_handshake_errors_total Requests rejected, by status, per core.\n"
+           "# TYPE uringws_core_handshake_errors_total counter\n");
     uint64_t hs_total[WS_HS_N] = {0};
     for (unsigned i = 0; i < n; i++) {
         for (int s = 0; s < WS_HS_N; s++) {
             uint64_t v = ld(&m[i].hs_errors[s]);
             hs_total[s] += v;
-            put(&b, "uringws_core_handshake_errors_total{core=\"%u\",status=\"%s\"} %llu\n", i,
+            put(b, "uringws_core_handshake_errors_total{core=\"%u\",status=\"%s\"} %llu\n", i,
                 hs_label[s], (unsigned long long)v);
         }
     }
-    put(&b, "# HELP uringws_handshake_errors_total Requests rejected, by status.\n"
-            "# TYPE uringws_handshake_errors_total counter\n");
+    put(b, "# HELP uringws_handshake_errors_total Requests rejected, by status.\n"
+           "# TYPE uringws_handshake_errors_total counter\n");
     for (int s = 0; s < WS_HS_N; s++)
-        put(&b, "uringws_handshake_errors_total{status=\"%s\"} %llu\n", hs_label[s],
+        put(b, "uringws_handshake_errors_total{status=\"%s\"} %llu\n", hs_label[s],
             (unsigned long long)hs_total[s]);
+}
 
-    put(&b, "# HELP uringws_core_close_frames_sent_total Close frames sent, by code, per core.\n"
-            "# TYPE uringws_core_close_frames_sent_total counter\n");
+/* Close frames sent by code: per core only the codes sent, in total every code that can
+ * appear on the wire. */
+static void render_closes(buf_t *b, const ws_metrics_t *m, unsigned n)
+{
+    put(b, "# HELP uringws_core_close_frames_sent_total Close frames sent, by code, per core.\n"
+           "# TYPE uringws_core_close_frames_sent_total counter\n");
     uint64_t cl_total[WS_CLOSE_CODES] = {0};
     for (unsigned i = 0; i < n; i++) {
         for (int c = 0; c < WS_CLOSE_CODES; c++) {
             uint64_t v = ld(&m[i].closes_sent[c]);
             cl_total[c] += v;
             if (v)
-                put(&b, "uringws_core_close_frames_sent_total{core=\"%u\",code=\"%d\"} %llu\n", i,
+                put(b, "uringws_core_close_frames_sent_total{core=\"%u\",code=\"%d\"} %llu\n", i,
                     1000 + c, (unsigned long long)v);
         }
     }
-    put(&b, "# HELP uringws_close_frames_sent_total Close frames sent, by code.\n"
-            "# TYPE uringws_close_frames_sent_total counter\n");
+    put(b, "# HELP uringws_close_frames_sent_total Close frames sent, by code.\n"
+           "# TYPE uringws_close_frames_sent_total counter\n");
     for (int c = 0; c < WS_CLOSE_CODES; c++) {
         if (c == 4 || c == 5 || c == 6 || c == 15)
             continue; /* 1004-1006 and 1015 never appear on the wire */
-        put(&b, "uringws_close_frames_sent_total{code=\"%d\"} %llu\n", 1000 + c,
+        put(b, "uringws_close_frames_sent_total{code=\"%d\"} %llu\n", 1000 + c,
             (unsigned long long)cl_total[c]);
     }
+}
+
+long ws_metrics_render_tls(const ws_metrics_t *m, unsigned n, const ws_metrics_tls_t *tls,
+                           char **out)
+{
+    buf_t b = {malloc(8192), 0, 8192, 0};
+    if (!b.p)
+        return -ENOMEM;
+    for (size_t i = 0; i < sizeof(scalars) / sizeof(scalars[0]); i++)
+        scalar(&b, m, n, scalars[i].off, scalars[i].name, scalars[i].type, scalars[i].help);
+    render_hs_errors(&b, m, n);
+    render_closes(&b, m, n);
     labeled(&b, m, n, offsetof(ws_metrics_t, conns_by_transport), WS_TRANSPORT_N,
             "connections_by_transport", "gauge", "transport", transport_label,
             "Open connections by transport (plain ws, TLS in userspace, kernel TLS)");

@@ -18,50 +18,36 @@
 #include "uringws/handshake.h"
 #include "uringws/mask.h"
 
+#include "tls.h"
+
 #define WS_FO_HEAD_MAX 2048
 
 /* Masks only need to be unpredictable to intermediaries, not cryptographically strong, so a
  * xorshift64* generator seeded once from getrandom() is enough and costs a few cycles a
  * frame (a browser draws from a CSPRNG; the server cannot tell the difference). */
-static uint64_t ws__rand_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rand_state = 0x9e3779b97f4a7c15ull;
 
 void ws_fo_rand_seed(void)
 {
     uint64_t s = 0;
     if (getrandom(&s, sizeof(s), 0) != sizeof(s) || s == 0)
         s = (uint64_t)ws_fo_now() | 1;
-    ws__rand_state = s;
+    rand_state = s;
 }
 
-static uint64_t ws__rand(void)
+static uint64_t next_rand(void)
 {
-    uint64_t x = ws__rand_state;
+    uint64_t x = rand_state;
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    ws__rand_state = x;
+    rand_state = x;
     return x * 0x2545f4914f6cdd1dull;
 }
 
-SSL_CTX *ws_fo_tls_ctx_new(void)
-{
-    static const uint8_t alpn[] = "\x08http/1.1";
-    SSL_CTX *ctx = SSL_CTX_new(TLS_method());
-    if (!ctx)
-        return NULL;
-    /* A benchmark against a self-signed loopback server: nothing to verify against. */
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1) != 0) {
-        SSL_CTX_free(ctx);
-        return NULL;
-    }
-    return ctx;
-}
+static void close_conn(ws_fo_conn_t *c, bool reset);
 
-static void ws__close(ws_fo_conn_t *c, bool reset);
-
-static void ws__set_pollout(ws_fo_loop_t *l, ws_fo_conn_t *c, bool on)
+static void set_pollout(ws_fo_loop_t *l, ws_fo_conn_t *c, bool on)
 {
     if (c->pollout == on)
         return;
@@ -73,18 +59,18 @@ static void ws__set_pollout(ws_fo_loop_t *l, ws_fo_conn_t *c, bool on)
 
 void ws_fo_conn_close(ws_fo_conn_t *c)
 {
-    ws__close(c, false);
+    close_conn(c, false);
 }
 
 void ws_fo_conn_abort(ws_fo_conn_t *c)
 {
-    ws__close(c, true);
+    close_conn(c, true);
 }
 
 /* Ends the connection; `reset` closes with RST so that no TIME_WAIT entry is left behind:
  * a run of 19,000 connections would otherwise hold most of the ephemeral ports of its
  * source address for a minute and slow the next run's connects down. */
-static void ws__close(ws_fo_conn_t *c, bool reset)
+static void close_conn(ws_fo_conn_t *c, bool reset)
 {
     if (c->ssl) {
         SSL_free(c->ssl);
@@ -114,7 +100,7 @@ void ws_fo_conn_fail(ws_fo_loop_t *l, ws_fo_conn_t *c, enum ws_fo_fail why, unsi
 }
 
 /* The failure kind that matches how far the connection got. */
-static enum ws_fo_fail ws__fail_kind(const ws_fo_conn_t *c)
+static enum ws_fo_fail fail_kind(const ws_fo_conn_t *c)
 {
     switch (c->state) {
     case WS_FO_C_CONNECTING:
@@ -128,7 +114,7 @@ static enum ws_fo_fail ws__fail_kind(const ws_fo_conn_t *c)
 }
 
 /* Makes room for `n` more bytes at out + out_len. */
-static int ws__out_reserve(ws_fo_conn_t *c, uint32_t n)
+static int out_reserve(ws_fo_conn_t *c, uint32_t n)
 {
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
@@ -152,30 +138,12 @@ static int ws__out_reserve(ws_fo_conn_t *c, uint32_t n)
     return 0;
 }
 
-/* Maps an SSL_read/SSL_write result to bytes, 0 at a clean end, -EAGAIN or -errno. */
-static ssize_t ws__ssl_result(ws_fo_conn_t *c, int r)
-{
-    if (r > 0)
-        return r;
-    switch (SSL_get_error(c->ssl, r)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_SYSCALL:
-        return errno ? -errno : 0;
-    default:
-        ERR_clear_error();
-        return -EPROTO;
-    }
-}
-
 /* Writes from p; returns bytes written, -EAGAIN or another -errno (0 counts as failure). */
-static ssize_t ws__io_write(ws_fo_conn_t *c, const uint8_t *p, size_t n)
+static ssize_t io_write(ws_fo_conn_t *c, const uint8_t *p, size_t n)
 {
     if (c->ssl) {
-        ssize_t r = ws__ssl_result(c, SSL_write(c->ssl, p, n > (1u << 30) ? (1 << 30) : (int)n));
+        ssize_t r =
+            ws_fo_tls_result(c->ssl, SSL_write(c->ssl, p, n > (1u << 30) ? (1 << 30) : (int)n));
         return r == 0 ? -EPIPE : r;
     }
     ssize_t r = write(c->fd, p, n);
@@ -185,31 +153,31 @@ static ssize_t ws__io_write(ws_fo_conn_t *c, const uint8_t *p, size_t n)
 void ws_fo_conn_flush(ws_fo_loop_t *l, ws_fo_conn_t *c)
 {
     while (c->out_off < c->out_len) {
-        ssize_t r = ws__io_write(c, c->out + c->out_off, c->out_len - c->out_off);
+        ssize_t r = io_write(c, c->out + c->out_off, c->out_len - c->out_off);
         if (r == -EAGAIN || r == -EINTR) {
             if (r == -EAGAIN) {
-                ws__set_pollout(l, c, true);
+                set_pollout(l, c, true);
                 return;
             }
             continue;
         }
         if (r < 0) {
-            ws_fo_conn_fail(l, c, ws__fail_kind(c), WS_CLOSE_ABNORMAL);
+            ws_fo_conn_fail(l, c, fail_kind(c), WS_CLOSE_ABNORMAL);
             return;
         }
         c->out_off += (uint32_t)r;
     }
     if (c->state == WS_FO_C_OPEN || c->state == WS_FO_C_UPGRADE)
-        ws__set_pollout(l, c, false);
+        set_pollout(l, c, false);
 }
 
 /* Queues a masked frame; `payload` may be NULL for zeros after the first `plen` bytes. */
-static int ws__queue_frame(ws_fo_conn_t *c, uint8_t opcode, const uint8_t *payload, uint32_t plen,
-                           uint32_t size)
+static int queue_frame(ws_fo_conn_t *c, uint8_t opcode, const uint8_t *payload, uint32_t plen,
+                       uint32_t size)
 {
-    if (ws__out_reserve(c, WS_FRAME_HEADER_MAX + size) != 0)
+    if (out_reserve(c, WS_FRAME_HEADER_MAX + size) != 0)
         return -ENOMEM;
-    uint64_t r = ws__rand();
+    uint64_t r = next_rand();
     uint8_t key[4];
     memcpy(key, &r, 4);
     uint8_t *p = c->out + c->out_len;
@@ -228,14 +196,14 @@ int ws_fo_conn_send(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t meta[WS_FO_M
         return -ENOTCONN;
     if (ws_fo_conn_backlog(c) > WS_FO_MAX_BACKLOG)
         return -ENOBUFS;
-    return ws__queue_frame(c, WS_OP_BINARY, meta, WS_FO_META, size);
+    return queue_frame(c, WS_OP_BINARY, meta, WS_FO_META, size);
 }
 
-static void ws__send_upgrade(ws_fo_loop_t *l, ws_fo_conn_t *c)
+static void send_upgrade(ws_fo_loop_t *l, ws_fo_conn_t *c)
 {
     const ws_fo_config_t *cfg = l->cfg;
     uint8_t raw[16];
-    uint64_t a = ws__rand(), b = ws__rand();
+    uint64_t a = next_rand(), b = next_rand();
     memcpy(raw, &a, 8);
     memcpy(raw + 8, &b, 8);
     EVP_EncodeBlock((uint8_t *)c->key, raw, 16);
@@ -251,7 +219,7 @@ static void ws__send_upgrade(ws_fo_loop_t *l, ws_fo_conn_t *c)
                      "Sec-WebSocket-Version: 13\r\n\r\n",
                      room, cfg->host, c->key);
     c->head = malloc(WS_FO_HEAD_MAX);
-    if (!c->head || ws__out_reserve(c, (uint32_t)n) != 0) {
+    if (!c->head || out_reserve(c, (uint32_t)n) != 0) {
         ws_fo_conn_fail(l, c, WS_FO_FAIL_HANDSHAKE, 0);
         return;
     }
@@ -262,64 +230,19 @@ static void ws__send_upgrade(ws_fo_loop_t *l, ws_fo_conn_t *c)
     ws_fo_conn_flush(l, c);
 }
 
-/* TLS input goes through a BIO that reads from the loop's cursor: the worker reads
- * ciphertext from the socket itself, one big read() per readable event, and BoringSSL then
- * takes records from memory. Reading through a socket BIO costs a header read, a body read
- * and a final EAGAIN per record, three system calls per message. The cursor BIO copies
- * nothing it does not hand out and allocates nothing per read. */
-static int ws__cursor_read(BIO *b, char *out, int outl)
-{
-    ws_fo_loop_t *l = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    if (l->cur_len == 0) {
-        BIO_set_retry_read(b);
-        return -1;
-    }
-    size_t n = (size_t)outl < l->cur_len ? (size_t)outl : l->cur_len;
-    memcpy(out, l->cur, n);
-    l->cur += n;
-    l->cur_len -= n;
-    return (int)n;
-}
-
-static long ws__cursor_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)b;
-    (void)num;
-    (void)ptr;
-    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
-}
-
-static BIO *ws__cursor_bio_new(ws_fo_loop_t *l)
-{
-    static BIO_METHOD *method;
-    if (!method) {
-        method = BIO_meth_new(BIO_TYPE_SOURCE_SINK, "fanout cursor");
-        if (!method || !BIO_meth_set_read(method, ws__cursor_read) ||
-            !BIO_meth_set_ctrl(method, ws__cursor_ctrl))
-            return NULL;
-    }
-    BIO *b = BIO_new(method);
-    if (b) {
-        BIO_set_data(b, l);
-        BIO_set_init(b, 1);
-    }
-    return b;
-}
-
-static void ws__tls_step(ws_fo_loop_t *l, ws_fo_conn_t *c)
+static void tls_step(ws_fo_loop_t *l, ws_fo_conn_t *c)
 {
     int r = SSL_do_handshake(c->ssl);
     if (r == 1) {
-        ws__send_upgrade(l, c);
+        send_upgrade(l, c);
         return;
     }
     switch (SSL_get_error(c->ssl, r)) {
     case SSL_ERROR_WANT_READ:
-        ws__set_pollout(l, c, false);
+        set_pollout(l, c, false);
         return;
     case SSL_ERROR_WANT_WRITE:
-        ws__set_pollout(l, c, true);
+        set_pollout(l, c, true);
         return;
     default:
         ERR_clear_error();
@@ -359,7 +282,7 @@ err:
 }
 
 /* Connect finished (EPOLLOUT while CONNECTING). */
-static void ws__connected(ws_fo_loop_t *l, ws_fo_conn_t *c)
+static void connected(ws_fo_loop_t *l, ws_fo_conn_t *c)
 {
     int soerr = 0;
     socklen_t len = sizeof(soerr);
@@ -368,30 +291,20 @@ static void ws__connected(ws_fo_loop_t *l, ws_fo_conn_t *c)
         return;
     }
     if (!l->cfg->tls) {
-        ws__send_upgrade(l, c);
+        send_upgrade(l, c);
         return;
     }
-    c->ssl = SSL_new(l->ssl_ctx);
-    BIO *rbio = c->ssl ? ws__cursor_bio_new(l) : NULL;
-    BIO *wbio = rbio ? BIO_new_socket(c->fd, BIO_NOCLOSE) : NULL;
-    if (!wbio) {
-        BIO_free(rbio);
+    c->ssl = ws_fo_tls_new(l, c->fd);
+    if (!c->ssl) {
         ws_fo_conn_fail(l, c, WS_FO_FAIL_HANDSHAKE, 0);
         return;
     }
-    SSL_set_bio(c->ssl, rbio, wbio);
-    SSL_set_connect_state(c->ssl);
-    /* SNI must be a host name (RFC 6066 3), never an address literal. */
-    const char *sni = l->cfg->host;
-    if (strspn(sni, "0123456789.") == strlen(sni) || sni[0] == '[')
-        sni = "localhost";
-    SSL_set_tlsext_host_name(c->ssl, sni);
     c->state = WS_FO_C_TLS;
-    ws__tls_step(l, c);
+    tls_step(l, c);
 }
 
 /* Payload of a control frame or the meta of a data frame is complete. */
-static void ws__frame_done(ws_fo_loop_t *l, ws_fo_conn_t *c, int64_t now)
+static void frame_done(ws_fo_loop_t *l, ws_fo_conn_t *c, int64_t now)
 {
     switch (c->opcode) {
     case WS_OP_TEXT:
@@ -400,7 +313,7 @@ static void ws__frame_done(ws_fo_loop_t *l, ws_fo_conn_t *c, int64_t now)
             l->on_message(l, c, c->keep, now);
         break;
     case WS_OP_PING:
-        if (ws__queue_frame(c, WS_OP_PONG, c->keep, c->got, c->got) == 0)
+        if (queue_frame(c, WS_OP_PONG, c->keep, c->got, c->got) == 0)
             ws_fo_conn_flush(l, c);
         break;
     case WS_OP_CLOSE: {
@@ -415,7 +328,7 @@ static void ws__frame_done(ws_fo_loop_t *l, ws_fo_conn_t *c, int64_t now)
 
 /* Walks frames in p[0..n): headers are parsed, only the kept prefix of each payload is
  * copied, the rest is skipped. */
-static void ws__frames(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p, size_t n, int64_t now)
+static void read_frames(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p, size_t n, int64_t now)
 {
     while (c->state == WS_FO_C_OPEN) {
         /* The common case of a fan-out stream, measured in place: a whole small data frame
@@ -477,13 +390,12 @@ static void ws__frames(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p, size_
         if (c->remain > 0)
             return;
         c->in_payload = false;
-        ws__frame_done(l, c, now);
+        frame_done(l, c, now);
     }
 }
 
 /* Collects the 101 response; what follows it is already frames. */
-static void ws__upgrade_input(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p, size_t n,
-                              int64_t now)
+static void upgrade_input(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p, size_t n, int64_t now)
 {
     size_t room = WS_FO_HEAD_MAX - 1 - c->head_len;
     size_t take = n < room ? n : room;
@@ -518,22 +430,22 @@ static void ws__upgrade_input(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p
     l->on_open(l, c);
     size_t rest = head_len - old;
     if (c->state == WS_FO_C_OPEN && rest < n)
-        ws__frames(l, c, p + rest, n - rest, now);
+        read_frames(l, c, p + rest, n - rest, now);
 }
 
 /* Hands plaintext to the upgrade or frame reader. */
-static void ws__plain_input(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p, size_t n)
+static void plain_input(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t *p, size_t n)
 {
     int64_t now = ws_fo_now();
     if (c->state == WS_FO_C_UPGRADE)
-        ws__upgrade_input(l, c, p, n, now);
+        upgrade_input(l, c, p, n, now);
     else
-        ws__frames(l, c, p, n, now);
+        read_frames(l, c, p, n, now);
 }
 
 /* One read of up to a chunk, handed to the TLS or plain input. Returns the bytes read, 0
  * when the socket had nothing (EAGAIN), or -1 when the connection failed. */
-static ssize_t ws__input_once(ws_fo_loop_t *l, ws_fo_conn_t *c)
+static ssize_t input_once(ws_fo_loop_t *l, ws_fo_conn_t *c)
 {
     ssize_t r;
     do
@@ -542,27 +454,27 @@ static ssize_t ws__input_once(ws_fo_loop_t *l, ws_fo_conn_t *c)
     if (r < 0 && errno == EAGAIN)
         return 0;
     if (r <= 0) {
-        ws_fo_conn_fail(l, c, ws__fail_kind(c), WS_CLOSE_ABNORMAL);
+        ws_fo_conn_fail(l, c, fail_kind(c), WS_CLOSE_ABNORMAL);
         return -1;
     }
     if (!c->ssl) {
-        ws__plain_input(l, c, l->rbuf, (size_t)r);
+        plain_input(l, c, l->rbuf, (size_t)r);
         return r;
     }
     l->cur = l->rbuf;
     l->cur_len = (size_t)r;
     if (c->state == WS_FO_C_TLS)
-        ws__tls_step(l, c);
+        tls_step(l, c);
     /* Decrypt every complete record of the chunk; a partial one stays inside BoringSSL. */
     while (c->state == WS_FO_C_UPGRADE || c->state == WS_FO_C_OPEN) {
-        ssize_t n = ws__ssl_result(c, SSL_read(c->ssl, l->pbuf, WS_FO_READ_CHUNK));
+        ssize_t n = ws_fo_tls_result(c->ssl, SSL_read(c->ssl, l->pbuf, WS_FO_READ_CHUNK));
         if (n == -EAGAIN)
             break;
         if (n <= 0) {
-            ws_fo_conn_fail(l, c, ws__fail_kind(c), WS_CLOSE_ABNORMAL);
+            ws_fo_conn_fail(l, c, fail_kind(c), WS_CLOSE_ABNORMAL);
             break;
         }
-        ws__plain_input(l, c, l->pbuf, (size_t)n);
+        plain_input(l, c, l->pbuf, (size_t)n);
     }
     l->cur_len = 0;
     return r;
@@ -572,9 +484,9 @@ static ssize_t ws__input_once(ws_fo_loop_t *l, ws_fo_conn_t *c)
  * empty at that moment, and data arriving later raises a new edge). Level-triggered epoll
  * polled every socket once more on the next epoll_wait after it was read, which was a fifth
  * of the client's time with 10,000 connections (tcp_poll, sock_poll). */
-static void ws__input(ws_fo_loop_t *l, ws_fo_conn_t *c)
+static void input(ws_fo_loop_t *l, ws_fo_conn_t *c)
 {
-    while (ws__input_once(l, c) == (ssize_t)WS_FO_READ_CHUNK &&
+    while (input_once(l, c) == (ssize_t)WS_FO_READ_CHUNK &&
            (c->state == WS_FO_C_TLS || c->state == WS_FO_C_UPGRADE || c->state == WS_FO_C_OPEN))
         ;
 }
@@ -584,20 +496,20 @@ void ws_fo_conn_event(ws_fo_loop_t *l, ws_fo_conn_t *c, uint32_t events)
     switch (c->state) {
     case WS_FO_C_CONNECTING:
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
-            ws__connected(l, c);
+            connected(l, c);
         return;
     case WS_FO_C_TLS:
         if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-            ws__input(l, c); /* feeds the handshake, then any records behind it */
+            input(l, c); /* feeds the handshake, then any records behind it */
         else
-            ws__tls_step(l, c);
+            tls_step(l, c);
         return;
     case WS_FO_C_UPGRADE:
     case WS_FO_C_OPEN:
         if (events & EPOLLOUT)
             ws_fo_conn_flush(l, c);
         if (c->state != WS_FO_C_DEAD && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-            ws__input(l, c);
+            input(l, c);
         return;
     default:
         return;

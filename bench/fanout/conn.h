@@ -1,8 +1,8 @@
 /* One client WebSocket connection of the fan-out load generator: non-blocking connect from a
- * chosen loopback source address, optional TLS (BoringSSL, verification off), the HTTP
- * upgrade, a streaming frame reader that keeps only the first WS_FO_META payload bytes of
- * each data frame, and masked frame writes into a per-connection output buffer. It owns no
- * schedule or statistics: it reports to the loop's callbacks and never allocates per
+ * chosen loopback source address, optional TLS (BoringSSL through tls.c, verification off),
+ * the HTTP upgrade, a streaming frame reader that keeps only the first WS_FO_META payload
+ * bytes of each data frame, and masked frame writes into a per-connection output buffer. It
+ * owns no schedule or statistics: it reports to the loop's callbacks and never allocates per
  * message (the output buffer grows and is reused). */
 #ifndef URINGWS_BENCH_FANOUT_CONN_H
 #define URINGWS_BENCH_FANOUT_CONN_H
@@ -75,8 +75,6 @@ struct ws_fo_loop {
     void (*on_fail)(ws_fo_loop_t *l, ws_fo_conn_t *c, enum ws_fo_fail why, unsigned code);
 };
 
-/* Creates the client TLS context (verification off, ALPN http/1.1). NULL on failure. */
-SSL_CTX *ws_fo_tls_ctx_new(void);
 /* Seeds this process's mask generator from getrandom(); call once per process. */
 void ws_fo_rand_seed(void);
 

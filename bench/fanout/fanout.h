@@ -21,6 +21,10 @@
 #define WS_FO_MAX_BACKLOG (8u << 20)
 /* Distinct close codes kept per worker; further codes are folded into the last slot. */
 #define WS_FO_CLOSE_CODES 8
+/* Worker processes (--procs) at most, and connections one worker opens at most (below the
+ * usual descriptor limit of 20,000; docs/fanout.md). */
+#define WS_FO_MAX_PROCS    64
+#define WS_FO_MAX_PER_PROC 19000
 
 enum ws_fo_mode {
     WS_FO_OPEN,

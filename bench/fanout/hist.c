@@ -9,7 +9,7 @@ void ws_hist_reset(ws_hist_t *h)
 }
 
 /* Largest value that maps to bucket `idx`. */
-static uint64_t ws__hist_upper(unsigned idx)
+static uint64_t hist_upper(unsigned idx)
 {
     if (idx < WS_HIST_SUB)
         return idx;
@@ -41,7 +41,7 @@ uint64_t ws_hist_quantile(const ws_hist_t *h, double q)
     for (unsigned i = 0; i < WS_HIST_BUCKETS; i++) {
         seen += h->bucket[i];
         if (seen >= rank) {
-            uint64_t v = ws__hist_upper(i);
+            uint64_t v = hist_upper(i);
             return v < h->max_us ? v : h->max_us;
         }
     }

@@ -4,18 +4,18 @@
  * not print results (the parent merges and reports). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
 #include "fanout.h"
+#include "proc.h"
+#include "tls.h"
 
 #define WS_FO_CMD_TAG    UINT64_MAX
 #define WS_FO_EVENTS     1024
@@ -56,55 +56,8 @@ int64_t ws_fo_now(void)
     return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
-/* The one CPU this process is pinned to, or -1 when it may run on several. */
-static int ws__pinned_cpu(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) != 0 || CPU_COUNT(&set) != 1)
-        return -1;
-    for (int i = 0; i < CPU_SETSIZE; i++)
-        if (CPU_ISSET(i, &set))
-            return i;
-    return -1;
-}
-
-/* Busy and total time of CPU `cpu` from /proc/stat, in clock ticks. Busy counts every
- * non-idle state, steal included: time the hypervisor or another process took from the CPU
- * the worker is pinned to was not available to the worker. Returns 0 or -errno. */
-static int ws__cpu_ticks(int cpu, uint64_t *busy, uint64_t *total)
-{
-    char want[16], line[256];
-    snprintf(want, sizeof(want), "cpu%d ", cpu);
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f)
-        return -errno;
-    int err = -ENOENT;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long long v[8] = {0};
-        if (strncmp(line, want, strlen(want)) != 0)
-            continue;
-        if (sscanf(line + strlen(want), "%llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-                   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 8) {
-            *busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-            *total = *busy + v[3] + v[4];
-            err = 0;
-        }
-        break;
-    }
-    fclose(f);
-    return err;
-}
-
-static double ws__cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
 /* Members of each room (every connection receives every message of its room). */
-static unsigned ws__members(const ws_fo_config_t *cfg)
+static unsigned members_per_room(const ws_fo_config_t *cfg)
 {
     if (cfg->mode == WS_FO_OPEN || cfg->mode == WS_FO_SATURATE)
         return cfg->subs + cfg->pubs;
@@ -113,32 +66,31 @@ static unsigned ws__members(const ws_fo_config_t *cfg)
 
 /* Publisher p's message k is due at t_start + offset(p) + k * 1e9 / rate. Offsets spread the
  * publishers evenly over one interval so they do not all fire at the same instant. */
-static int64_t ws__sched(const ws_fo_cmd_t *cmd, uint32_t gpub, uint32_t npubs, uint64_t k)
+static int64_t sched(const ws_fo_cmd_t *cmd, uint32_t gpub, uint32_t npubs, uint64_t k)
 {
     double iv = 1e9 / cmd->rate_per_pub;
     return cmd->t_start + (int64_t)(iv * gpub / npubs) + (int64_t)((double)k * iv);
 }
 
 /* First k whose due time is >= t. */
-static uint64_t ws__first_at(const ws_fo_cmd_t *cmd, uint32_t gpub, uint32_t npubs, int64_t t)
+static uint64_t first_at(const ws_fo_cmd_t *cmd, uint32_t gpub, uint32_t npubs, int64_t t)
 {
-    double est = (double)(t - ws__sched(cmd, gpub, npubs, 0)) * cmd->rate_per_pub / 1e9;
+    double est = (double)(t - sched(cmd, gpub, npubs, 0)) * cmd->rate_per_pub / 1e9;
     uint64_t k = est > 0 ? (uint64_t)est : 0;
-    while (k > 0 && ws__sched(cmd, gpub, npubs, k - 1) >= t)
+    while (k > 0 && sched(cmd, gpub, npubs, k - 1) >= t)
         k--;
-    while (ws__sched(cmd, gpub, npubs, k) < t)
+    while (sched(cmd, gpub, npubs, k) < t)
         k++;
     return k;
 }
 
 /* Messages publisher gpub schedules in the measured window [t_measure, t_end). */
-static uint64_t ws__window_count(const ws_fo_cmd_t *cmd, uint32_t gpub, uint32_t npubs)
+static uint64_t window_count(const ws_fo_cmd_t *cmd, uint32_t gpub, uint32_t npubs)
 {
-    return ws__first_at(cmd, gpub, npubs, cmd->t_end) -
-           ws__first_at(cmd, gpub, npubs, cmd->t_measure);
+    return first_at(cmd, gpub, npubs, cmd->t_end) - first_at(cmd, gpub, npubs, cmd->t_measure);
 }
 
-static void ws__record_close(ws_fo_result_t *res, unsigned code)
+static void record_close(ws_fo_result_t *res, unsigned code)
 {
     for (unsigned i = 0; i < WS_FO_CLOSE_CODES; i++) {
         ws_fo_close_count_t *cc = &res->closes[i];
@@ -150,7 +102,7 @@ static void ws__record_close(ws_fo_result_t *res, unsigned code)
     }
 }
 
-static void ws__settle_one(ws_fo_worker_t *w)
+static void settle_one(ws_fo_worker_t *w)
 {
     if (!w->connecting)
         return;
@@ -158,38 +110,38 @@ static void ws__settle_one(ws_fo_worker_t *w)
     w->settled++;
 }
 
-static void ws__on_open(ws_fo_loop_t *l, ws_fo_conn_t *c)
+static void on_open(ws_fo_loop_t *l, ws_fo_conn_t *c)
 {
     ws_fo_worker_t *w = (ws_fo_worker_t *)l;
     (void)c;
     w->res->connected++;
     w->open_conns++;
-    ws__settle_one(w);
+    settle_one(w);
 }
 
-static void ws__on_fail(ws_fo_loop_t *l, ws_fo_conn_t *c, enum ws_fo_fail why, unsigned code)
+static void on_fail(ws_fo_loop_t *l, ws_fo_conn_t *c, enum ws_fo_fail why, unsigned code)
 {
     ws_fo_worker_t *w = (ws_fo_worker_t *)l;
     (void)c;
     switch (why) {
     case WS_FO_FAIL_CONNECT:
         w->res->err_connect++;
-        ws__settle_one(w);
+        settle_one(w);
         break;
     case WS_FO_FAIL_HANDSHAKE:
         w->res->err_handshake++;
-        ws__settle_one(w);
+        settle_one(w);
         break;
     case WS_FO_FAIL_CLOSED:
         w->res->err_closed++;
         w->open_conns--;
-        ws__record_close(w->res, code);
+        record_close(w->res, code);
         break;
     }
 }
 
-static void ws__on_message(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t meta[WS_FO_META],
-                           int64_t now)
+static void on_message(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t meta[WS_FO_META],
+                       int64_t now)
 {
     ws_fo_worker_t *w = (ws_fo_worker_t *)l;
     (void)c;
@@ -212,7 +164,7 @@ static void ws__on_message(ws_fo_loop_t *l, ws_fo_conn_t *c, const uint8_t meta[
     ws_hist_record(&w->res->latency, (uint64_t)(now > ts ? now - ts : 0) / 1000);
 }
 
-static void ws__done(ws_fo_worker_t *w)
+static void report_done(ws_fo_worker_t *w)
 {
     uint8_t b = (uint8_t)w->idx;
     while (write(w->done_fd, &b, 1) < 0 && errno == EINTR)
@@ -220,7 +172,7 @@ static void ws__done(ws_fo_worker_t *w)
 }
 
 /* Source address for global connection g: 127.0.0.1 + (g mod src_addrs). */
-static void ws__src_for(const ws_fo_config_t *cfg, uint32_t g, struct sockaddr_storage *ss)
+static void src_for(const ws_fo_config_t *cfg, uint32_t g, struct sockaddr_storage *ss)
 {
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
     memset(ss, 0, sizeof(*ss));
@@ -229,18 +181,18 @@ static void ws__src_for(const ws_fo_config_t *cfg, uint32_t g, struct sockaddr_s
 }
 
 /* Starts measuring this worker's CPU use, and how busy its CPU is in all. */
-static void ws__cpu_start(ws_fo_worker_t *w, int64_t now)
+static void cpu_start(ws_fo_worker_t *w, int64_t now)
 {
     w->cpu_started = true;
     w->cpu_stopped = false;
-    w->cpu0_s = ws__cpu_seconds();
+    w->cpu0_s = ws_fo_proc_self_cpu_s();
     w->wall0_ns = now;
-    if (w->pinned_cpu >= 0 && ws__cpu_ticks(w->pinned_cpu, &w->busy0, &w->total0) != 0)
+    if (w->pinned_cpu >= 0 && ws_fo_proc_cpu_ticks(w->pinned_cpu, &w->busy0, &w->total0) != 0)
         w->total0 = 0;
 }
 
 /* Ends the CPU measurement (once). */
-static void ws__cpu_stop(ws_fo_worker_t *w, int64_t now)
+static void cpu_stop(ws_fo_worker_t *w, int64_t now)
 {
     if (!w->cpu_started || w->cpu_stopped)
         return;
@@ -248,22 +200,22 @@ static void ws__cpu_stop(ws_fo_worker_t *w, int64_t now)
     double wall = (double)(now - w->wall0_ns) / 1e9;
     if (wall <= 0)
         return;
-    w->res->cpu = (ws__cpu_seconds() - w->cpu0_s) / wall;
+    w->res->cpu = (ws_fo_proc_self_cpu_s() - w->cpu0_s) / wall;
     uint64_t busy, total;
     w->res->cpu_busy = -1;
-    if (w->pinned_cpu >= 0 && w->total0 > 0 && ws__cpu_ticks(w->pinned_cpu, &busy, &total) == 0 &&
-        total > w->total0)
+    if (w->pinned_cpu >= 0 && w->total0 > 0 &&
+        ws_fo_proc_cpu_ticks(w->pinned_cpu, &busy, &total) == 0 && total > w->total0)
         w->res->cpu_busy = (double)(busy - w->busy0) / (double)(total - w->total0);
 }
 
-static void ws__connect_tick(ws_fo_worker_t *w, int64_t now)
+static void connect_tick(ws_fo_worker_t *w, int64_t now)
 {
     const ws_fo_config_t *cfg = w->cfg;
     while (w->in_flight < w->window && w->next_connect < w->nconns) {
         ws_fo_conn_t *c = &w->conns[w->next_connect++];
         struct sockaddr_storage src;
         uint32_t g = c->index * cfg->procs + w->idx;
-        ws__src_for(cfg, g, &src);
+        src_for(cfg, g, &src);
         w->in_flight++;
         ws_fo_conn_start(&w->loop, c, cfg->dst.ss_family == AF_INET ? &src : NULL);
     }
@@ -283,12 +235,12 @@ static void ws__connect_tick(ws_fo_worker_t *w, int64_t now)
     if (w->settled == w->nconns) {
         w->connecting = false;
         w->res->connect_done_ns = now;
-        ws__cpu_stop(w, now);
-        ws__done(w);
+        cpu_stop(w, now);
+        report_done(w);
     }
 }
 
-static void ws__meta(uint8_t meta[WS_FO_META], int64_t ts, uint32_t id, uint32_t seq)
+static void put_meta(uint8_t meta[WS_FO_META], int64_t ts, uint32_t id, uint32_t seq)
 {
     memcpy(meta, &ts, 8);
     memcpy(meta + 8, &id, 4);
@@ -297,7 +249,7 @@ static void ws__meta(uint8_t meta[WS_FO_META], int64_t ts, uint32_t id, uint32_t
 
 /* Sends every message that is due, stamped with its scheduled (not actual) time, so a late
  * publisher's delay shows up as latency instead of vanishing (no coordinated omission). */
-static void ws__publish_tick(ws_fo_worker_t *w, int64_t now)
+static void publish_tick(ws_fo_worker_t *w, int64_t now)
 {
     const ws_fo_config_t *cfg = w->cfg;
     uint32_t npubs = cfg->pubs * cfg->rooms;
@@ -307,7 +259,7 @@ static void ws__publish_tick(ws_fo_worker_t *w, int64_t now)
         while (c->next_ns <= now && c->next_ns < w->cmd.t_end) {
             bool in_window = c->next_ns >= w->cmd.t_measure;
             uint8_t meta[WS_FO_META];
-            ws__meta(meta, c->next_ns, (uint32_t)c->pub, (uint32_t)c->seq);
+            put_meta(meta, c->next_ns, (uint32_t)c->pub, (uint32_t)c->seq);
             int r = ws_fo_conn_send(&w->loop, c, meta, cfg->size);
             if (in_window) {
                 w->res->scheduled++;
@@ -316,14 +268,14 @@ static void ws__publish_tick(ws_fo_worker_t *w, int64_t now)
             }
             sent |= r == 0;
             c->seq++;
-            c->next_ns = ws__sched(&w->cmd, (uint32_t)c->pub, npubs, c->seq);
+            c->next_ns = sched(&w->cmd, (uint32_t)c->pub, npubs, c->seq);
         }
         if (sent)
             ws_fo_conn_flush(&w->loop, c);
     }
 }
 
-static int64_t ws__next_publish(const ws_fo_worker_t *w)
+static int64_t next_publish(const ws_fo_worker_t *w)
 {
     int64_t next = INT64_MAX;
     for (uint32_t i = 0; i < w->npubs; i++) {
@@ -334,7 +286,7 @@ static int64_t ws__next_publish(const ws_fo_worker_t *w)
     return next;
 }
 
-static void ws__start_round(ws_fo_worker_t *w, int64_t now)
+static void start_round(ws_fo_worker_t *w, int64_t now)
 {
     w->round_seq++;
     w->round_recv = 0;
@@ -344,13 +296,13 @@ static void ws__start_round(ws_fo_worker_t *w, int64_t now)
         if (c->state != WS_FO_C_OPEN)
             continue;
         uint8_t meta[WS_FO_META];
-        ws__meta(meta, now, i, (uint32_t)w->round_seq);
+        put_meta(meta, now, i, (uint32_t)w->round_seq);
         if (ws_fo_conn_send(&w->loop, c, meta, w->cfg->size) == 0)
             ws_fo_conn_flush(&w->loop, c);
     }
 }
 
-static void ws__rounds_tick(ws_fo_worker_t *w, int64_t now)
+static void rounds_tick(ws_fo_worker_t *w, int64_t now)
 {
     uint64_t n = w->open_conns;
     if (w->round_recv < n * n)
@@ -362,10 +314,10 @@ static void ws__rounds_tick(ws_fo_worker_t *w, int64_t now)
         ws_hist_record(&w->res->round, (uint64_t)(now - w->round_start_ns) / 1000);
     }
     if (now < w->cmd.t_end)
-        ws__start_round(w, now);
+        start_round(w, now);
 }
 
-static void ws__begin_run(ws_fo_worker_t *w, const ws_fo_cmd_t *cmd)
+static void begin_run(ws_fo_worker_t *w, const ws_fo_cmd_t *cmd)
 {
     const ws_fo_config_t *cfg = w->cfg;
     ws_fo_result_t *res = w->res;
@@ -387,39 +339,39 @@ static void ws__begin_run(ws_fo_worker_t *w, const ws_fo_cmd_t *cmd)
     for (uint32_t r = 0; r < cfg->rooms; r++) {
         uint64_t msgs = 0;
         for (uint32_t j = 0; j < cfg->pubs; j++)
-            msgs += ws__window_count(cmd, r * cfg->pubs + j, npubs);
+            msgs += window_count(cmd, r * cfg->pubs + j, npubs);
         res->expected += msgs * w->room_members[r];
     }
     for (uint32_t i = 0; i < w->npubs; i++) {
         ws_fo_conn_t *c = &w->conns[w->pubs[i]];
         c->seq = 0;
-        c->next_ns = ws__sched(cmd, (uint32_t)c->pub, npubs, 0);
+        c->next_ns = sched(cmd, (uint32_t)c->pub, npubs, 0);
     }
 }
 
 /* Drives the running command; returns the time the loop must wake up by. */
-static int64_t ws__run_tick(ws_fo_worker_t *w, int64_t now)
+static int64_t run_tick(ws_fo_worker_t *w, int64_t now)
 {
     const ws_fo_cmd_t *cmd = &w->cmd;
     if (!w->cpu_started && now >= cmd->t_measure)
-        ws__cpu_start(w, now);
+        cpu_start(w, now);
     if (now >= cmd->t_end)
-        ws__cpu_stop(w, now);
+        cpu_stop(w, now);
     int64_t wake;
     if (w->rounds_mode) {
         if (now >= cmd->t_start)
-            ws__rounds_tick(w, now);
+            rounds_tick(w, now);
         uint64_t n = w->open_conns;
         bool settled = now >= cmd->t_end && (w->round_recv >= n * n || n == 0);
         if (settled || now >= cmd->t_drain_end)
             goto finish;
         wake = now < cmd->t_start ? cmd->t_start : cmd->t_end;
     } else {
-        ws__publish_tick(w, now);
+        publish_tick(w, now);
         if (now >= cmd->t_drain_end ||
             (now >= cmd->t_end && w->res->deliveries >= w->res->expected))
             goto finish;
-        wake = ws__next_publish(w);
+        wake = next_publish(w);
         if (wake > cmd->t_end)
             wake = cmd->t_end;
     }
@@ -431,16 +383,16 @@ static int64_t ws__run_tick(ws_fo_worker_t *w, int64_t now)
         wake = now + 10000000ll; /* re-check the drain every 10 ms */
     return wake;
 finish:
-    ws__cpu_stop(w, now);
+    cpu_stop(w, now);
     w->running = false;
-    ws__done(w);
+    report_done(w);
     return INT64_MAX;
 }
 
-static int ws__setup(ws_fo_worker_t *w)
+static int setup(ws_fo_worker_t *w)
 {
     const ws_fo_config_t *cfg = w->cfg;
-    unsigned members = ws__members(cfg);
+    unsigned members = members_per_room(cfg);
     uint64_t total = (uint64_t)members * cfg->rooms;
     w->nconns = (uint32_t)((total + cfg->procs - 1 - w->idx) / cfg->procs);
     w->conns = calloc(w->nconns ? w->nconns : 1, sizeof(*w->conns));
@@ -479,6 +431,76 @@ static int ws__setup(ws_fo_worker_t *w)
     return 0;
 }
 
+/* Runs what is due of the connect phase and the running command; returns the time the loop
+ * must wake up by (INT64_MAX: only for events). */
+static int64_t tick(ws_fo_worker_t *w, int64_t now)
+{
+    int64_t wake = INT64_MAX;
+    if (w->connecting) {
+        connect_tick(w, now);
+        if (w->connecting)
+            wake = now + 100000000ll;
+    }
+    if (w->running) {
+        int64_t t = run_tick(w, now);
+        if (t < wake)
+            wake = t;
+    }
+    return wake;
+}
+
+/* Coalescing: while traffic is continuous, let up to C us of frames pile up in the socket
+ * buffers before the next round of reads, so that one read() takes several frames instead of
+ * one. A client that keeps up reads one frame per system call and then costs more per
+ * delivery than a batching server. Scheduled sends are never held back: the worker wakes for
+ * each one, sends it (the ticks) and goes on holding its reads. After a quiet spell the first
+ * event is handled at once, so the added latency is at most C. Returns false when it woke
+ * for a send that is due (the reads stay held), true when the reads may go ahead, with *now
+ * brought up to date after a hold. */
+static bool hold_reads(const ws_fo_config_t *cfg, int64_t busy_since_ns, int64_t wake, int64_t *now)
+{
+    if (cfg->coalesce_us == 0 || busy_since_ns == 0)
+        return true;
+    int64_t hold = busy_since_ns + (int64_t)cfg->coalesce_us * 1000;
+    if (hold <= *now)
+        return true;
+    int64_t until = hold < wake ? hold : wake;
+    struct timespec hs = {until / 1000000000ll, until % 1000000000ll};
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &hs, NULL);
+    if (until < hold)
+        return false;
+    *now = ws_fo_now();
+    return true;
+}
+
+/* Reads the parent's announcement and starts the command in sh->cmd. Returns false when the
+ * worker is done: told to quit, or the parent went away. */
+static bool take_command(ws_fo_worker_t *w, const ws_fo_shared_t *sh, int cmd_fd)
+{
+    uint8_t b;
+    if (read(cmd_fd, &b, 1) != 1)
+        return false; /* the parent went away */
+    ws_fo_cmd_t cmd = sh->cmd;
+    switch (cmd.kind) {
+    case WS_FO_CMD_CONNECT:
+        w->connecting = true;
+        w->last_scan_ns = ws_fo_now();
+        w->res->cpu = 0;
+        w->res->cpu_busy = -1;
+        cpu_start(w, w->last_scan_ns);
+        break;
+    case WS_FO_CMD_RUN:
+    case WS_FO_CMD_ROUNDS:
+        begin_run(w, &cmd);
+        break;
+    case WS_FO_CMD_QUIT:
+        for (uint32_t k = 0; k < w->nconns; k++)
+            ws_fo_conn_abort(&w->conns[k]);
+        return false;
+    }
+    return true;
+}
+
 int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *sh, int cmd_fd,
                       int done_fd)
 {
@@ -488,14 +510,14 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
     w.res = &sh->result[idx];
     w.done_fd = done_fd;
     w.loop.cfg = cfg;
-    w.loop.on_open = ws__on_open;
-    w.loop.on_message = ws__on_message;
-    w.loop.on_fail = ws__on_fail;
+    w.loop.on_open = on_open;
+    w.loop.on_message = on_message;
+    w.loop.on_fail = on_fail;
     ws_fo_rand_seed();
-    w.pinned_cpu = ws__pinned_cpu();
+    w.pinned_cpu = ws_fo_proc_pinned_cpu();
     /* Timer slack would add up to 50 us to every scheduled send wakeup. */
     prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0);
-    int err = ws__setup(&w);
+    int err = setup(&w);
     if (err != 0) {
         fprintf(stderr, "fanout: worker %u: setup failed: %s\n", idx, strerror(-err));
         return 1;
@@ -506,35 +528,9 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
     int64_t busy_since_ns = 0; /* when the last epoll_wait that returned events returned */
     for (;;) {
         int64_t now = ws_fo_now();
-        int64_t wake = INT64_MAX;
-        if (w.connecting) {
-            ws__connect_tick(&w, now);
-            if (w.connecting)
-                wake = now + 100000000ll;
-        }
-        if (w.running) {
-            int64_t t = ws__run_tick(&w, now);
-            if (t < wake)
-                wake = t;
-        }
-        /* Coalescing: while traffic is continuous, let up to C us of frames pile up in the
-         * socket buffers before the next round of reads, so that one read() takes several
-         * frames instead of one. A client that keeps up reads one frame per system call and
-         * then costs more per delivery than a batching server. Scheduled sends are never
-         * held back: the worker wakes for each one, sends it (the ticks above) and goes on
-         * holding its reads. After a quiet spell the first event is handled at once, so the
-         * added latency is at most C. */
-        if (cfg->coalesce_us > 0 && busy_since_ns > 0) {
-            int64_t hold = busy_since_ns + (int64_t)cfg->coalesce_us * 1000;
-            if (hold > now) {
-                int64_t until = hold < wake ? hold : wake;
-                struct timespec hs = {until / 1000000000ll, until % 1000000000ll};
-                clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &hs, NULL);
-                if (until < hold)
-                    continue; /* a send is due; the reads stay held */
-                now = ws_fo_now();
-            }
-        }
+        int64_t wake = tick(&w, now);
+        if (!hold_reads(cfg, busy_since_ns, wake, &now))
+            continue; /* a send is due; the reads stay held */
         struct timespec ts = {0, 0};
         if (wake != INT64_MAX && wake > now) {
             ts.tv_sec = (wake - now) / 1000000000ll;
@@ -550,31 +546,10 @@ int ws_fo_worker_main(const ws_fo_config_t *cfg, unsigned idx, ws_fo_shared_t *s
             return 1;
         }
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.u64 != WS_FO_CMD_TAG) {
+            if (evs[i].data.u64 != WS_FO_CMD_TAG)
                 ws_fo_conn_event(&w.loop, &w.conns[evs[i].data.u64], evs[i].events);
-                continue;
-            }
-            uint8_t b;
-            if (read(cmd_fd, &b, 1) != 1)
-                return 0; /* the parent went away */
-            ws_fo_cmd_t cmd = sh->cmd;
-            switch (cmd.kind) {
-            case WS_FO_CMD_CONNECT:
-                w.connecting = true;
-                w.last_scan_ns = ws_fo_now();
-                w.res->cpu = 0;
-                w.res->cpu_busy = -1;
-                ws__cpu_start(&w, w.last_scan_ns);
-                break;
-            case WS_FO_CMD_RUN:
-            case WS_FO_CMD_ROUNDS:
-                ws__begin_run(&w, &cmd);
-                break;
-            case WS_FO_CMD_QUIT:
-                for (uint32_t k = 0; k < w.nconns; k++)
-                    ws_fo_conn_abort(&w.conns[k]);
+            else if (!take_command(&w, sh, cmd_fd))
                 return 0;
-            }
         }
     }
 }
