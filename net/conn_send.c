@@ -298,6 +298,30 @@ static void ktls_tx_account(ws_worker_t *c, const ws_sendctx_t *s, const struct 
     ws_metric_add(&c->m->ktls_tx_copied_bytes, copied);
 }
 
+void ws_conn_send_iov(ws_worker_t *c, ws_conn_t *conn, ws_sendctx_t *s, const struct iovec *iov,
+                      unsigned n, bool keep)
+{
+    struct io_uring_sqe *sqe = ws_worker_sqe(c);
+    if (n == 1) {
+        io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        if (keep)
+            conn->sctx = s; /* the cork copy must live until the send completes */
+        else if (s)
+            ws_worker_sctx_put(c, s);
+    } else {
+        memset(&s->msg, 0, sizeof(s->msg));
+        s->msg.msg_iov = s->iov;
+        s->msg.msg_iovlen = n;
+        io_uring_prep_sendmsg(sqe, conn->fd, &s->msg, MSG_NOSIGNAL);
+        conn->sctx = s;
+    }
+    if (conn->direct)
+        sqe->flags |= IOSQE_FIXED_FILE;
+    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
+    conn->flags |= WS_CONN_F_SEND;
+    ws_metric_inc(&c->m->sends);
+}
+
 /* Submits one send or sendmsg of what the queue holds unsent. */
 static void submit(ws_worker_t *c, ws_conn_t *conn)
 {
@@ -318,25 +342,7 @@ static void submit(ws_worker_t *c, ws_conn_t *conn)
     }
     if (conn->transport == WS_TRANSPORT_KTLS)
         ktls_tx_account(c, s, iov, n, bytes);
-    struct io_uring_sqe *sqe = ws_worker_sqe(c);
-    if (n == 1) {
-        io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
-        if (corked)
-            conn->sctx = s; /* the cork copy must live until the send completes */
-        else if (s)
-            ws_worker_sctx_put(c, s);
-    } else {
-        memset(&s->msg, 0, sizeof(s->msg));
-        s->msg.msg_iov = s->iov;
-        s->msg.msg_iovlen = n;
-        io_uring_prep_sendmsg(sqe, conn->fd, &s->msg, MSG_NOSIGNAL);
-        conn->sctx = s;
-    }
-    if (conn->direct)
-        sqe->flags |= IOSQE_FIXED_FILE;
-    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
-    conn->flags |= WS_CONN_F_SEND;
-    ws_metric_inc(&c->m->sends);
+    ws_conn_send_iov(c, conn, s, iov, n, corked);
 }
 
 bool ws_conn_send_start(ws_worker_t *c, ws_conn_t *conn)

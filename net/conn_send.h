@@ -7,11 +7,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "conn.h"
 #include "sendq.h"
 
 struct ws_worker;
+struct ws_sendctx;
 
 /* Queues bytes (HTTP responses): takes ownership of buf (malloc'd). Returns 0 or -ENOMEM
  * (buf freed). */
@@ -57,6 +59,11 @@ bool ws_conn_send_idle(const ws_conn_t *conn);
  * Returns true when nothing is left and the connection asked to end after its queue
  * (F_FLUSH_CLOSE): the caller lingers (ws_conn_linger). */
 bool ws_conn_send_start(struct ws_worker *c, ws_conn_t *conn);
+/* Submits iov[0..n) as the connection's one send: a send for one entry, else a sendmsg
+ * through s (s->iov is iov; conn->sctx then holds s). A single send gives s back unless
+ * `keep` (it reads from s's cork area). */
+void ws_conn_send_iov(struct ws_worker *c, ws_conn_t *conn, struct ws_sendctx *s,
+                      const struct iovec *iov, unsigned n, bool keep);
 /* The send completed with res (bytes, or -errno): the queue, the gauge, the stall clock and
  * the transport learn what went out. */
 void ws_conn_send_done(struct ws_worker *c, ws_conn_t *conn, int res);

@@ -496,24 +496,8 @@ static void submit(ws_worker_t *c, ws_conn_t *conn, ws_sendctx_t *s)
     size_t bytes = 0;
     for (int i = 0; i < n; i++)
         bytes += iov[i].iov_len;
-    struct io_uring_sqe *sqe = ws_worker_sqe(c);
-    if (n == 1) {
-        io_uring_prep_send(sqe, conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
-        if (s)
-            ws_worker_sctx_put(c, s);
-    } else {
-        memset(&s->msg, 0, sizeof(s->msg));
-        s->msg.msg_iov = s->iov;
-        s->msg.msg_iovlen = (size_t)n;
-        io_uring_prep_sendmsg(sqe, conn->fd, &s->msg, MSG_NOSIGNAL);
-        conn->sctx = s;
-    }
-    if (conn->direct)
-        sqe->flags |= IOSQE_FIXED_FILE;
-    io_uring_sqe_set_data64(sqe, ws_ud_make(WS_UD_SEND, conn->idx, conn->gen));
-    conn->flags |= WS_CONN_F_SEND;
+    ws_conn_send_iov(c, conn, s, iov, (unsigned)n, false);
     t->inflight = bytes;
-    ws_metric_inc(&c->m->sends);
 }
 
 static bool tls_send(ws_worker_t *c, ws_conn_t *conn)
