@@ -50,7 +50,10 @@ class Rng {
             if (r < 0.7 || left === 1) cp = r < 0.002 ? 0 : this.int(0x20, 0x7e);
             else if (r < 0.8 || left === 2) cp = this.int(0x80, 0x7ff);
             else if (r < 0.9 || left === 3) {
-                do cp = this.int(0x800, 0xffff); while (cp >= 0xd800 && cp <= 0xdfff);
+                // No surrogates (not scalar values) and no U+FEFF: a receiving WebSocket's
+                // TextDecoder strips a leading byte order mark, so a message starting with
+                // one would arrive three bytes short and look corrupted.
+                do cp = this.int(0x800, 0xffff); while ((cp >= 0xd800 && cp <= 0xdfff) || cp === 0xfeff);
             } else cp = this.int(0x10000, 0x10ffff);
             const len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
             parts.push(String.fromCodePoint(cp));
