@@ -36,7 +36,7 @@ static void home_set_peer(ws_worker_t *c, ws_room_t *r, unsigned core, ws_room_t
 }
 
 /* Batching: the messages a room gets during one loop pass are delivered to its local
- * members together at the end of the pass (ws_room_flush_batches), copied back to back into
+ * members together at the end of the pass (ws_broadcast_flush), copied back to back into
  * one block when there are several. A member then queues one entry per pass instead of one
  * per message, so the per-recipient work of a busy room is one queue entry and one send per
  * pass, whatever the message count (the work that stays per message is one copy per core).
@@ -141,7 +141,7 @@ static void deliver_local(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
     }
 }
 
-void ws_room_flush_batches(ws_worker_t *c)
+void ws_broadcast_flush(ws_worker_t *c)
 {
     ws_dlink_t *n;
     while ((n = c->batched))
@@ -174,7 +174,7 @@ static void home_publish(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
         deliver_local(c, r, b);
 }
 
-int ws_room_join(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
+int ws_broadcast_join(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
 {
     uint64_t h = ws_room_hash(name, len);
     ws_room_t *r = ws_roommap_find(&c->rooms, h, name, len);
@@ -201,7 +201,7 @@ int ws_room_join(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
     return 0;
 }
 
-void ws_room_leave(ws_worker_t *c, ws_conn_t *conn)
+void ws_broadcast_leave(ws_worker_t *c, ws_conn_t *conn)
 {
     ws_room_t *r = conn->room;
     if (!r)
@@ -223,7 +223,7 @@ void ws_room_leave(ws_worker_t *c, ws_conn_t *conn)
     room_maybe_free(c, r);
 }
 
-void ws_room_publish(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
+void ws_broadcast_publish(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
 {
     ws_room_t *r = conn->room;
     if (!r) {
@@ -238,7 +238,7 @@ void ws_room_publish(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
     ws_worker_xpush(c, r->home, &ev);
 }
 
-int ws_room_publish_name(ws_worker_t *c, const char *name, size_t len, ws_block_t *b)
+int ws_broadcast_publish_name(ws_worker_t *c, const char *name, size_t len, ws_block_t *b)
 {
     if (len == 0 || len > WS_ROOM_MAX) {
         ws_block_unref(b);
@@ -265,7 +265,7 @@ int ws_room_publish_name(ws_worker_t *c, const char *name, size_t len, ws_block_
     return 0;
 }
 
-void ws_room_deliver_one(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
+void ws_broadcast_deliver_one(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
 {
     ws_bref_t *br = ws_bref_new(&c->brefs, b, 1);
     if (!br) {
@@ -290,7 +290,7 @@ static ws_room_t *home_room_of(ws_worker_t *c, const ws_room_t *remote, bool cre
     return r;
 }
 
-void ws_room_on_event(ws_worker_t *c, const ws_xev_t *ev)
+void ws_broadcast_on_event(ws_worker_t *c, const ws_xev_t *ev)
 {
     ws_room_t *r;
     switch (ev->type) {

@@ -18,22 +18,23 @@ struct ws_worker;
 
 /* Adds conn to the room `name` (creating it, telling the home core when this core gets its
  * first member). Returns 0 or -ENOMEM. */
-int ws_room_join(struct ws_worker *c, ws_conn_t *conn, const char *name, size_t len) WS_WARN_UNUSED;
+int ws_broadcast_join(struct ws_worker *c, ws_conn_t *conn, const char *name,
+                      size_t len) WS_WARN_UNUSED;
 /* Removes conn from its room (no-op when in none). */
-void ws_room_leave(struct ws_worker *c, ws_conn_t *conn);
+void ws_broadcast_leave(struct ws_worker *c, ws_conn_t *conn);
 /* Publishes a message built by conn's core into conn's room; takes the block reference. */
-void ws_room_publish(struct ws_worker *c, ws_conn_t *conn, ws_block_t *b);
+void ws_broadcast_publish(struct ws_worker *c, ws_conn_t *conn, ws_block_t *b);
 /* Publishes b (one frame; takes the caller's reference) to every member of the room `name`
  * from any core, without a member connection (the HTTP publish API, a backplane). The
  * room's home core orders it with the room's other messages. 0, -EINVAL (no name, or one
  * over WS_ROOM_MAX bytes) or -ENOMEM; a room without members anywhere drops it (0). */
-int ws_room_publish_name(struct ws_worker *c, const char *name, size_t len, ws_block_t *b);
+int ws_broadcast_publish_name(struct ws_worker *c, const char *name, size_t len, ws_block_t *b);
 /* Handles one cross-core event addressed to this core. */
-void ws_room_on_event(struct ws_worker *c, const ws_xev_t *ev);
+void ws_broadcast_on_event(struct ws_worker *c, const ws_xev_t *ev);
 /* Delivers every room's messages gathered during this loop pass to the local members; the
  * loop calls it once per pass, before it issues sends. */
-void ws_room_flush_batches(struct ws_worker *c);
+void ws_broadcast_flush(struct ws_worker *c);
 /* Queues one block to a single connection (the echo endpoint); takes the reference. */
-void ws_room_deliver_one(struct ws_worker *c, ws_conn_t *conn, ws_block_t *b);
+void ws_broadcast_deliver_one(struct ws_worker *c, ws_conn_t *conn, ws_block_t *b);
 
 #endif

@@ -13,7 +13,7 @@
 /* Takes over the room count ws_admission_upgrade took: given back on leave, or now. */
 static int room_open(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
 {
-    int rc = ws_room_join(c, conn, name, len);
+    int rc = ws_broadcast_join(c, conn, name, len);
     if (rc < 0)
         ws_admission_room_release(c, conn, name, len);
     return rc;
@@ -25,14 +25,14 @@ static void room_close(ws_worker_t *c, ws_conn_t *conn)
     if (!r)
         return;
     ws_admission_room_release(c, conn, r->name, r->name_len);
-    ws_room_leave(c, conn);
+    ws_broadcast_leave(c, conn);
 }
 
 const ws_endpoint_t ws_endpoint_room = {
     .name = "room",
     .room = true,
     .open = room_open,
-    .message = ws_room_publish,
+    .message = ws_broadcast_publish,
     .close = room_close,
 };
 
@@ -54,7 +54,7 @@ static void echo_close(ws_worker_t *c, ws_conn_t *conn)
 const ws_endpoint_t ws_endpoint_echo = {
     .name = "echo",
     .open = echo_open,
-    .message = ws_room_deliver_one,
+    .message = ws_broadcast_deliver_one,
     .close = echo_close,
 };
 

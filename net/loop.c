@@ -64,7 +64,7 @@ static void xdrain(ws_worker_t *c)
         ws_xq_rearm(q);
         ws_xev_t ev;
         while (ws_xq_pop(q, &ev)) {
-            ws_room_on_event(c, &ev);
+            ws_broadcast_on_event(c, &ev);
             n++;
         }
     }
@@ -501,7 +501,7 @@ void ws_loop_run(ws_worker_t *c)
             c->tick_due = false;
             on_tick(c);
         }
-        ws_room_flush_batches(c);
+        ws_broadcast_flush(c);
         process_pending(c);
         if (c->stopping) {
             if (c->nconns == 0 && !accepts_armed(c) && !c->stop_armed)

@@ -1,4 +1,4 @@
-/* Plain HTTP pages (net/http_pages.c): the embedded chat page, /healthz and /metrics, and
+/* Plain HTTP pages (net/pages.c): the embedded chat page, /healthz and /metrics, and
  * the error pages (404, 405, 503). The route table that picks one is net/routes.c. */
 #ifndef URINGWS_NET_PAGES_H
 #define URINGWS_NET_PAGES_H

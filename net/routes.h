@@ -1,6 +1,6 @@
 /* What a complete request head gets (net/routes.c): a valid upgrade is admitted and becomes
  * a session on its endpoint; any other GET is looked up in the route table of pages
- * (net/http_pages.c); a bad head or handshake is answered with its status. Every answer but
+ * (net/pages.c); a bad head or handshake is answered with its status. Every answer but
  * the 101 ends the connection after it is sent. */
 #ifndef URINGWS_NET_ROUTES_H
 #define URINGWS_NET_ROUTES_H

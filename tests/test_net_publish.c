@@ -1,4 +1,4 @@
-/* Publishing by room name (ws_room_publish_name), on two workers without rings (their
+/* Publishing by room name (ws_broadcast_publish_name), on two workers without rings (their
  * cross-core queues drained by hand): a message published by name on a core without
  * members, or on the room's home core, reaches a member on the other core once, in the
  * order the home core saw (one core's publishes keep theirs); a room without members drops it; a
@@ -51,8 +51,8 @@ static void drain(unsigned dst)
     memset(dirty, 0, sizeof(dirty));
     ws_xev_t ev;
     while (ws_xq_pop(ws_xcore_q(&srv.xcore, 1 - dst, dst), &ev))
-        ws_room_on_event(c, &ev);
-    ws_room_flush_batches(c);
+        ws_broadcast_on_event(c, &ev);
+    ws_broadcast_flush(c);
 }
 
 /* A name whose home core is `home`. */
@@ -104,13 +104,13 @@ int main(void)
     ws_timer_init(&member.timer, NULL);
     ws_dlink_init(&member.pending);
     ws_dlink_init(&member.member);
-    REQUIRE(ws_room_join(&w[1], &member, name, len) == 0);
+    REQUIRE(ws_broadcast_join(&w[1], &member, name, len) == 0);
     drain(0); /* the JOIN */
 
     /* The home orders: its own publish now, core 1's (kept in their order) when it drains. */
-    CHECK_INT(ws_room_publish_name(&w[1], name, len, text("a1")), 0); /* not home: via 0 */
-    CHECK_INT(ws_room_publish_name(&w[0], name, len, text("b1")), 0); /* on the home core */
-    CHECK_INT(ws_room_publish_name(&w[1], name, len, text("a2")), 0);
+    CHECK_INT(ws_broadcast_publish_name(&w[1], name, len, text("a1")), 0); /* not home: via 0 */
+    CHECK_INT(ws_broadcast_publish_name(&w[0], name, len, text("b1")), 0); /* on the home core */
+    CHECK_INT(ws_broadcast_publish_name(&w[1], name, len, text("a2")), 0);
     drain(0);
     drain(1);
     char got[128];
@@ -124,18 +124,18 @@ int main(void)
     size_t elen = name_with_home(0, empty, sizeof(empty));
     if (elen == len && memcmp(empty, name, len) == 0)
         snprintf(empty, sizeof(empty), "nobody"), elen = 6;
-    CHECK_INT(ws_room_publish_name(&w[1], empty, elen, text("x")), 0);
-    CHECK_INT(ws_room_publish_name(&w[0], empty, elen, text("y")), 0);
+    CHECK_INT(ws_broadcast_publish_name(&w[1], empty, elen, text("x")), 0);
+    CHECK_INT(ws_broadcast_publish_name(&w[0], empty, elen, text("y")), 0);
     drain(0);
     drain(1);
     CHECK_EQ_U(member.sq.frames, 3);
 
-    CHECK_INT(ws_room_publish_name(&w[0], "", 0, text("z")), -EINVAL);
+    CHECK_INT(ws_broadcast_publish_name(&w[0], "", 0, text("z")), -EINVAL);
     char big[WS_ROOM_MAX + 2];
     memset(big, 'a', sizeof(big));
-    CHECK_INT(ws_room_publish_name(&w[0], big, sizeof(big), text("z")), -EINVAL);
+    CHECK_INT(ws_broadcast_publish_name(&w[0], big, sizeof(big), text("z")), -EINVAL);
 
-    ws_room_leave(&w[1], &member);
+    ws_broadcast_leave(&w[1], &member);
     drain(0); /* LEAVE */
     drain(1); /* LEAVE_ACK: core 1's struct goes */
     CHECK_EQ_U(w[0].rooms.count, 0);

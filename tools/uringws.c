@@ -398,6 +398,8 @@ static void print_version(cli_t *cli, const opt_t *o, const char *val)
 /* The field's default as the option would take it: "16m", "30s", "close", "off". */
 static void format_default(const opt_t *o, const ws_server_config_t *d, char *buf, size_t len)
 {
+    if (o->kind == OPT_TEXT || o->kind == OPT_CHARS || o->kind == OPT_FN)
+        return; /* no number to format: the help text says the default in words */
     const char *field = (const char *)d + o->off;
     uint64_t v = o->kind == OPT_TRUE || o->kind == OPT_FALSE ? *(const bool *)field
                                                              : load_uint(field, o->width);
