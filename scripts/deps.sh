@@ -9,9 +9,9 @@
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-build_pkgs="liburing-dev android-libboringssl-dev libbenchmark-dev cmake make gcc g++ pkg-config openssl clang libclang-rt-14-dev"
+build_pkgs="liburing-dev android-libboringssl-dev libjansson-dev libbenchmark-dev cmake make gcc g++ pkg-config openssl clang libclang-rt-14-dev"
 test_pkgs="chromium python3-websockets python3-autobahn curl procps qemu-system-x86 busybox-static cpio kmod"
-bench_pkgs="golang-go golang-github-gorilla-websocket-dev libwebsockets-dev gnuplot-nox zlib1g-dev procps"
+bench_pkgs="wrk golang-go golang-github-gorilla-websocket-dev libwebsockets-dev gnuplot-nox zlib1g-dev procps"
 
 missing=""
 want="$build_pkgs"
