@@ -3,6 +3,7 @@
  * assembly lives in core/parser.c. */
 #include "uringws/frame.h"
 
+#include <errno.h>
 #include <string.h>
 
 bool ws_close_code_valid(unsigned code)
@@ -28,11 +29,11 @@ static int check_byte0(uint8_t b0, unsigned flags)
     uint8_t allowed =
         (flags & WS_FRAME_ALLOW_RSV1) && (op == WS_OP_TEXT || op == WS_OP_BINARY) ? 0x4 : 0x0;
     if (rsv & ~allowed)
-        return -WS_CLOSE_PROTOCOL_ERROR;
+        return -EPROTO;
     if (opcode_reserved(op))
-        return -WS_CLOSE_PROTOCOL_ERROR;
+        return -EPROTO;
     if (ws_opcode_is_control(op) && !(b0 & 0x80))
-        return -WS_CLOSE_PROTOCOL_ERROR;
+        return -EPROTO;
     return 0;
 }
 
@@ -48,14 +49,14 @@ int ws_frame_header_parse(const uint8_t *p, size_t n, unsigned flags, ws_frame_h
     uint8_t op = p[0] & 0x0f, len7 = p[1] & 0x7f;
     bool masked = (p[1] & 0x80) != 0;
     if (ws_opcode_is_control(op) && len7 > WS_CONTROL_MAX)
-        return -WS_CLOSE_PROTOCOL_ERROR;
+        return -EPROTO;
     if ((flags & WS_FRAME_REQUIRE_MASK) && !masked)
-        return -WS_CLOSE_PROTOCOL_ERROR;
+        return -EPROTO;
     size_t ext = len7 == 126 ? 2 : len7 == 127 ? 8 : 0;
     size_t hl = 2 + ext + (masked ? 4 : 0);
     /* 5.2: "the most significant bit MUST be 0"; refuse as soon as that byte is here. */
     if (len7 == 127 && n > 2 && (p[2] & 0x80))
-        return -WS_CLOSE_PROTOCOL_ERROR;
+        return -EPROTO;
     if (n < hl)
         return WS_INCOMPLETE;
 

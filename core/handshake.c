@@ -9,6 +9,7 @@
  * no Sec-WebSocket-Protocol, which a client offering protocols accepts as "none chosen". */
 #include "uringws/handshake.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include <openssl/base64.h>
@@ -216,13 +217,14 @@ static const char *decode_room(ws_slice_t path, ws_handshake_t *hs)
     return NULL;
 }
 
+/* A refusal: the status to answer with and why go in hs; the return is the errno. */
 static int fail(ws_handshake_t *hs, int status, const char *why)
 {
     hs->status = status;
     hs->error = why;
     hs->room[0] = '\0';
     hs->room_len = 0;
-    return status;
+    return -EINVAL;
 }
 
 int ws_handshake_check(const ws_http_request_t *req, ws_handshake_t *hs)
@@ -253,7 +255,8 @@ int ws_handshake_check(const ws_http_request_t *req, ws_handshake_t *hs)
             return fail(hs, 400, "request-target is neither origin-form nor an http(s) URI");
         if (req->minor_version == 1 && f.n_host != 1)
             return fail(hs, 400, "HTTP/1.1 request needs exactly one Host header");
-        return hs->status = 0;
+        hs->status = 0;
+        return 0;
     }
 
     /* Methods are case-sensitive (RFC 9110 9.1): "get" is not GET. */
@@ -289,7 +292,8 @@ int ws_handshake_check(const ws_http_request_t *req, ws_handshake_t *hs)
     if ((why = decode_room(hs->path, hs)) != NULL)
         return fail(hs, 400, why);
     ws_handshake_accept(f.key->value, hs->accept);
-    return hs->status = 101;
+    hs->status = 101;
+    return 0;
 }
 
 size_t ws_handshake_error_response(int status, const char *why, char *out, size_t cap)

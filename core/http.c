@@ -16,7 +16,7 @@
  * O(max_headers * max_header_bytes) in total, not per byte. */
 #include "uringws/http.h"
 
-#include <limits.h>
+#include <errno.h>
 #include <string.h>
 
 /* Byte classes. TCHAR: RFC 9110 5.6.2 token characters (methods, header names). VALUE:
@@ -49,18 +49,31 @@ static const uint8_t ctype[256] = {
 };
 
 /* The limits in force: zero fields take defaults; max_headers cannot exceed the array in
- * ws_http_request_t, and max_header_bytes must leave the head length representable as int. */
+ * ws_http_request_t. */
 static void effective_limits(const ws_http_limits_t *lim, size_t *max_bytes, size_t *max_headers)
 {
     *max_bytes = WS_HTTP_MAX_HEADER_BYTES_DEFAULT;
     *max_headers = WS_HTTP_MAX_HEADERS_DEFAULT;
     if (lim != NULL) {
         if (lim->max_header_bytes != 0)
-            *max_bytes = lim->max_header_bytes < INT_MAX ? lim->max_header_bytes : INT_MAX;
+            *max_bytes = lim->max_header_bytes;
         if (lim->max_headers != 0)
             *max_headers =
                 lim->max_headers < WS_HTTP_HEADERS_CAP ? lim->max_headers : WS_HTTP_HEADERS_CAP;
     }
+}
+
+/* The two refusals: the errno for the caller's branch, the status for its answer. */
+static int malformed(ws_http_request_t *req)
+{
+    req->status = 400;
+    return -EBADMSG;
+}
+
+static int too_large(ws_http_request_t *req)
+{
+    req->status = 431;
+    return -EMSGSIZE;
 }
 
 /* Parses buf[0..len) from the start. Only the first max_bytes bytes are ever looked at:
@@ -102,12 +115,14 @@ static int parse_head(const uint8_t *buf, size_t len, size_t max_bytes, size_t m
         if (q == end)
             goto more;
         if (*q == '\r') {
-            if (end - q >= 2 && q[1] == '\n')
-                return (int)(q + 2 - buf);
+            if (end - q >= 2 && q[1] == '\n') {
+                req->head_len = (size_t)(q + 2 - buf);
+                return 0;
+            }
             goto line_error; /* bare CR, or the LF is still to come */
         }
         if (req->num_headers == max_headers)
-            return -431;
+            return too_large(req);
         ws_http_header_t *h = &req->headers[req->num_headers];
         /* A line that starts with SP or HTAB (obs-fold, and whitespace before the first
          * header), an empty name, a byte that is not a token character, whitespace before the
@@ -141,9 +156,9 @@ line_error:
      * until then the result must be the one a shorter prefix gave. No LF lies between the
      * start of the line and q, so the first LF from q ends this line. */
     if (memchr(q, '\n', (size_t)(end - q)) != NULL)
-        return -400;
+        return malformed(req);
 more:
-    return len > max_bytes ? -431 : WS_INCOMPLETE;
+    return len > max_bytes ? too_large(req) : WS_INCOMPLETE;
 }
 
 int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
@@ -151,6 +166,8 @@ int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
 {
     size_t max_bytes, max_headers;
     effective_limits(lim, &max_bytes, &max_headers);
+    req->head_len = 0;
+    req->status = 0;
     if (len == 0)
         return WS_INCOMPLETE;
     /* Resume: the previous call saw buf[0..prev_len) and found nothing decided. A new
@@ -158,7 +175,7 @@ int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
      * either, only the byte limit can have been crossed. */
     if (prev_len != 0 && prev_len <= len &&
         memchr(buf + prev_len - 1, '\n', len - prev_len + 1) == NULL)
-        return len > max_bytes ? -431 : WS_INCOMPLETE;
+        return len > max_bytes ? too_large(req) : WS_INCOMPLETE;
     return parse_head(buf, len, max_bytes, max_headers, req);
 }
 

@@ -47,11 +47,20 @@ unsigned ws_close_reply_code(unsigned code)
     return ws_close_code_valid(code) ? code : WS_CLOSE_PROTOCOL_ERROR;
 }
 
-/* Records a sticky error and returns it. */
-static int fail(ws_parser_t *ps, int code)
+/* Records a sticky protocol error (the close code to answer with) and returns -EPROTO. */
+static int fail(ws_parser_t *ps, unsigned close_code)
 {
-    ps->error = code;
-    return code;
+    ps->close_code = (uint16_t)close_code;
+    ps->error = -EPROTO;
+    return -EPROTO;
+}
+
+/* Records the sticky out-of-memory error (answered with 1011). */
+static int fail_nomem(ws_parser_t *ps)
+{
+    ps->close_code = WS_CLOSE_INTERNAL;
+    ps->error = -ENOMEM;
+    return -ENOMEM;
 }
 
 /* Collects the header at p[*pos..n), joining bytes held from earlier chunks. Returns 0 with
@@ -68,7 +77,7 @@ static int read_header(ws_parser_t *ps, const uint8_t *p, size_t n, size_t *pos)
             return 0;
         }
         if (r != WS_INCOMPLETE)
-            return fail(ps, r);
+            return fail(ps, WS_CLOSE_PROTOCOL_ERROR);
         assert(avail < WS_FRAME_HEADER_MAX);
         memcpy(ps->hdr_buf, p + *pos, avail);
         ps->hdr_have = (uint8_t)avail;
@@ -87,7 +96,7 @@ static int read_header(ws_parser_t *ps, const uint8_t *p, size_t n, size_t *pos)
         return WS_INCOMPLETE;
     }
     if (r < 0)
-        return fail(ps, r);
+        return fail(ps, WS_CLOSE_PROTOCOL_ERROR);
     /* The previous attempt on `have` bytes was incomplete, so the header is longer. */
     assert((size_t)r > have);
     *pos += (size_t)r - have;
@@ -104,23 +113,23 @@ static int frame_begin(ws_parser_t *ps)
     if (ws_opcode_is_control(f->opcode)) {
         /* 5.5.1: a close body starts with a 2-byte code, so 1 byte can never be valid. */
         if (f->opcode == WS_OP_CLOSE && f->payload_len == 1)
-            return fail(ps, -WS_CLOSE_PROTOCOL_ERROR);
+            return fail(ps, WS_CLOSE_PROTOCOL_ERROR);
         ps->ctl_len = 0;
         return 0;
     }
     uint64_t max = ps->cfg.max_message;
     if (f->opcode == WS_OP_CONT) {
         if (ps->msg_opcode == 0)
-            return fail(ps, -WS_CLOSE_PROTOCOL_ERROR);
+            return fail(ps, WS_CLOSE_PROTOCOL_ERROR);
         if (f->payload_len > max - ps->msg_len)
-            return fail(ps, -WS_CLOSE_TOO_BIG);
+            return fail(ps, WS_CLOSE_TOO_BIG);
         return 0;
     }
     /* 5.4: fragments of one message are not interleaved with another data message. */
     if (ps->msg_opcode != 0)
-        return fail(ps, -WS_CLOSE_PROTOCOL_ERROR);
+        return fail(ps, WS_CLOSE_PROTOCOL_ERROR);
     if (f->payload_len > max)
-        return fail(ps, -WS_CLOSE_TOO_BIG);
+        return fail(ps, WS_CLOSE_TOO_BIG);
     ps->msg_opcode = f->opcode;
     ps->msg_len = 0;
     if (f->opcode == WS_OP_TEXT)
@@ -144,7 +153,7 @@ static int buf_append(ws_parser_t *ps, const uint8_t *data, size_t len)
             cap = max;
         uint8_t *nb = realloc(ps->msg_buf, cap);
         if (nb == NULL)
-            return fail(ps, -ENOMEM);
+            return fail_nomem(ps);
         ps->msg_buf = nb;
         ps->msg_cap = cap;
     }
@@ -159,7 +168,7 @@ static int message_end(ws_parser_t *ps, const uint8_t *payload, size_t len,
 {
     uint8_t op = ps->msg_opcode;
     if (op == WS_OP_TEXT && !ws_utf8_complete(&ps->utf8))
-        return fail(ps, -WS_CLOSE_INVALID_PAYLOAD);
+        return fail(ps, WS_CLOSE_INVALID_PAYLOAD);
     ps->msg_opcode = 0;
     ps->msg_len = 0;
     int rc = cb->on_message ? cb->on_message(ud, op, payload, len) : 0;
@@ -179,7 +188,7 @@ static int data_bytes(ws_parser_t *ps, const uint8_t *data, size_t take, bool wh
 {
     /* 8.1 fail fast: refuse at the first byte that no valid continuation could follow. */
     if (ps->msg_opcode == WS_OP_TEXT && take && !ws_utf8_feed(&ps->utf8, data, take))
-        return fail(ps, -WS_CLOSE_INVALID_PAYLOAD);
+        return fail(ps, WS_CLOSE_INVALID_PAYLOAD);
     if (whole && ps->frame.fin && ps->msg_len == 0) {
         /* Zero copy: the message is exactly this payload, in the caller's chunk. */
         ps->in_frame = false;
@@ -207,13 +216,14 @@ static int close_frame(ws_parser_t *ps, const uint8_t *payload, size_t len,
     if (len >= 2) {
         code = ((unsigned)payload[0] << 8) | payload[1];
         if (!ws_close_code_valid(code))
-            return fail(ps, -WS_CLOSE_PROTOCOL_ERROR);
+            return fail(ps, WS_CLOSE_PROTOCOL_ERROR);
         reason = payload + 2;
         rlen = len - 2;
         if (!ws_utf8_valid(reason, rlen))
-            return fail(ps, -WS_CLOSE_INVALID_PAYLOAD);
+            return fail(ps, WS_CLOSE_INVALID_PAYLOAD);
     }
     ps->closed = true;
+    ps->close_code = WS_CLOSE_NORMAL;
     ps->error = WS_PARSER_CLOSED;
     return cb->on_close ? cb->on_close(ud, code, reason, rlen) : 0;
 }
@@ -277,6 +287,8 @@ int ws_parser_feed(ws_parser_t *ps, uint8_t *p, size_t n, size_t *consumed,
             rc = control_bytes(ps, data, take, whole, cb, ud);
         else
             rc = data_bytes(ps, data, take, whole, cb, ud);
+        /* Negative only as one of our own sticky errors: a callback stops with a positive. */
+        assert(rc >= 0 || rc == ps->error);
         if (ps->closed) {
             /* Bytes after a close frame are not parsed (5.5.1: no data after a close). */
             if (rc == 0 && pos < n)

@@ -8,6 +8,7 @@
  * Input: byte 0 picks the configuration, bytes 1-2 the cut points, byte 3 a small
  * max_message; the rest is the stream. Each piece is copied into its own exact-size
  * allocation so AddressSanitizer sees any access outside it. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,8 @@
 typedef struct run {
     uint64_t hash;
     unsigned events;
-    int stop; /* what every callback returns */
+    int stop;            /* what every callback returns */
+    unsigned close_code; /* the parser's close_code once feeding ended with an error */
 } run_t;
 
 static void mix(run_t *r, const void *p, size_t n)
@@ -78,7 +80,8 @@ static int on_close(void *ud, unsigned code, const uint8_t *p, size_t len)
 
 static const ws_parser_callbacks_t CB = {on_message, on_control, on_close};
 
-/* Feeds s[0..n) cut at cuts[0..k); returns the first result that is not a stop. */
+/* Feeds s[0..n) cut at cuts[0..k); returns the first result that is not a stop, with the
+ * close code beside an error in r->close_code. */
 static int feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, const size_t *cuts,
                      size_t k, run_t *r)
 {
@@ -109,9 +112,13 @@ static int feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, 
                     break;
                 continue;
             }
-            FUZZ_CHECK(rc == -WS_CLOSE_PROTOCOL_ERROR || rc == -WS_CLOSE_INVALID_PAYLOAD ||
-                       rc == -WS_CLOSE_TOO_BIG || rc == WS_PARSER_CLOSED);
+            FUZZ_CHECK(rc == -EPROTO || rc == WS_PARSER_CLOSED);
+            FUZZ_CHECK(rc != -EPROTO || ps.close_code == WS_CLOSE_PROTOCOL_ERROR ||
+                       ps.close_code == WS_CLOSE_INVALID_PAYLOAD ||
+                       ps.close_code == WS_CLOSE_TOO_BIG);
+            FUZZ_CHECK(rc != WS_PARSER_CLOSED || ps.close_code == WS_CLOSE_NORMAL);
             result = rc;
+            r->close_code = ps.close_code;
             break;
         }
         free(piece);
@@ -121,6 +128,7 @@ static int feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, 
         uint8_t more = 0x81;
         size_t used = SIZE_MAX;
         FUZZ_CHECK(ws_parser_feed(&ps, &more, 1, &used, &CB, r) == result && used == 0);
+        FUZZ_CHECK(ps.close_code == r->close_code);
     }
     ws_parser_free(&ps);
     return result;
@@ -128,9 +136,11 @@ static int feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, 
 
 static void check_same(const run_t *a, int rca, const run_t *b, int rcb)
 {
-    if (a->hash != b->hash || a->events != b->events || rca != rcb) {
-        fprintf(stderr, "fuzz_frame: split mismatch: rc %d vs %d, events %u vs %u\n", rca, rcb,
-                a->events, b->events);
+    if (a->hash != b->hash || a->events != b->events || rca != rcb ||
+        a->close_code != b->close_code) {
+        fprintf(stderr,
+                "fuzz_frame: split mismatch: rc %d vs %d, close code %u vs %u, events %u vs %u\n",
+                rca, rcb, a->close_code, b->close_code, a->events, b->events);
         abort();
     }
 }
@@ -149,7 +159,7 @@ static void fuzz_parser(const uint8_t *data, size_t size)
     const uint8_t *s = data + 4;
     size_t n = size - 4;
 
-    run_t ref = {0xcbf29ce484222325ull, 0, 0};
+    run_t ref = {0xcbf29ce484222325ull, 0, 0, 0};
     int rc = feed_cuts(&cfg, s, n, NULL, 0, &ref);
 
     size_t cuts[2] = {data[1] % (n + 1), data[2] % (n + 1)};
@@ -157,18 +167,18 @@ static void fuzz_parser(const uint8_t *data, size_t size)
         size_t t = cuts[0];
         cuts[0] = cuts[1], cuts[1] = t;
     }
-    run_t r = {0xcbf29ce484222325ull, 0, 0};
+    run_t r = {0xcbf29ce484222325ull, 0, 0, 0};
     check_same(&ref, rc, &r, feed_cuts(&cfg, s, n, cuts, 2, &r));
 
     size_t *each = malloc((n + 1) * sizeof(*each));
     FUZZ_CHECK(each != NULL);
     for (size_t i = 0; i + 1 < n; i++)
         each[i] = i + 1;
-    r = (run_t){0xcbf29ce484222325ull, 0, 0};
+    r = (run_t){0xcbf29ce484222325ull, 0, 0, 0};
     check_same(&ref, rc, &r, feed_cuts(&cfg, s, n, each, n ? n - 1 : 0, &r));
     free(each);
 
-    r = (run_t){0xcbf29ce484222325ull, 0, 1};
+    r = (run_t){0xcbf29ce484222325ull, 0, 1, 0};
     check_same(&ref, rc, &r, feed_cuts(&cfg, s, n, cuts, 2, &r));
 }
 

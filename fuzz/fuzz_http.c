@@ -4,13 +4,15 @@
  * sizes come from the input's own hash; both must agree on the result and, for a parsed
  * head, on every slice. Every intermediate call must also equal a fresh one-shot parse of
  * the same prefix (the resume path is exact), and a prefix may only answer WS_INCOMPLETE or
- * the final result. Each run is repeated under small limits derived from the input, so the
- * 431 paths are reached. Every parsed head then goes through ws_handshake_check and
- * ws_handshake_response with invariants on their output. Each call gets an exactly sized
- * heap copy so that AddressSanitizer sees any read past len. Any mismatch aborts. */
+ * the final result; the status beside a refusal must match its errno. Each run is repeated under
+ * small limits derived from the input, so the 431 paths are reached. Every parsed head then goes
+ * through ws_handshake_check and ws_handshake_response with invariants on their output. Each call
+ * gets an exactly sized heap copy so that AddressSanitizer sees any read past len. Any mismatch
+ * aborts. */
 #include "uringws/handshake.h"
 #include "uringws/http.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +51,21 @@ static uint8_t *dup_exact(const uint8_t *data, size_t len)
     return p;
 }
 
+/* One parse, as one comparable number: the head length after 0, else the errno. Aborts when
+ * the out fields do not agree with the errno (status 400 with -EBADMSG, 431 with -EMSGSIZE,
+ * else 0; head_len only after 0). */
+static int parse(const uint8_t *buf, size_t len, size_t prev, const ws_http_limits_t *lim,
+                 ws_http_request_t *req)
+{
+    int rc = ws_http_parse_request(buf, len, prev, lim, req);
+    int status = rc == -EBADMSG ? 400 : rc == -EMSGSIZE ? 431 : 0;
+    if (rc != 0 && rc != WS_INCOMPLETE && rc != -EBADMSG && rc != -EMSGSIZE)
+        FAIL("unexpected result %d", rc);
+    if (req->status != status || (rc == 0) != (req->head_len != 0))
+        FAIL("result %d with status %d and head length %zu", rc, req->status, req->head_len);
+    return rc == 0 ? (int)req->head_len : rc;
+}
+
 static bool in_buf(ws_slice_t s, const uint8_t *buf, size_t len)
 {
     return s.len <= len && s.base >= buf && s.base <= buf + len - s.len;
@@ -83,8 +100,6 @@ static bool is_ows(uint8_t c)
 static void check_head(int r, const ws_http_request_t *req, const uint8_t *buf, size_t len,
                        size_t max_bytes, size_t max_headers)
 {
-    if (r != WS_INCOMPLETE && r != -400 && r != -431 && r <= 0)
-        FAIL("unexpected result %d", r);
     if (r <= 0)
         return;
     size_t n = (size_t)r;
@@ -119,9 +134,12 @@ static void check_handshake(const ws_http_request_t *req, const uint8_t *buf, si
 {
     ws_handshake_t hs;
     char out[1024];
-    int st = ws_handshake_check(req, &hs);
-    if (st != hs.status || (st != 0 && st != 101 && st != 400 && st != 405 && st != 426))
+    int rc = ws_handshake_check(req, &hs);
+    int st = hs.status;
+    if (st != 0 && st != 101 && st != 400 && st != 405 && st != 426)
         FAIL("handshake status %d", st);
+    if (rc != (st == 0 || st == 101 ? 0 : -EINVAL))
+        FAIL("handshake returned %d with status %d", rc, st);
     if ((st == 0 || st == 101) != (hs.error == NULL))
         FAIL("error string does not match status %d", st);
     /* Every slice points into the head, except the static "/" of an empty absolute path. */
@@ -179,7 +197,7 @@ static void run(const uint8_t *data, size_t size, const ws_http_limits_t *lim, u
 {
     ws_http_request_t one, part;
     uint8_t *whole = dup_exact(data, size);
-    int want = ws_http_parse_request(whole, size, 0, lim, &one);
+    int want = parse(whole, size, 0, lim, &one);
     check_head(want, &one, whole, size, max_bytes, max_headers);
 
     /* Feed in pieces: mostly small ones, sometimes a large jump. */
@@ -191,9 +209,9 @@ static void run(const uint8_t *data, size_t size, const ws_http_limits_t *lim, u
             (z & 3) == 0 ? (size_t)(z >> 8) % (size - prev) + 1 : (size_t)(z >> 8) % 8 + 1;
         size_t k = prev + step < size ? prev + step : size;
         uint8_t *buf = dup_exact(data, k);
-        got = ws_http_parse_request(buf, k, prev, lim, &part);
+        got = parse(buf, k, prev, lim, &part);
         ws_http_request_t fresh;
-        int alone = ws_http_parse_request(buf, k, 0, lim, &fresh);
+        int alone = parse(buf, k, 0, lim, &fresh);
         if (alone != got)
             FAIL("prefix %zu: resumed from %zu gives %d, fresh parse %d", k, prev, got, alone);
         compare(got, &part, buf, &fresh, buf, "resumed vs fresh");
@@ -210,8 +228,8 @@ static void run(const uint8_t *data, size_t size, const ws_http_limits_t *lim, u
         check_handshake(&one, whole, (size_t)want);
     } else if (want != WS_INCOMPLETE) {
         char out[512];
-        size_t n = ws_handshake_error_response(-want, NULL, out, sizeof out);
-        if (n == 0 || memcmp(out, want == -400 ? "HTTP/1.1 400 " : "HTTP/1.1 431 ", 13) != 0)
+        size_t n = ws_handshake_error_response(one.status, NULL, out, sizeof out);
+        if (n == 0 || memcmp(out, want == -EBADMSG ? "HTTP/1.1 400 " : "HTTP/1.1 431 ", 13) != 0)
             FAIL("error response for %d", want);
     }
     free(whole);

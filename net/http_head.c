@@ -33,17 +33,20 @@ static int append(ws_http_head_t *h, const uint8_t *p, size_t n, size_t max)
     return 0;
 }
 
-static int parsed(int rc, uint8_t *base, size_t len, ws_http_head_out_t *out)
+/* What the parser said, for the caller: rc is ws_http_parse_request's, with req->head_len
+ * or req->status beside it. */
+static int parsed(int rc, const ws_http_request_t *req, uint8_t *base, size_t len,
+                  ws_http_head_out_t *out)
 {
     if (rc == WS_INCOMPLETE) {
         out->state = WS_HEAD_MORE;
-    } else if (rc > 0) {
+    } else if (rc == 0) {
         out->state = WS_HEAD_DONE;
-        out->rest = base + rc;
-        out->rest_len = len - (size_t)rc;
+        out->rest = base + req->head_len;
+        out->rest_len = len - req->head_len;
     } else {
         out->state = WS_HEAD_REJECT;
-        out->status = rc == -431 ? 431 : 400;
+        out->status = req->status;
     }
     return 0;
 }
@@ -58,13 +61,16 @@ int ws_http_head_feed(ws_http_head_t *h, uint8_t *p, size_t n, const ws_http_lim
          * so are the WebSocket bytes after it. */
         rc = ws_http_parse_request(p, n, 0, lim, req);
         if (rc != WS_INCOMPLETE)
-            return parsed(rc, p, n, out);
+            return parsed(rc, req, p, n, out);
     }
     /* More than the head limit plus one receive's slack cannot be a valid head (the parser
      * says 431 before). */
     rc = append(h, p, n, lim->max_header_bytes + slack);
-    if (rc == -E2BIG)
-        return parsed(-431, NULL, 0, out);
+    if (rc == -E2BIG) {
+        out->state = WS_HEAD_REJECT;
+        out->status = 431;
+        return 0;
+    }
     if (rc < 0)
         return rc;
     if (h->prev == 0 && h->len == n) {
@@ -74,12 +80,12 @@ int ws_http_head_feed(ws_http_head_t *h, uint8_t *p, size_t n, const ws_http_lim
     }
     rc = ws_http_parse_request(h->buf, h->len, h->prev, lim, req);
     h->prev = h->len;
-    if (rc > 0) {
+    if (rc == 0) {
         /* The request and the bytes after it live in the buffer: the caller frees it. */
-        parsed(rc, h->buf, h->len, out);
+        parsed(rc, req, h->buf, h->len, out);
         out->owned = h->buf;
         memset(h, 0, sizeof(*h));
         return 0;
     }
-    return parsed(rc, NULL, 0, out);
+    return parsed(rc, req, NULL, 0, out);
 }

@@ -78,14 +78,14 @@ static void page(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
 void ws_routes_request(ws_worker_t *c, ws_conn_t *conn, uint8_t *rest, size_t rest_len)
 {
     ws_handshake_t hs;
-    int st = ws_handshake_check(&c->req, &hs);
-    if (st == 101) {
-        upgrade(c, conn, &hs, rest, rest_len);
-        return;
-    }
-    if (st == 0) {
+    if (ws_handshake_check(&c->req, &hs) == 0) {
+        if (hs.status == 101) {
+            upgrade(c, conn, &hs, rest, rest_len);
+            return;
+        }
         page(c, conn, &hs);
     } else {
+        int st = hs.status;
         char resp[1024];
         size_t n = ws_handshake_response(&hs, resp, sizeof(resp));
         ws_log_verbose("conn %u: rejected with %d: %s (target %.*s)", conn->idx, st,

@@ -110,10 +110,10 @@ static void log_bad_input(const ws_conn_t *conn, int rc, const uint8_t *p, size_
                  ps->msg_opcode, ps->msg_len, n, from, to, hex);
 }
 
-/* The parser stopped with rc (-close code, or -ENOMEM): close with that code. */
-static void protocol_error(ws_worker_t *c, ws_conn_t *conn, int rc)
+/* The parser stopped with -EPROTO or -ENOMEM: close with the code it names. */
+static void protocol_error(ws_worker_t *c, ws_conn_t *conn)
 {
-    unsigned code = rc == -ENOMEM ? WS_CLOSE_INTERNAL : (unsigned)-rc;
+    unsigned code = conn->parser.close_code;
     if (!ws_close_code_valid(code))
         code = WS_CLOSE_PROTOCOL_ERROR;
     ws_log_verbose("conn %u: protocol error, closing with %u", conn->idx, code);
@@ -145,11 +145,11 @@ void ws_session_input(ws_worker_t *c, ws_conn_t *conn, uint8_t *p, size_t n)
             n -= used;
             continue;
         }
-        if (rc == -WS_CLOSE_NORMAL)
+        if (rc == WS_PARSER_CLOSED)
             return; /* bytes after the peer's close frame: ignored */
         if (ws_log_level >= WS_LOG_DEBUG)
             log_bad_input(conn, rc, p, n, used);
-        protocol_error(c, conn, rc);
+        protocol_error(c, conn);
         return;
     }
 }

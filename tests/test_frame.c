@@ -1,6 +1,7 @@
 /* Unit test for core/frame.c: header writing (exact bytes for each length encoding), header
  * parsing (RFC 6455 5.7 examples, every incomplete prefix, every rejection, non-minimal
  * lengths, no reads past n) and the close code table of 7.4. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,8 @@
 
 #include "check.h"
 
-#define PROTO (-WS_CLOSE_PROTOCOL_ERROR)
+/* A header that breaks the protocol (the caller closes with 1002). */
+#define PROTO (-EPROTO)
 
 static const unsigned REQ = WS_FRAME_REQUIRE_MASK;
 

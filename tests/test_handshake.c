@@ -3,6 +3,7 @@
  * whitespace tolerance, room decoding, target forms, and the exact response bytes. */
 #include "uringws/handshake.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +18,24 @@ static bool slice_is(ws_slice_t s, const char *want)
 static ws_http_request_t req;
 
 /* Parses `raw` (which must be a complete head) and runs the check; reports at the caller's
- * line when the head does not parse or the status is not `want`. */
+ * line when the head does not parse, the status is not `want`, or the return does not match
+ * it (0 for 0 and 101, -EINVAL for a refusal). Returns the status. */
 static int run_at(int line, const char *raw, int want, ws_handshake_t *hs)
 {
     size_t len = strlen(raw);
     int r = ws_http_parse_request((const uint8_t *)raw, len, 0, NULL, &req);
-    if (r != (int)len) {
-        fprintf(stderr, "%s:%d: request did not parse (%d)\n", __FILE__, line, r);
+    if (r != 0 || req.head_len != len) {
+        fprintf(stderr, "%s:%d: request did not parse (%d, %zu bytes)\n", __FILE__, line, r,
+                req.head_len);
         check_failures++;
         memset(hs, 0, sizeof *hs);
         return -1;
     }
-    int status = ws_handshake_check(&req, hs);
-    if (status != want || hs->status != status) {
-        fprintf(stderr, "%s:%d: status %d (%s), want %d\n", __FILE__, line, status,
-                hs->error ? hs->error : "no error", want);
+    int rc = ws_handshake_check(&req, hs);
+    int status = hs->status;
+    if (status != want || rc != (status == 0 || status == 101 ? 0 : -EINVAL)) {
+        fprintf(stderr, "%s:%d: returned %d with status %d (%s), want %d\n", __FILE__, line, rc,
+                status, hs->error ? hs->error : "no error", want);
         check_failures++;
     }
     if ((status == 0 || status == 101) != (hs->error == NULL)) {
@@ -482,9 +486,10 @@ static void test_pipelined(void)
         GET_CHAT HOST UPGRADE CONN KEY VERSION END "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58";
     ws_http_request_t r;
     ws_handshake_t hs;
-    int n = ws_http_parse_request((const uint8_t *)raw, sizeof raw - 1, 0, NULL, &r);
-    CHECK_INT(n, sizeof raw - 1 - 11);
-    CHECK_INT(ws_handshake_check(&r, &hs), 101);
+    CHECK_INT(ws_http_parse_request((const uint8_t *)raw, sizeof raw - 1, 0, NULL, &r), 0);
+    CHECK_INT(r.head_len, sizeof raw - 1 - 11);
+    CHECK_INT(ws_handshake_check(&r, &hs), 0);
+    CHECK_INT(hs.status, 101);
     CHECK(strcmp(hs.accept, ACCEPT_RFC) == 0);
 }
 

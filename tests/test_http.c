@@ -3,11 +3,35 @@
  * header lookup and token lists, and response writing. */
 #include "uringws/http.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+
+/* The results the tests compare, one number each: the head length for a complete head, else
+ * the errno. parse() checks that the out fields agree with the errno (req->status 400 with
+ * -EBADMSG, 431 with -EMSGSIZE, 0 otherwise; req->head_len set only after 0). */
+#define MORE (-EAGAIN)
+#define BAD  (-EBADMSG)
+#define BIG  (-EMSGSIZE)
+
+static int parse_at(int line, const uint8_t *buf, size_t len, size_t prev_len,
+                    const ws_http_limits_t *lim, ws_http_request_t *req)
+{
+    int rc = ws_http_parse_request(buf, len, prev_len, lim, req);
+    int want_status = rc == BAD ? 400 : rc == BIG ? 431 : 0;
+    if ((rc != 0 && rc != MORE && rc != BAD && rc != BIG) || req->status != want_status ||
+        (rc == 0) != (req->head_len != 0) || req->head_len > len) {
+        fprintf(stderr, "%s:%d: parse returned %d with status %d, head_len %zu\n", __FILE__, line,
+                rc, req->status, req->head_len);
+        check_failures++;
+    }
+    return rc == 0 ? (int)req->head_len : rc;
+}
+
+#define parse(...) parse_at(__LINE__, __VA_ARGS__)
 
 static bool slice_is(ws_slice_t s, const char *want)
 {
@@ -22,7 +46,7 @@ static int parse_copy(const void *data, size_t len, size_t prev_len, const ws_ht
     if (*copy == NULL)
         abort();
     memcpy(*copy, data, len);
-    return ws_http_parse_request(*copy, len, prev_len, lim, req);
+    return parse(*copy, len, prev_len, lim, req);
 }
 
 static ws_http_request_t req_a, req_b;
@@ -49,7 +73,7 @@ static bool same_parse(int r, const ws_http_request_t *a, const uint8_t *abuf, i
 
 /* Feeds data in two pieces split at every byte boundary, then one byte at a time, always
  * growing the same buffer and passing prev_len; each must end with the one-shot result.
- * Also checks that every prefix parsed on its own gives WS_INCOMPLETE or that result. */
+ * Also checks that every prefix parsed on its own gives MORE or that result. */
 static void check_incremental(const char *name, const void *data, size_t len,
                               const ws_http_limits_t *lim)
 {
@@ -62,22 +86,22 @@ static void check_incremental(const char *name, const void *data, size_t len,
         abort();
     memcpy(buf, data, len);
     for (size_t k = 1; k < len && !bad; k++) {
-        int r = ws_http_parse_request(buf, k, 0, lim, &req_b);
-        if (r != WS_INCOMPLETE && !same_parse(want, &req_a, one, r, &req_b, buf)) {
+        int r = parse(buf, k, 0, lim, &req_b);
+        if (r != MORE && !same_parse(want, &req_a, one, r, &req_b, buf)) {
             fprintf(stderr, "%s: prefix %zu alone gives %d, whole input %d\n", name, k, r, want);
             bad = 1;
         }
-        if (r == WS_INCOMPLETE)
-            r = ws_http_parse_request(buf, len, k, lim, &req_b);
+        if (r == MORE)
+            r = parse(buf, len, k, lim, &req_b);
         if (!same_parse(want, &req_a, one, r, &req_b, buf)) {
             fprintf(stderr, "%s: split at %zu gives %d, one-shot %d\n", name, k, r, want);
             bad = 1;
         }
     }
-    int r = WS_INCOMPLETE;
+    int r = MORE;
     size_t prev = 0;
-    for (size_t k = 1; k <= len && r == WS_INCOMPLETE; k++) {
-        r = ws_http_parse_request(buf, k, prev, lim, &req_b);
+    for (size_t k = 1; k <= len && r == MORE; k++) {
+        r = parse(buf, k, prev, lim, &req_b);
         prev = k;
     }
     if (len != 0 && !same_parse(want, &req_a, one, r, &req_b, buf)) {
@@ -101,7 +125,7 @@ typedef struct vec {
     const char *name;
     const char *data;
     size_t len;
-    int want; /* head length, WS_INCOMPLETE, -400 or -431 */
+    int want; /* head length, MORE, BAD or BIG (as parse() returns them) */
 } vec_t;
 
 #define V(name, lit, want)                                                                         \
@@ -157,48 +181,48 @@ static const vec_t vectors[] = {
     V("htab and colon in value", "GET / HTTP/1.1\r\nX: a\tb:c\r\n\r\n",
       HEAD_LEN("GET / HTTP/1.1\r\nX: a\tb:c\r\n\r\n")),
 
-    V("empty", "", WS_INCOMPLETE),
-    V("request line only", "GET / HTTP/1.1\r\n", WS_INCOMPLETE),
-    V("no final crlf", "GET / HTTP/1.1\r\nHost: a\r\n", WS_INCOMPLETE),
-    V("final cr only", "GET / HTTP/1.1\r\nHost: a\r\n\r", WS_INCOMPLETE),
-    V("bad byte, line unfinished", "GET / HTTP/1.1\r\nX: a\0b", WS_INCOMPLETE),
-    V("bad version, line unfinished", "GET / HTTP/9.9", WS_INCOMPLETE),
+    V("empty", "", MORE),
+    V("request line only", "GET / HTTP/1.1\r\n", MORE),
+    V("no final crlf", "GET / HTTP/1.1\r\nHost: a\r\n", MORE),
+    V("final cr only", "GET / HTTP/1.1\r\nHost: a\r\n\r", MORE),
+    V("bad byte, line unfinished", "GET / HTTP/1.1\r\nX: a\0b", MORE),
+    V("bad version, line unfinished", "GET / HTTP/9.9", MORE),
 
-    V("HTTP/1.2", "GET / HTTP/1.2\r\n\r\n", -400),
-    V("HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", -400),
-    V("HTTP/0.9 style", "GET /\r\n\r\n", -400),
-    V("lowercase http", "GET / http/1.1\r\n\r\n", -400),
-    V("version with extra byte", "GET / HTTP/1.11\r\n\r\n", -400),
-    V("space after version", "GET / HTTP/1.1 \r\n\r\n", -400),
-    V("double space", "GET  / HTTP/1.1\r\n\r\n", -400),
-    V("empty method", " / HTTP/1.1\r\n\r\n", -400),
-    V("empty target", "GET  HTTP/1.1\r\n\r\n", -400),
-    V("bad method char", "G(T / HTTP/1.1\r\n\r\n", -400),
-    V("control in target", "GET /a\x01z HTTP/1.1\r\n\r\n", -400),
-    V("DEL in target", "GET /a\x7fz HTTP/1.1\r\n\r\n", -400),
-    V("leading crlf", "\r\nGET / HTTP/1.1\r\n\r\n", -400),
-    V("lf-only request line", "GET / HTTP/1.1\n\n", -400),
-    V("lf-only header", "GET / HTTP/1.1\r\nHost: a\n\r\n", -400),
-    V("lf-only end", "GET / HTTP/1.1\r\nHost: a\r\n\n", -400),
-    V("bare cr in value", "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", -400),
-    V("bare cr at line start", "GET / HTTP/1.1\r\nHost: a\r\n\rX: b\r\n\r\n", -400),
-    V("bare cr in request line", "GET /\r HTTP/1.1\r\n\r\n", -400),
-    V("no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", -400),
-    V("space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", -400),
-    V("tab before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", -400),
-    V("obs-fold sp", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", -400),
-    V("obs-fold ht", "GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", -400),
-    V("space before first header", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", -400),
-    V("empty name", "GET / HTTP/1.1\r\n: a\r\n\r\n", -400),
-    V("bad name char", "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", -400),
-    V("utf-8 in name", "GET / HTTP/1.1\r\nH\xc3\xa9: a\r\n\r\n", -400),
-    V("NUL in value", "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", -400),
-    V("SOH in value", "GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", -400),
-    V("VT in value", "GET / HTTP/1.1\r\nX: a\x0b\r\n\r\n", -400),
-    V("ESC in value", "GET / HTTP/1.1\r\nX: \x1b[0m\r\n\r\n", -400),
-    V("DEL in value", "GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n", -400),
-    V("NUL then lf", "GET / HTTP/1.1\r\nX: a\0b\n", -400),
-    V("error in head, more after", "GET / HTTP/1.1\r\nX y\r\nZ: 1\r\n\r\n" HELLO_FRAME, -400),
+    V("HTTP/1.2", "GET / HTTP/1.2\r\n\r\n", BAD),
+    V("HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", BAD),
+    V("HTTP/0.9 style", "GET /\r\n\r\n", BAD),
+    V("lowercase http", "GET / http/1.1\r\n\r\n", BAD),
+    V("version with extra byte", "GET / HTTP/1.11\r\n\r\n", BAD),
+    V("space after version", "GET / HTTP/1.1 \r\n\r\n", BAD),
+    V("double space", "GET  / HTTP/1.1\r\n\r\n", BAD),
+    V("empty method", " / HTTP/1.1\r\n\r\n", BAD),
+    V("empty target", "GET  HTTP/1.1\r\n\r\n", BAD),
+    V("bad method char", "G(T / HTTP/1.1\r\n\r\n", BAD),
+    V("control in target", "GET /a\x01z HTTP/1.1\r\n\r\n", BAD),
+    V("DEL in target", "GET /a\x7fz HTTP/1.1\r\n\r\n", BAD),
+    V("leading crlf", "\r\nGET / HTTP/1.1\r\n\r\n", BAD),
+    V("lf-only request line", "GET / HTTP/1.1\n\n", BAD),
+    V("lf-only header", "GET / HTTP/1.1\r\nHost: a\n\r\n", BAD),
+    V("lf-only end", "GET / HTTP/1.1\r\nHost: a\r\n\n", BAD),
+    V("bare cr in value", "GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n", BAD),
+    V("bare cr at line start", "GET / HTTP/1.1\r\nHost: a\r\n\rX: b\r\n\r\n", BAD),
+    V("bare cr in request line", "GET /\r HTTP/1.1\r\n\r\n", BAD),
+    V("no colon", "GET / HTTP/1.1\r\nHost a\r\n\r\n", BAD),
+    V("space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", BAD),
+    V("tab before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", BAD),
+    V("obs-fold sp", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", BAD),
+    V("obs-fold ht", "GET / HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", BAD),
+    V("space before first header", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", BAD),
+    V("empty name", "GET / HTTP/1.1\r\n: a\r\n\r\n", BAD),
+    V("bad name char", "GET / HTTP/1.1\r\nHo(st: a\r\n\r\n", BAD),
+    V("utf-8 in name", "GET / HTTP/1.1\r\nH\xc3\xa9: a\r\n\r\n", BAD),
+    V("NUL in value", "GET / HTTP/1.1\r\nX: a\0b\r\n\r\n", BAD),
+    V("SOH in value", "GET / HTTP/1.1\r\nX: a\x01\r\n\r\n", BAD),
+    V("VT in value", "GET / HTTP/1.1\r\nX: a\x0b\r\n\r\n", BAD),
+    V("ESC in value", "GET / HTTP/1.1\r\nX: \x1b[0m\r\n\r\n", BAD),
+    V("DEL in value", "GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n", BAD),
+    V("NUL then lf", "GET / HTTP/1.1\r\nX: a\0b\n", BAD),
+    V("error in head, more after", "GET / HTTP/1.1\r\nX y\r\nZ: 1\r\n\r\n" HELLO_FRAME, BAD),
 };
 
 static void test_vectors(void)
@@ -228,7 +252,7 @@ static void test_fields(void)
                              "X-Inner: a  b\r\n"
                              "\r\n" HELLO_FRAME;
     ws_http_request_t req;
-    int r = ws_http_parse_request((const uint8_t *)in, sizeof in - 1, 0, NULL, &req);
+    int r = parse((const uint8_t *)in, sizeof in - 1, 0, NULL, &req);
     CHECK_INT(r, sizeof in - 1 - (sizeof HELLO_FRAME - 1));
     CHECK(slice_is(req.method, "GET"));
     CHECK(slice_is(req.target, "/chat?x=1"));
@@ -246,7 +270,7 @@ static void test_fields(void)
     CHECK(req.target.base == (const uint8_t *)in + 4);
 
     static const char v10[] = "HEAD /x HTTP/1.0\r\n\r\n";
-    r = ws_http_parse_request((const uint8_t *)v10, sizeof v10 - 1, 0, NULL, &req);
+    r = parse((const uint8_t *)v10, sizeof v10 - 1, 0, NULL, &req);
     CHECK_INT(r, sizeof v10 - 1);
     CHECK(slice_is(req.method, "HEAD"));
     CHECK_INT(req.minor_version, 0);
@@ -254,17 +278,37 @@ static void test_fields(void)
 
     /* The picohttpparser contract step by step: incomplete, then resumed with prev_len. */
     size_t cut = sizeof RFC_HEAD - 1 - 3;
-    r = ws_http_parse_request((const uint8_t *)RFC_HEAD, cut, 0, NULL, &req);
-    CHECK_INT(r, WS_INCOMPLETE);
-    r = ws_http_parse_request((const uint8_t *)RFC_HEAD, cut + 1, cut, NULL, &req);
-    CHECK_INT(r, WS_INCOMPLETE);
-    r = ws_http_parse_request((const uint8_t *)RFC_HEAD, sizeof RFC_HEAD - 1, cut + 1, NULL, &req);
+    r = parse((const uint8_t *)RFC_HEAD, cut, 0, NULL, &req);
+    CHECK_INT(r, MORE);
+    r = parse((const uint8_t *)RFC_HEAD, cut + 1, cut, NULL, &req);
+    CHECK_INT(r, MORE);
+    r = parse((const uint8_t *)RFC_HEAD, sizeof RFC_HEAD - 1, cut + 1, NULL, &req);
     CHECK_INT(r, sizeof RFC_HEAD - 1);
     CHECK_INT(req.num_headers, 7);
     CHECK(slice_is(req.headers[6].value, "13"));
     /* No new bytes since the last call: still incomplete. */
-    r = ws_http_parse_request((const uint8_t *)RFC_HEAD, cut, cut, NULL, &req);
-    CHECK_INT(r, WS_INCOMPLETE);
+    r = parse((const uint8_t *)RFC_HEAD, cut, cut, NULL, &req);
+    CHECK_INT(r, MORE);
+
+    /* The contract itself, without parse(): 0 with head_len, or the errno with the status to
+     * answer with beside it. */
+    CHECK_INT(ws_http_parse_request((const uint8_t *)RFC_HEAD, sizeof RFC_HEAD - 1, 0, NULL, &req),
+              0);
+    CHECK_INT(req.head_len, sizeof RFC_HEAD - 1);
+    CHECK_INT(req.status, 0);
+    CHECK_INT(ws_http_parse_request((const uint8_t *)RFC_HEAD, cut, 0, NULL, &req), -EAGAIN);
+    CHECK_INT(req.status, 0);
+    CHECK_INT(req.head_len, 0);
+    static const char bad[] = "GET / HTTP/1.1\r\nHost a\r\n\r\n";
+    CHECK_INT(ws_http_parse_request((const uint8_t *)bad, sizeof bad - 1, 0, NULL, &req), -EBADMSG);
+    CHECK_INT(req.status, 400);
+    ws_http_limits_t tiny = {16, 0};
+    CHECK_INT(ws_http_parse_request((const uint8_t *)RFC_HEAD, sizeof RFC_HEAD - 1, 0, &tiny, &req),
+              -EMSGSIZE);
+    CHECK_INT(req.status, 431);
+    /* The status is reset by the next call. */
+    CHECK_INT(ws_http_parse_request((const uint8_t *)RFC_HEAD, cut, 0, NULL, &req), -EAGAIN);
+    CHECK_INT(req.status, 0);
 }
 
 /* --- limits --------------------------------------------------------------------------------- */
@@ -304,82 +348,81 @@ static void test_limits(void)
     /* Header count: 64 pass, 65 are refused complete, incomplete, and as soon as the first
      * byte of the 65th line arrives. */
     n = build_headers(big, 64, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), (int)n);
+    CHECK_INT(parse((uint8_t *)big, n, 0, NULL, &req), (int)n);
     CHECK_INT(req.num_headers, 64);
     check_incremental("64 headers", big, n, NULL);
     n = build_headers(big, 65, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n, 0, NULL, &req), BIG);
     check_incremental("65 headers", big, n, NULL);
     n = build_headers(big, 65, false, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n, 0, NULL, &req), BIG);
     n = build_headers(big, 64, false, "H");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), -431);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n - 1, 0, NULL, &req), WS_INCOMPLETE);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, n - 1, NULL, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n, 0, NULL, &req), BIG);
+    CHECK_INT(parse((uint8_t *)big, n - 1, 0, NULL, &req), MORE);
+    CHECK_INT(parse((uint8_t *)big, n, n - 1, NULL, &req), BIG);
     /* 64 headers and the final CRLF arriving byte by byte is a complete head, not 431. */
     n = build_headers(big, 64, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n - 1, 0, NULL, &req), WS_INCOMPLETE);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, n - 1, NULL, &req), (int)n);
+    CHECK_INT(parse((uint8_t *)big, n - 1, 0, NULL, &req), MORE);
+    CHECK_INT(parse((uint8_t *)big, n, n - 1, NULL, &req), (int)n);
 
     /* Head bytes: exactly 8192 pass, 8193 are refused. */
     n = build_sized(big, 8192, true);
     CHECK_INT(n, 8192);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), 8192);
+    CHECK_INT(parse((uint8_t *)big, n, 0, NULL, &req), 8192);
     CHECK_INT(req.headers[0].value.len, 8192 - 23);
     n = build_sized(big, 8193, true);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, NULL, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n, 0, NULL, &req), BIG);
     check_incremental("8193-byte head", big, n, NULL);
     /* The 8192-byte head followed by frame bytes is still fine. */
     n = build_sized(big, 8192, true);
     memcpy(big + n, HELLO_FRAME, sizeof HELLO_FRAME - 1);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n + sizeof HELLO_FRAME - 1, 0, NULL, &req),
-              8192);
+    CHECK_INT(parse((uint8_t *)big, n + sizeof HELLO_FRAME - 1, 0, NULL, &req), 8192);
 
     /* An endless header line: refused once byte 8193 is in, not earlier, even though no LF
      * has come; fed a byte at a time, exactly at that call. */
     n = build_sized(big, 20000, false);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, 8192, 0, NULL, &req), WS_INCOMPLETE);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, 8193, 0, NULL, &req), -431);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, 8193, 8192, NULL, &req), -431);
-    r = WS_INCOMPLETE;
+    CHECK_INT(parse((uint8_t *)big, 8192, 0, NULL, &req), MORE);
+    CHECK_INT(parse((uint8_t *)big, 8193, 0, NULL, &req), BIG);
+    CHECK_INT(parse((uint8_t *)big, 8193, 8192, NULL, &req), BIG);
+    r = MORE;
     size_t k = 0;
-    while (r == WS_INCOMPLETE && k < n) {
+    while (r == MORE && k < n) {
         k++;
-        r = ws_http_parse_request((uint8_t *)big, k, k - 1, NULL, &req);
+        r = parse((uint8_t *)big, k, k - 1, NULL, &req);
     }
-    CHECK_INT(r, -431);
+    CHECK_INT(r, BIG);
     CHECK_INT(k, 8193);
     /* A line without any LF at all (no request line end either). */
     memset(big, 'A', 9000);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, 9000, 0, NULL, &req), -431);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, 9000, 4000, NULL, &req), -431);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, 8192, 4000, NULL, &req), WS_INCOMPLETE);
+    CHECK_INT(parse((uint8_t *)big, 9000, 0, NULL, &req), BIG);
+    CHECK_INT(parse((uint8_t *)big, 9000, 4000, NULL, &req), BIG);
+    CHECK_INT(parse((uint8_t *)big, 8192, 4000, NULL, &req), MORE);
 
     /* Which comes first decides: a malformed line completed early is 400 however long the
      * rest; a malformed line whose LF is past the limit is 431. */
     n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nX y\r\n");
     memset(big + n, 'a', 9000);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n + 9000, 0, NULL, &req), -400);
+    CHECK_INT(parse((uint8_t *)big, n + 9000, 0, NULL, &req), BAD);
     n = (size_t)sprintf(big, "GET / HTTP/1.1\r\nX: \x01");
     memset(big + n, 'a', 9000);
     memcpy(big + n + 9000, "\r\n\r\n", 4);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n + 9004, 0, NULL, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n + 9004, 0, NULL, &req), BIG);
 
     /* Configured limits, with the incremental check on each side of them. */
     ws_http_limits_t lim = {64, 3};
     n = build_headers(big, 3, true, "");
     CHECK_INT(n, 39);
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &lim, &req), 39);
+    CHECK_INT(parse((uint8_t *)big, n, 0, &lim, &req), 39);
     check_incremental("3 headers, limit 3", big, n, &lim);
     n = build_headers(big, 4, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &lim, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n, 0, &lim, &req), BIG);
     check_incremental("4 headers, limit 3", big, n, &lim);
     lim.max_headers = 100;
     lim.max_header_bytes = 39;
     n = build_headers(big, 3, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &lim, &req), 39);
+    CHECK_INT(parse((uint8_t *)big, n, 0, &lim, &req), 39);
     lim.max_header_bytes = 38;
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &lim, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n, 0, &lim, &req), BIG);
     check_incremental("39 bytes, limit 38", big, n, &lim);
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++)
         check_incremental(vectors[i].name, vectors[i].data, vectors[i].len, &lim);
@@ -387,15 +430,15 @@ static void test_limits(void)
     /* Zero fields mean the defaults; max_headers is capped at WS_HTTP_HEADERS_CAP. */
     ws_http_limits_t zero = {0, 0};
     n = build_headers(big, 64, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &zero, &req), (int)n);
+    CHECK_INT(parse((uint8_t *)big, n, 0, &zero, &req), (int)n);
     n = build_headers(big, 65, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &zero, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n, 0, &zero, &req), BIG);
     ws_http_limits_t huge = {1 << 20, 100000};
     n = build_headers(big, WS_HTTP_HEADERS_CAP, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &huge, &req), (int)n);
+    CHECK_INT(parse((uint8_t *)big, n, 0, &huge, &req), (int)n);
     CHECK_INT(req.num_headers, WS_HTTP_HEADERS_CAP);
     n = build_headers(big, WS_HTTP_HEADERS_CAP + 1, true, "");
-    CHECK_INT(ws_http_parse_request((uint8_t *)big, n, 0, &huge, &req), -431);
+    CHECK_INT(parse((uint8_t *)big, n, 0, &huge, &req), BIG);
 }
 
 /* --- lookups -------------------------------------------------------------------------------- */
@@ -410,8 +453,7 @@ static void test_lookup(void)
                              "Upgrade: websocketx, xwebsocket\r\n"
                              "\r\n";
     ws_http_request_t req;
-    CHECK_INT(ws_http_parse_request((const uint8_t *)in, sizeof in - 1, 0, NULL, &req),
-              sizeof in - 1);
+    CHECK_INT(parse((const uint8_t *)in, sizeof in - 1, 0, NULL, &req), sizeof in - 1);
 
     CHECK(ws_slice_eq_ci(ws_slice("Upgrade", 7), "uPGRADE"));
     CHECK(!ws_slice_eq_ci(ws_slice("Upgrade", 7), "Upgrad"));

@@ -14,9 +14,29 @@
 
 #include "check.h"
 
-#define PROTO   (-WS_CLOSE_PROTOCOL_ERROR)
-#define INVALID (-WS_CLOSE_INVALID_PAYLOAD)
-#define TOOBIG  (-WS_CLOSE_TOO_BIG)
+/* How a stream ended: what ws_parser_feed returned and, after an error or a close, the close
+ * code it left in ps.close_code. Both are compared. */
+typedef struct result {
+    int rc;
+    unsigned close_code;
+} result_t;
+
+#define OK      ((result_t){0, 0})
+#define PROTO   ((result_t){-EPROTO, WS_CLOSE_PROTOCOL_ERROR})
+#define INVALID ((result_t){-EPROTO, WS_CLOSE_INVALID_PAYLOAD})
+#define TOOBIG  ((result_t){-EPROTO, WS_CLOSE_TOO_BIG})
+#define CLOSED  ((result_t){WS_PARSER_CLOSED, WS_CLOSE_NORMAL})
+
+static bool same_result(result_t a, result_t b)
+{
+    return a.rc == b.rc && a.close_code == b.close_code;
+}
+
+#define CHECK_RESULT(got, want)                                                                    \
+    do {                                                                                           \
+        CHECK_INT((got).rc, (want).rc);                                                            \
+        CHECK_INT((got).close_code, (want).close_code);                                            \
+    } while (0)
 
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
@@ -121,10 +141,10 @@ static const ws_parser_config_t CLIENT = {0, 0, 0};
 
 /* Feeds s[0..n) cut at cuts[0..k) (ascending), each piece in its own exact allocation so a
  * sanitizer build sees any access outside it. Resumes after a stop. Returns the first
- * result other than the stop value (0 when every byte was taken), and checks that the
+ * result other than the stop value (OK when every byte was taken), and checks that the
  * result is sticky. */
-static int feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, const size_t *cuts,
-                     size_t k, rec_t *r)
+static result_t feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n,
+                          const size_t *cuts, size_t k, rec_t *r)
 {
     ws_parser_t ps;
     ws_parser_init(&ps, cfg);
@@ -164,29 +184,34 @@ static int feed_cuts(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, 
         free(piece);
         start = end;
     }
+    /* A stop is positive and every error negative, so a stop is never taken for an error. */
+    CHECK(result <= 0);
+    result_t res = {result, result < 0 ? ps.close_code : 0};
     if (result) {
         uint8_t more[2] = {0x81, 0x80};
         size_t used = SIZE_MAX;
         CHECK_INT(ws_parser_feed(&ps, more, sizeof(more), &used, &CB, r), result);
         CHECK_INT(used, 0);
         CHECK_INT(ws_parser_feed(&ps, more, 0, &used, &CB, r), result);
+        CHECK_INT(ps.close_code, res.close_code);
     }
     ws_parser_free(&ps);
-    return result;
+    return res;
 }
 
-static int feed_once(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, rec_t *r)
+static result_t feed_once(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, rec_t *r)
 {
     return feed_cuts(cfg, s, n, NULL, 0, r);
 }
 
-static void check_same(const rec_t *a, int rca, const rec_t *b, int rcb, const char *how,
+static void check_same(const rec_t *a, result_t rca, const rec_t *b, result_t rcb, const char *how,
                        size_t where)
 {
-    if (rca != rcb || a->events != b->events || a->log.len != b->log.len ||
+    if (!same_result(rca, rcb) || a->events != b->events || a->log.len != b->log.len ||
         (a->log.len && memcmp(a->log.p, b->log.p, a->log.len) != 0)) {
-        fprintf(stderr, "split mismatch (%s at %zu): rc %d vs %d, events %u vs %u\n", how, where,
-                rca, rcb, a->events, b->events);
+        fprintf(stderr,
+                "split mismatch (%s at %zu): rc %d vs %d, close code %u vs %u, events %u vs %u\n",
+                how, where, rca.rc, rcb.rc, rca.close_code, rcb.close_code, a->events, b->events);
         exit(1);
     }
 }
@@ -194,14 +219,14 @@ static void check_same(const rec_t *a, int rca, const rec_t *b, int rcb, const c
 /* The chunking property: every single cut, 300 random 3-way cuts, byte by byte, and all of
  * those again with callbacks that stop the parser each time. Returns the one-shot result;
  * the one-shot events are left in *ref. */
-static int check_splits(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, rec_t *ref)
+static result_t check_splits(const ws_parser_config_t *cfg, const uint8_t *s, size_t n, rec_t *ref)
 {
     memset(ref, 0, sizeof(*ref));
-    int rc = feed_once(cfg, s, n, ref);
+    result_t rc = feed_once(cfg, s, n, ref);
     for (int stop = 0; stop <= 1; stop++) {
         rec_t r = {0};
         r.stop = stop ? 77 : 0;
-        int rc2 = feed_once(cfg, s, n, &r);
+        result_t rc2 = feed_once(cfg, s, n, &r);
         check_same(ref, rc, &r, rc2, "stop one-shot", 0);
         buf_reset(&r.log);
         for (size_t cut = 0; cut <= n; cut++) {
@@ -256,11 +281,11 @@ static void check_events(const rec_t *got, const rec_t *want)
 
 /* Runs a stream through check_splits and compares with the expected events and result. */
 static void check_stream(const ws_parser_config_t *cfg, const buf_t *s, const rec_t *want,
-                         int want_rc)
+                         result_t want_rc)
 {
     rec_t got;
-    int rc = check_splits(cfg, s->p, s->len, &got);
-    CHECK_INT(rc, want_rc);
+    result_t rc = check_splits(cfg, s->p, s->len, &got);
+    CHECK_RESULT(rc, want_rc);
     check_events(&got, want);
     buf_reset(&got.log);
 }
@@ -287,19 +312,19 @@ static void test_rfc_examples(void)
     rec_t want = {0};
     buf_put(&s, hello, sizeof(hello));
     expect(&want, 'M', WS_OP_TEXT, "Hello", 5);
-    check_stream(&CLIENT, &s, &want, 0);
+    check_stream(&CLIENT, &s, &want, OK);
     /* A server refuses the unmasked frame. */
     rec_t none = {0};
     check_stream(&SERVER, &s, &none, PROTO);
 
     s.len = 0;
     buf_put(&s, mhello, sizeof(mhello));
-    check_stream(&SERVER, &s, &want, 0);
-    check_stream(&CLIENT, &s, &want, 0);
+    check_stream(&SERVER, &s, &want, OK);
+    check_stream(&CLIENT, &s, &want, OK);
 
     s.len = 0;
     buf_put(&s, frag, sizeof(frag));
-    check_stream(&CLIENT, &s, &want, 0);
+    check_stream(&CLIENT, &s, &want, OK);
 
     buf_reset(&want.log), want.events = 0;
     s.len = 0;
@@ -307,7 +332,7 @@ static void test_rfc_examples(void)
     buf_put(&s, mpong, sizeof(mpong));
     expect(&want, 'C', WS_OP_PING, "Hello", 5);
     expect(&want, 'C', WS_OP_PONG, "Hello", 5);
-    check_stream(&CLIENT, &s, &want, 0);
+    check_stream(&CLIENT, &s, &want, OK);
 
     buf_reset(&want.log), want.events = 0;
     s.len = 0;
@@ -317,7 +342,7 @@ static void test_rfc_examples(void)
     buf_put(&s, b64k, 65536);
     expect(&want, 'M', WS_OP_BINARY, b256, 256);
     expect(&want, 'M', WS_OP_BINARY, b64k, 65536);
-    check_stream(&CLIENT, &s, &want, 0);
+    check_stream(&CLIENT, &s, &want, OK);
 
     /* The same two, masked, through a server parser. */
     s.len = 0;
@@ -325,7 +350,7 @@ static void test_rfc_examples(void)
     put_frame(&s, 0x82, b64k, 65536, KEY);
     CHECK(memcmp(s.p, "\x82\xfe\x01\x00", 4) == 0);
     CHECK(memcmp(s.p + 8 + 256, "\x82\xff\0\0\0\0\0\x01\0\0", 10) == 0);
-    check_stream(&SERVER, &s, &want, 0);
+    check_stream(&SERVER, &s, &want, OK);
 
     buf_reset(&s);
     buf_reset(&want.log);
@@ -365,12 +390,12 @@ static void test_streams(void)
     expect(&want, 'C', WS_OP_PING, "", 0);
     expect(&want, 'M', WS_OP_BINARY, bin, 130);
     expect(&want, 'X', 1000, "bye", 3);
-    check_stream(&SERVER, &s, &want, 0);
+    check_stream(&SERVER, &s, &want, OK);
 
     /* Bytes after the close are refused, with *consumed ending at the close frame. */
     size_t close_end = s.len;
     put_frame(&s, 0x81, "late", 4, KEY);
-    check_stream(&SERVER, &s, &want, WS_PARSER_CLOSED);
+    check_stream(&SERVER, &s, &want, CLOSED);
     {
         ws_parser_t ps;
         ws_parser_init(&ps, &SERVER);
@@ -381,6 +406,7 @@ static void test_streams(void)
         CHECK_INT(ws_parser_feed(&ps, copy, s.len, &used, &CB, &r), WS_PARSER_CLOSED);
         CHECK_INT(used, close_end);
         CHECK(ps.closed);
+        CHECK_INT(ps.close_code, WS_CLOSE_NORMAL);
         ws_parser_free(&ps);
         buf_reset(&r.log);
         free(copy);
@@ -399,7 +425,7 @@ static void test_streams(void)
     expect(&want, 'C', WS_OP_PONG, "pong", 4);
     expect(&want, 'M', WS_OP_TEXT, text, tl);
     expect(&want, 'X', WS_CLOSE_NO_STATUS, "", 0);
-    check_stream(&SERVER, &s, &want, 0);
+    check_stream(&SERVER, &s, &want, OK);
 
     buf_reset(&s);
     buf_reset(&want.log);
@@ -407,7 +433,7 @@ static void test_streams(void)
 
 /* One rejection: the stream is a valid text message, a ping, then the bad frame(s), so the
  * events before the error are checked too. */
-static void check_reject(const ws_parser_config_t *cfg, const buf_t *bad, int code)
+static void check_reject(const ws_parser_config_t *cfg, const buf_t *bad, result_t code)
 {
     buf_t s = {0};
     rec_t want = {0};
@@ -421,7 +447,8 @@ static void check_reject(const ws_parser_config_t *cfg, const buf_t *bad, int co
     buf_reset(&want.log);
 }
 
-static void reject_frame(uint8_t b0, const void *payload, size_t len, const uint8_t *key, int code)
+static void reject_frame(uint8_t b0, const void *payload, size_t len, const uint8_t *key,
+                         result_t code)
 {
     buf_t bad = {0};
     put_frame(&bad, b0, payload, len, key);
@@ -525,7 +552,7 @@ static void test_rejections(void)
         rec_t want = {0};
         put_frame(&s, 0x82, "\xff\xfe", 2, KEY);
         expect(&want, 'M', WS_OP_BINARY, "\xff\xfe", 2);
-        check_stream(&SERVER, &s, &want, 0);
+        check_stream(&SERVER, &s, &want, OK);
         buf_reset(&s);
         buf_reset(&want.log);
     }
@@ -554,7 +581,7 @@ static void test_close_codes(void)
         uint8_t body[6] = {(uint8_t)(good[i] >> 8), (uint8_t)good[i], 'w', 'h', 'y', '!'};
         put_frame(&s, 0x88, body, 6, KEY);
         expect(&want, 'X', good[i], "why!", 4);
-        check_stream(&SERVER, &s, &want, 0);
+        check_stream(&SERVER, &s, &want, OK);
         CHECK_INT(ws_close_reply_code(good[i]), good[i]);
         buf_reset(&s);
         buf_reset(&want.log);
@@ -578,7 +605,7 @@ static void test_max_message(void)
     put_frame(&s, 0x80, data, 40, KEY);
     expect(&want, 'M', WS_OP_TEXT, data, 100);
     expect(&want, 'M', WS_OP_BINARY, data, 100);
-    check_stream(&cfg, &s, &want, 0);
+    check_stream(&cfg, &s, &want, OK);
 
     s.len = 0;
     put_frame(&s, 0x81, data, 101, KEY);
@@ -602,7 +629,8 @@ static void test_max_message(void)
                                                  WS_MAX_MESSAGE_DEFAULT + 1ull, KEY);
         size_t used;
         rec_t r = {0};
-        CHECK_INT(ws_parser_feed(&ps, hdr, hl, &used, &CB, &r), TOOBIG);
+        CHECK_INT(ws_parser_feed(&ps, hdr, hl, &used, &CB, &r), -EPROTO);
+        CHECK_INT(ps.close_code, WS_CLOSE_TOO_BIG);
         CHECK(ps.msg_buf == NULL);
         CHECK_INT(r.events, 0);
         ws_parser_free(&ps);
@@ -682,8 +710,8 @@ static void test_zero_copy(void)
     buf_reset(&r.log);
 }
 
-/* A callback's non-zero return stops parsing right after it; *consumed is the end of that
- * frame and the rest can be fed later. Stops are not sticky. */
+/* A callback's positive return stops parsing right after it and is returned as it is; *consumed is
+ * the end of that frame and the rest can be fed later. Stops are not sticky. */
 static void test_stop(void)
 {
     buf_t s = {0};
@@ -715,6 +743,7 @@ static void test_stop(void)
     CHECK(ps.closed);
     CHECK_INT(ws_parser_feed(&ps, s.p, 1, &used, &CB, &r), WS_PARSER_CLOSED);
     CHECK_INT(used, 0);
+    CHECK_INT(ps.close_code, WS_CLOSE_NORMAL);
     ws_parser_free(&ps);
 
     /* NULL callbacks are skipped; NULL consumed is allowed. */
@@ -804,7 +833,7 @@ static void test_random_streams(void)
         }
         rec_t got;
         memset(&got, 0, sizeof(got));
-        int rc;
+        result_t rc;
         if (s.len > 20000) {
             /* Large streams: one-shot against random 3-way cuts only, to bound run time. */
             rc = feed_once(&SERVER, s.p, s.len, &got);
@@ -815,14 +844,14 @@ static void test_random_streams(void)
                     cuts[0] = cuts[1], cuts[1] = t;
                 }
                 rec_t r = {0};
-                int rc2 = feed_cuts(&SERVER, s.p, s.len, cuts, 2, &r);
+                result_t rc2 = feed_cuts(&SERVER, s.p, s.len, cuts, 2, &r);
                 check_same(&got, rc, &r, rc2, "random stream", cuts[0]);
                 buf_reset(&r.log);
             }
         } else {
             rc = check_splits(&SERVER, s.p, s.len, &got);
         }
-        CHECK_INT(rc, 0);
+        CHECK_RESULT(rc, OK);
         check_events(&got, &want);
         buf_reset(&got.log);
         buf_reset(&want.log);

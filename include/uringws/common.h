@@ -2,6 +2,7 @@
 #ifndef URINGWS_COMMON_H
 #define URINGWS_COMMON_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,9 +13,12 @@ typedef struct ws_slice {
     size_t len;
 } ws_slice_t;
 
-/* Parsers return bytes consumed (>= 0), WS_INCOMPLETE when they need more input, or another
- * negative value naming the error (an HTTP status as -400, a close code as -1002, -errno). */
-#define WS_INCOMPLETE (-2)
+/* The one error convention: functions return 0 (or, for a parser, the bytes it consumed) or
+ * -errno. "Need more input" is WS_INCOMPLETE (-EAGAIN). An HTTP status or a WebSocket close
+ * code to answer with never travels in a return value: it goes in an out-parameter or a
+ * field the function documents (ws_http_request_t.status, ws_parser_t.close_code,
+ * ws_handshake_t.status). */
+#define WS_INCOMPLETE (-EAGAIN)
 
 #define WS_WARN_UNUSED __attribute__((warn_unused_result))
 #define WS_LIKELY(x)   __builtin_expect(!!(x), 1)

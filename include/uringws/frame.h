@@ -64,10 +64,11 @@ enum ws_frame_flags {
     WS_FRAME_ALLOW_RSV1 = 1 << 1,   /* an extension using RSV1 was negotiated */
 };
 
-/* Parses one frame header from p[0..n). Returns the header length, WS_INCOMPLETE, or
- * -WS_CLOSE_PROTOCOL_ERROR when the header alone breaks the protocol: RSV bits without an
- * extension, reserved opcode, control frame fragmented or longer than 125, 64-bit length
- * with the top bit set, unmasked frame under WS_FRAME_REQUIRE_MASK. Reads nothing past n.
+/* Parses one frame header from p[0..n). Returns the header length (bytes consumed, > 0),
+ * WS_INCOMPLETE (-EAGAIN), or -EPROTO when the header alone breaks the protocol (answered
+ * with close code 1002, WS_CLOSE_PROTOCOL_ERROR, the only code a header can earn): RSV bits
+ * without an extension, reserved opcode, control frame fragmented or longer than 125, 64-bit
+ * length with the top bit set, unmasked frame under WS_FRAME_REQUIRE_MASK. Reads nothing past n.
  * Errors are reported as soon as the bytes that show them are in (a bad first byte with
  * n == 1). Non-minimal length encodings (5.2 asks senders, not receivers, for minimal ones)
  * are accepted; control frames must still use the 7-bit length. WS_FRAME_ALLOW_RSV1 allows

@@ -33,8 +33,11 @@ typedef struct ws_handshake {
     size_t room_len;
 } ws_handshake_t;
 
-/* Fills hs from req; returns hs->status. Room names: the path after the leading '/',
- * percent-decoded, 1..WS_ROOM_MAX bytes of valid UTF-8 with no control characters and no
+/* Fills hs from req. Returns 0 when the request is acceptable, hs->status saying how: 101 for
+ * a valid upgrade, 0 for a plain HTTP request; or -EINVAL when it is refused, hs->status then
+ * holding the error status to answer with (400, 405 or 426) and hs->error why. Room names: the path
+ * after the leading '/', percent-decoded, 1..WS_ROOM_MAX bytes of valid UTF-8 with no control
+ * characters and no
  * '/'; anything else is 400.
  *
  * An upgrade attempt is a request with an Upgrade or a Sec-WebSocket-Key header; it is
@@ -48,7 +51,7 @@ typedef struct ws_handshake {
  * URI's authority (userinfo is refused) and an empty path reads as "/" (a static string, the
  * one slice of hs that does not point into the request). Other slices of hs point into the
  * request buffer and are empty ({NULL, 0}) when absent. */
-int ws_handshake_check(const ws_http_request_t *req, ws_handshake_t *hs);
+WS_WARN_UNUSED int ws_handshake_check(const ws_http_request_t *req, ws_handshake_t *hs);
 
 /* Computes base64(SHA-1(key + GUID)) into out (28 chars + NUL). */
 void ws_handshake_accept(ws_slice_t key, char out[29]);
@@ -60,7 +63,7 @@ size_t ws_handshake_response(const ws_handshake_t *hs, char *out, size_t cap);
 
 /* Writes the error response for `status` (400..599) with `why` as the text/plain body (the
  * reason phrase when NULL): what ws_handshake_response writes for an error, and what the
- * server sends when ws_http_parse_request returns -400 or -431. Adds
+ * server sends when ws_http_parse_request refuses a head (with its req->status). Adds
  * `Sec-WebSocket-Version: 13` on 426 and `Allow: GET` on 405. Returns its length, or 0 if it
  * does not fit in cap or status is not an error. */
 size_t ws_handshake_error_response(int status, const char *why, char *out, size_t cap);

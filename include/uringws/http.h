@@ -34,24 +34,31 @@ typedef struct ws_http_request {
     ws_slice_t target; /* request-target as sent, e.g. "/room?x=1" */
     int minor_version; /* 1 for HTTP/1.1, 0 for HTTP/1.0 */
     size_t num_headers;
+    size_t head_len; /* after 0: bytes of the head with its final CRLF CRLF; else 0 */
+    int status;      /* after -EBADMSG: 400; after -EMSGSIZE: 431; else 0 */
     ws_http_header_t headers[WS_HTTP_HEADERS_CAP];
 } ws_http_request_t;
 
 /* Parses the request head in buf[0..len). `prev_len` is the len of the previous call on the
- * same request (0 the first time). Returns the head's length including the final CRLF CRLF
- * (bytes after it belong to the WebSocket stream), WS_INCOMPLETE, -400 for a malformed head
- * (bad request line, bare CR, NUL or other control bytes, header without colon, space
- * before colon, obsolete line folding, HTTP version other than 1.x), or -431 when the head
- * exceeds max_header_bytes or max_headers (also while still incomplete). `lim` may be NULL
- * for the defaults.
+ * same request (0 the first time). `lim` may be NULL for the defaults. Returns:
+ *   0              complete: req->head_len is the head's length including the final CRLF CRLF
+ *                  (bytes after it belong to the WebSocket stream);
+ *   WS_INCOMPLETE  (-EAGAIN) need more bytes;
+ *   -EBADMSG       malformed head (bad request line, bare CR, NUL or other control bytes,
+ *                  header without colon, space before colon, obsolete line folding, HTTP
+ *                  version other than 1.x): req->status is 400, the status to answer with;
+ *   -EMSGSIZE      the head exceeds max_header_bytes or max_headers (also while still
+ *                  incomplete): req->status is 431.
+ * req->status and req->head_len are 0 whenever they are not set as above; the other fields
+ * of `req` are meaningful only after 0.
  *
- * Lines must end in CRLF: a bare LF is rejected (-400) like a bare CR, so the head ends at
- * exactly the first CRLF CRLF and nothing in front of us can read a different head. Method
+ * Lines must end in CRLF: a bare LF is rejected (-EBADMSG) like a bare CR, so the head ends
+ * at exactly the first CRLF CRLF and nothing in front of us can read a different head. Method
  * and header names are tokens; the target is visible ASCII or bytes >= 0x80; values are
  * VCHAR, SP, HTAB or bytes >= 0x80. A malformed line is reported once its LF has arrived and
  * the header count once the first byte of one line too many has, so the result on a prefix
  * is either WS_INCOMPLETE or the result on the whole buffer: feeding a request in any pieces
- * gives what parsing it at once gives. `req` is meaningful only when the return is > 0. */
+ * gives what parsing it at once gives. */
 WS_WARN_UNUSED int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
                                          const ws_http_limits_t *lim, ws_http_request_t *req);
 

@@ -9,6 +9,7 @@
 #ifndef URINGWS_PARSER_H
 #define URINGWS_PARSER_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,10 +23,10 @@ extern "C" {
 
 #define WS_MAX_MESSAGE_DEFAULT (16u << 20) /* 16 MiB */
 
-/* What ws_parser_feed returns once a close frame has been delivered: the close handshake
- * ended normally and the parser takes no more input. Its value is -WS_CLOSE_NORMAL, so a
- * caller that maps any negative return to "close with -rc" still sends a sensible code. */
-#define WS_PARSER_CLOSED (-WS_CLOSE_NORMAL)
+/* What ws_parser_feed returns once a close frame has been delivered and more bytes come: the
+ * close handshake ended normally and the parser takes no more input (close_code is
+ * WS_CLOSE_NORMAL). An errno, like every other negative return. */
+#define WS_PARSER_CLOSED (-EPIPE)
 
 typedef struct ws_parser_config {
     /* Bytes of one assembled message; over it: 1009. 0 means the default, 16 MiB. Checked
@@ -42,8 +43,10 @@ typedef struct ws_parser_config {
     size_t buf_keep;
 } ws_parser_config_t;
 
-/* Callbacks; each returns 0 to go on or a non-zero value that stops ws_parser_feed, which
- * then returns that value. Slices are valid only during the call. */
+/* Callbacks; each returns 0 to go on or a positive value that stops ws_parser_feed, which
+ * then returns that value as it is: a caller's own "stop here" signal, never a status or a
+ * close code (a negative return is a bug: it would read as an error). Slices are valid only
+ * during the call. */
 typedef struct ws_parser_callbacks {
     /* A complete text (valid UTF-8) or binary message. */
     int (*on_message)(void *ud, uint8_t opcode, const uint8_t *payload, size_t len);
@@ -71,9 +74,12 @@ typedef struct ws_parser {
     /* Control frame payload cut across chunks. */
     uint8_t ctl_buf[WS_CONTROL_MAX];
     uint8_t ctl_len;
-    /* 0 while the parser takes input; else what every further feed returns: the protocol
-     * error, -ENOMEM, or WS_PARSER_CLOSED. */
+    /* 0 while the parser takes input; else what every further feed returns: -EPROTO,
+     * -ENOMEM, or WS_PARSER_CLOSED. */
     int error;
+    /* 0 while error is 0; else the close code to answer with: 1002, 1007 or 1009 after
+     * -EPROTO, 1011 after -ENOMEM, 1000 after WS_PARSER_CLOSED. */
+    uint16_t close_code;
 } ws_parser_t;
 
 /* cfg NULL means the defaults: 16 MiB messages, WS_FRAME_REQUIRE_MASK, no kept buffer. */
@@ -82,22 +88,22 @@ void ws_parser_init(ws_parser_t *ps, const ws_parser_config_t *cfg);
 void ws_parser_free(ws_parser_t *ps);
 
 /* Consumes p[0..n) (unmasking payload bytes in place) and calls back for each complete
- * message, control frame and close frame. Returns:
- *   0                      all n bytes consumed;
- *   a callback's non-zero  parsing stopped right after that callback (*consumed says where);
- *                          call again with the rest to go on. Use positive values, so they
- *                          cannot be mistaken for the errors below;
- *   -WS_CLOSE_PROTOCOL_ERROR (-1002), -WS_CLOSE_INVALID_PAYLOAD (-1007),
- *   -WS_CLOSE_TOO_BIG (-1009)  the peer broke the protocol: send that close code;
- *   -ENOMEM                reassembly buffer could not grow (answer with 1011);
- *   WS_PARSER_CLOSED       bytes follow a close frame (*consumed ends at the close frame),
- *                          or the parser had already delivered a close.
+ * message, control frame and close frame. Returns 0 or a negative errno, or a callback's stop:
+ *   0                   all n bytes consumed;
+ *   > 0                 a callback's positive return: parsing stopped right after that
+ *                       callback (*consumed says where); call again with the rest to go on;
+ *   -EPROTO             the peer broke the protocol: send ps->close_code
+ *                       (WS_CLOSE_PROTOCOL_ERROR 1002, WS_CLOSE_INVALID_PAYLOAD 1007 or
+ *                       WS_CLOSE_TOO_BIG 1009);
+ *   -ENOMEM             the reassembly buffer could not grow (ps->close_code is 1011);
+ *   WS_PARSER_CLOSED    (-EPIPE) bytes follow a close frame (*consumed ends at the close
+ *                       frame), or the parser had already delivered a close.
  * *consumed (`consumed` may be NULL) is the number of bytes parsed: n after 0, the end of
- * the frame whose callback stopped, the point where an error was found. Errors, -ENOMEM and
- * WS_PARSER_CLOSED are sticky: every later call returns the same value and consumes 0. A
- * callback's own return value is not sticky. Errors are found as early as the bytes allow
- * (a bad header byte, a too-long declared length, a byte that cannot continue UTF-8), never
- * later than the end of the frame that holds them. */
+ * the frame whose callback stopped, the point where an error was found. -EPROTO, -ENOMEM and
+ * WS_PARSER_CLOSED are sticky: every later call returns the same value, with the same
+ * ps->close_code, and consumes 0. A callback's own return value is not sticky. Errors are found as
+ * early as the bytes allow (a bad header byte, a too-long declared length, a byte that cannot
+ * continue UTF-8), never later than the end of the frame that holds them. */
 int ws_parser_feed(ws_parser_t *ps, uint8_t *p, size_t n, size_t *consumed,
                    const ws_parser_callbacks_t *cb, void *ud) WS_WARN_UNUSED;
 
