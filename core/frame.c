@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-bool ws_close_code_valid(unsigned code)
+bool ws_frame_close_code_valid(unsigned code)
 {
     /* 7.4.1 defines 1000-1003 and 1007-1011 for use on the wire; 1004 is reserved, 1005,
      * 1006 and 1015 are local-only and 1012-2999 are reserved for future RFCs. 7.4.2 gives

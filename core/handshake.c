@@ -57,37 +57,37 @@ static void scan_fields(const ws_http_request_t *req, fields_t *f)
         /* The names have distinct lengths, so one comparison per header at most. */
         switch (h->name.len) {
         case 4:
-            if (ws_slice_eq_ci(h->name, "Host"))
+            if (ws_http_eq_ci(h->name, "Host"))
                 note(&f->host, &f->n_host, h);
             break;
         case 6:
-            if (ws_slice_eq_ci(h->name, "Origin"))
+            if (ws_http_eq_ci(h->name, "Origin"))
                 note(&f->origin, NULL, h);
             break;
         case 7:
-            if (ws_slice_eq_ci(h->name, "Upgrade")) {
+            if (ws_http_eq_ci(h->name, "Upgrade")) {
                 note(&f->upgrade, NULL, h);
                 f->upgrade_websocket |= ws_http_list_has_token(h->value, "websocket");
             }
             break;
         case 10:
-            if (ws_slice_eq_ci(h->name, "Connection"))
+            if (ws_http_eq_ci(h->name, "Connection"))
                 f->connection_upgrade |= ws_http_list_has_token(h->value, "upgrade");
             break;
         case 17:
-            if (ws_slice_eq_ci(h->name, "Sec-WebSocket-Key"))
+            if (ws_http_eq_ci(h->name, "Sec-WebSocket-Key"))
                 note(&f->key, &f->n_key, h);
             break;
         case 21:
-            if (ws_slice_eq_ci(h->name, "Sec-WebSocket-Version"))
+            if (ws_http_eq_ci(h->name, "Sec-WebSocket-Version"))
                 note(&f->version, &f->n_version, h);
             break;
         case 22:
-            if (ws_slice_eq_ci(h->name, "Sec-WebSocket-Protocol"))
+            if (ws_http_eq_ci(h->name, "Sec-WebSocket-Protocol"))
                 note(&f->protocols, NULL, h);
             break;
         case 24:
-            if (ws_slice_eq_ci(h->name, "Sec-WebSocket-Extensions"))
+            if (ws_http_eq_ci(h->name, "Sec-WebSocket-Extensions"))
                 note(&f->extensions, NULL, h);
             break;
         default:
@@ -98,7 +98,7 @@ static void scan_fields(const ws_http_request_t *req, fields_t *f)
 
 static bool starts_with_ci(const uint8_t *p, size_t n, const char *lit, size_t lit_len)
 {
-    return n >= lit_len && ws_slice_eq_ci(ws_slice(p, lit_len), lit);
+    return n >= lit_len && ws_http_eq_ci(ws_slice(p, lit_len), lit);
 }
 
 /* Splits the request-target into the path without its query and, for absolute-form, the

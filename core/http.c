@@ -179,7 +179,7 @@ int ws_http_parse_request(const uint8_t *buf, size_t len, size_t prev_len,
     return parse_head(buf, len, max_bytes, max_headers, req);
 }
 
-bool ws_slice_eq_ci(ws_slice_t s, const char *lit)
+bool ws_http_eq_ci(ws_slice_t s, const char *lit)
 {
     size_t i;
     for (i = 0; i < s.len; i++) {
@@ -198,7 +198,7 @@ bool ws_slice_eq_ci(ws_slice_t s, const char *lit)
 const ws_http_header_t *ws_http_find(const ws_http_request_t *req, const char *name)
 {
     for (size_t i = 0; i < req->num_headers; i++)
-        if (ws_slice_eq_ci(req->headers[i].name, name))
+        if (ws_http_eq_ci(req->headers[i].name, name))
             return &req->headers[i];
     return NULL;
 }
@@ -207,7 +207,7 @@ size_t ws_http_count(const ws_http_request_t *req, const char *name)
 {
     size_t n = 0;
     for (size_t i = 0; i < req->num_headers; i++)
-        n += ws_slice_eq_ci(req->headers[i].name, name);
+        n += ws_http_eq_ci(req->headers[i].name, name);
     return n;
 }
 
@@ -223,7 +223,7 @@ bool ws_http_list_has_token(ws_slice_t v, const char *token)
             a++;
         while (b > a && (v.base[b - 1] == ' ' || v.base[b - 1] == '\t'))
             b--;
-        if (b > a && ws_slice_eq_ci(ws_slice(v.base + a, b - a), token))
+        if (b > a && ws_http_eq_ci(ws_slice(v.base + a, b - a), token))
             return true;
     }
     return false;
@@ -234,7 +234,7 @@ bool ws_http_has_token(const ws_http_request_t *req, const char *name, const cha
     /* Repeated list headers are one list (RFC 9110 5.3): "Connection: keep-alive" followed by
      * "Connection: Upgrade" holds "upgrade". */
     for (size_t i = 0; i < req->num_headers; i++)
-        if (ws_slice_eq_ci(req->headers[i].name, name) &&
+        if (ws_http_eq_ci(req->headers[i].name, name) &&
             ws_http_list_has_token(req->headers[i].value, token))
             return true;
     return false;

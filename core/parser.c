@@ -38,13 +38,13 @@ void ws_parser_free(ws_parser_t *ps)
     ps->msg_len = ps->msg_cap = 0;
 }
 
-unsigned ws_close_reply_code(unsigned code)
+unsigned ws_parser_close_reply_code(unsigned code)
 {
     if (code == WS_CLOSE_NO_STATUS)
         return WS_CLOSE_NORMAL;
     /* The parser never delivers an invalid code; anything else reaching here is a caller's
      * mistake, and 1002 is the answer the peer would have earned. */
-    return ws_close_code_valid(code) ? code : WS_CLOSE_PROTOCOL_ERROR;
+    return ws_frame_close_code_valid(code) ? code : WS_CLOSE_PROTOCOL_ERROR;
 }
 
 /* Records a sticky protocol error (the close code to answer with) and returns -EPROTO. */
@@ -215,7 +215,7 @@ static int close_frame(ws_parser_t *ps, const uint8_t *payload, size_t len,
     size_t rlen = 0;
     if (len >= 2) {
         code = ((unsigned)payload[0] << 8) | payload[1];
-        if (!ws_close_code_valid(code))
+        if (!ws_frame_close_code_valid(code))
             return fail(ps, WS_CLOSE_PROTOCOL_ERROR);
         reason = payload + 2;
         rlen = len - 2;

@@ -71,7 +71,7 @@ static int on_control(void *ud, uint8_t op, const uint8_t *p, size_t len)
 
 static int on_close(void *ud, unsigned code, const uint8_t *p, size_t len)
 {
-    FUZZ_CHECK(code == WS_CLOSE_NO_STATUS || ws_close_code_valid(code));
+    FUZZ_CHECK(code == WS_CLOSE_NO_STATUS || ws_frame_close_code_valid(code));
     FUZZ_CHECK(len <= WS_CONTROL_MAX - 2);
     FUZZ_CHECK(ws_utf8_valid(p, len));
     event(ud, 'X', code, p, len);

@@ -1,5 +1,5 @@
 /* Who gets in: the counts behind max_conns (server-wide, atomic), max_conns_per_ip and
- * max_rooms (the server's key-count tables, net/limits.c), this core's share of max_pending,
+ * max_rooms (the server's key-count tables, net/keycount.c), this core's share of max_pending,
  * and the Origin allow-list. Each count is taken and given back in this file; the
  * connection's flags say which it holds. */
 #include "admission.h"
@@ -8,7 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "limits.h"
+#include "keycount.h"
 #include "log.h"
 #include "worker.h"
 #include "server_internal.h"
@@ -30,7 +30,7 @@ static int refuse(ws_refusal_t *out, int status, const char *why, int err)
 static int count_peer(ws_worker_t *c, ws_conn_t *conn, const struct sockaddr *peer,
                       socklen_t peer_len, ws_refusal_t *out)
 {
-    if (!peer || !c->srv->ip_counts || !ws_peer_key(peer, peer_len, conn->peer))
+    if (!peer || !c->srv->ip_counts || !ws_keycount_peer_key(peer, peer_len, conn->peer))
         return 0;
     int rc = ws_keycount_acquire(c->srv->ip_counts, conn->peer, sizeof(conn->peer),
                                  c->cfg->max_conns_per_ip, 0);

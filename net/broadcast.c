@@ -6,7 +6,7 @@
 
 #include <errno.h>
 
-#include "limits.h"
+#include "keycount.h"
 #include "log.h"
 #include "conn_send.h"
 #include "worker.h"
@@ -18,7 +18,7 @@ static void room_maybe_free(ws_worker_t *c, ws_room_t *r)
 {
     if (!ws_room_unused(r, c->id))
         return;
-    ws_roommap_remove(&c->rooms, r);
+    ws_room_remove(&c->rooms, r);
     ws_room_free(r);
 }
 
@@ -177,12 +177,12 @@ static void home_publish(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
 int ws_broadcast_join(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
 {
     uint64_t h = ws_room_hash(name, len);
-    ws_room_t *r = ws_roommap_find(&c->rooms, h, name, len);
+    ws_room_t *r = ws_room_find(&c->rooms, h, name, len);
     if (!r) {
         r = ws_room_new(name, len, c->ncores, c->id);
         if (!r)
             return -ENOMEM;
-        if (ws_roommap_insert(&c->rooms, r) < 0)
+        if (ws_room_insert(&c->rooms, r) < 0)
             ws_log_warn("room map could not grow; lookups get slower");
     }
     /* A new member gets the messages published after it joined, not those of this pass. */
@@ -247,7 +247,7 @@ int ws_broadcast_publish_name(ws_worker_t *c, const char *name, size_t len, ws_b
     uint64_t h = ws_room_hash(name, len);
     unsigned home = ws_room_home(h, c->ncores);
     if (home == c->id) {
-        ws_room_t *r = ws_roommap_find(&c->rooms, h, name, len);
+        ws_room_t *r = ws_room_find(&c->rooms, h, name, len);
         if (r)
             home_publish(c, r, b);
         else
@@ -279,13 +279,13 @@ void ws_broadcast_deliver_one(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
 /* The home core's struct for the room another core's struct names. */
 static ws_room_t *home_room_of(ws_worker_t *c, const ws_room_t *remote, bool create)
 {
-    ws_room_t *r = ws_roommap_find(&c->rooms, remote->hash, remote->name, remote->name_len);
+    ws_room_t *r = ws_room_find(&c->rooms, remote->hash, remote->name, remote->name_len);
     if (r || !create)
         return r;
     r = ws_room_new(remote->name, remote->name_len, c->ncores, c->id);
     if (!r)
         return NULL;
-    if (ws_roommap_insert(&c->rooms, r) < 0)
+    if (ws_room_insert(&c->rooms, r) < 0)
         ws_log_warn("room map could not grow; lookups get slower");
     return r;
 }

@@ -88,7 +88,7 @@ void ws_conn_teardown(ws_worker_t *c, ws_conn_t *conn)
         conn->ep->close(c, conn);
     ws_conn_head_done(c, conn);
     conn->state = WS_CONN_DEAD;
-    ws_wheel_del(&c->wheel, &conn->timer);
+    ws_timer_del(&c->wheel, &conn->timer);
     ws_dlink_remove(&conn->pending);
     conn->flags &= ~(WS_CONN_F_NEED_SEND | WS_CONN_F_NEED_RECV | WS_CONN_F_NEED_CLOSE);
     ws_http_head_free(&conn->head);

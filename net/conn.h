@@ -114,7 +114,7 @@ typedef struct ws_conn {
      * limits when it started). */
     uint64_t t_over, over_sent0;
     uint64_t t_win, win_bytes, win_frames;
-    uint8_t peer[16]; /* peer address key (limits.h) when F_IP_COUNTED */
+    uint8_t peer[16]; /* peer address key (keycount.h) when F_IP_COUNTED */
     ws_timer_t timer;
     ws_qlink_t head_link; /* in the core's FIFO of connections in WS_CONN_HTTP */
     ws_dlink_t pending;   /* the core's list of connections with end-of-iteration work */

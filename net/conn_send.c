@@ -336,7 +336,7 @@ static void submit(ws_worker_t *c, ws_conn_t *conn)
      * dozens of tiny iovecs: the kernel's per-segment copy cost outweighs the memcpy. */
     bool corked = false;
     if (s && n > 1) {
-        unsigned m = ws_iov_coalesce(iov, n, s->cork, WS_CORK_BYTES, WS_CORK_SMALL);
+        unsigned m = ws_sendq_coalesce(iov, n, s->cork, WS_CORK_BYTES, WS_CORK_SMALL);
         corked = m < n;
         n = m;
     }

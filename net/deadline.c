@@ -43,7 +43,7 @@ void ws_deadline_schedule(ws_worker_t *c, ws_conn_t *conn)
 {
     uint64_t d = deadline(c, conn);
     if (d == UINT64_MAX)
-        ws_wheel_del(&c->wheel, &conn->timer);
+        ws_timer_del(&c->wheel, &conn->timer);
     else
-        ws_wheel_add(&c->wheel, &conn->timer, d);
+        ws_timer_add(&c->wheel, &conn->timer, d);
 }

@@ -61,9 +61,9 @@ static void xdrain(ws_worker_t *c)
         if (src == c->id)
             continue;
         ws_xq_t *q = ws_xcore_q(&c->srv->xcore, src, c->id);
-        ws_xq_rearm(q);
+        ws_xcore_q_rearm(q);
         ws_xev_t ev;
-        while (ws_xq_pop(q, &ev)) {
+        while (ws_xcore_q_pop(q, &ev)) {
             ws_broadcast_on_event(c, &ev);
             n++;
         }
@@ -241,7 +241,7 @@ static void begin_stop(ws_worker_t *c)
 
 static void on_tick(ws_worker_t *c)
 {
-    ws_wheel_fire(&c->wheel, c->now_ms, c);
+    ws_timer_fire(&c->wheel, c->now_ms, c);
     for (unsigned i = 0; i < WS_LSN_N; i++) {
         if (c->lsn[i].retry && !c->stopping && !c->lsn[i].armed)
             arm_accept(c, i);
@@ -358,8 +358,8 @@ int ws_loop_setup(ws_worker_t *c)
     const ws_features_t *f = &c->srv->feat;
     int rc;
     c->now_ms = now_ms();
-    rc = ws_ring_create(&c->ring, cfg->sq_entries, cfg->cq_entries, f->setup_flags, &c->setup_flags,
-                        true);
+    rc = ws_probe_ring_create(&c->ring, cfg->sq_entries, cfg->cq_entries, f->setup_flags,
+                              &c->setup_flags, true);
     if (rc < 0) {
         ws_log_error("io_uring setup: %s", strerror(-rc));
         return rc;
@@ -395,13 +395,13 @@ int ws_loop_setup(ws_worker_t *c)
     for (uint32_t i = 0; i < c->nslots; i++)
         c->slots[i].next_free = i + 1 < c->nslots ? i + 1 : UINT32_MAX;
     c->free_head = c->nslots ? 0 : UINT32_MAX;
-    rc = ws_roommap_init(&c->rooms);
+    rc = ws_room_map_init(&c->rooms);
     if (rc < 0)
         return rc;
     ws_bref_pool_init(&c->brefs);
     ws_qlink_init_head(&c->heads);
     c->max_heads = (cfg->max_pending + c->ncores - 1) / c->ncores;
-    ws_wheel_init(&c->wheel, c->now_ms, cfg->tick_ms);
+    ws_timer_wheel_init(&c->wheel, c->now_ms, cfg->tick_ms);
     c->tick_ts.tv_sec = cfg->tick_ms / 1000;
     c->tick_ts.tv_nsec = (long long)(cfg->tick_ms % 1000) * 1000000;
     set_handlers(c);
@@ -536,7 +536,7 @@ void ws_loop_free(ws_worker_t *c)
     if (c->nconns == 0 && c->brefs.live)
         ws_log_error("core %u: %zu block references leaked", c->id, c->brefs.live);
     if (c->rooms.buckets)
-        ws_roommap_free(&c->rooms);
+        ws_room_map_free(&c->rooms);
     ws_bref_pool_free(&c->brefs);
     while (c->sctx_free) {
         ws_sendctx_t *s = c->sctx_free;

@@ -16,8 +16,8 @@
 
 #include "log.h"
 
-int ws_ring_create(struct io_uring *ring, unsigned sq_entries, unsigned cq_entries, unsigned flags,
-                   unsigned *used, bool log)
+int ws_probe_ring_create(struct io_uring *ring, unsigned sq_entries, unsigned cq_entries,
+                         unsigned flags, unsigned *used, bool log)
 {
     static const struct {
         unsigned flag;
@@ -75,7 +75,7 @@ static bool probe_buf_ring(struct io_uring *ring)
     return ok;
 }
 
-int ws_features_probe(const ws_server_config_t *cfg, ws_features_t *f)
+int ws_probe_features(const ws_server_config_t *cfg, ws_features_t *f)
 {
     (void)cfg;
     memset(f, 0, sizeof(*f));
@@ -91,7 +91,7 @@ int ws_features_probe(const ws_server_config_t *cfg, ws_features_t *f)
     struct io_uring ring;
     unsigned want = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
                     IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-    int rc = ws_ring_create(&ring, 8, 64, want, &f->setup_flags, true);
+    int rc = ws_probe_ring_create(&ring, 8, 64, want, &f->setup_flags, true);
     if (rc < 0) {
         ws_log_error("io_uring is not available: %s (is it disabled by "
                      "/proc/sys/kernel/io_uring_disabled or a seccomp policy?)",
@@ -155,7 +155,7 @@ static const char *yn(bool v)
     return v ? "yes" : "no";
 }
 
-void ws_features_log(const ws_features_t *f, const ws_server_config_t *cfg)
+void ws_probe_log(const ws_features_t *f, const ws_server_config_t *cfg)
 {
     ws_log_info("kernel %u.%u", f->kernel_major, f->kernel_minor);
     ws_log_info("io_uring single issuer: %s", yn(f->single_issuer));

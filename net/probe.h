@@ -28,14 +28,14 @@ typedef struct ws_features {
 
 /* Probes. Returns 0, or -ENOSYS (after logging a clear error) when the kernel is older than
  * 5.19 or io_uring is unavailable or lacks something the engine cannot do without. */
-int ws_features_probe(const ws_server_config_t *cfg, ws_features_t *f);
+int ws_probe_features(const ws_server_config_t *cfg, ws_features_t *f);
 /* Logs one line per feature, found or missing, and what the engine will use. */
-void ws_features_log(const ws_features_t *f, const ws_server_config_t *cfg);
+void ws_probe_log(const ws_features_t *f, const ws_server_config_t *cfg);
 
 /* Creates a ring with `flags`, dropping flags the kernel refuses one by one in the order
  * DEFER_TASKRUN, SINGLE_ISSUER, COOP_TASKRUN, SUBMIT_ALL (logging each when `log` is set).
  * On success *used holds the flags in effect. Returns 0 or -errno. */
-int ws_ring_create(struct io_uring *ring, unsigned sq_entries, unsigned cq_entries, unsigned flags,
-                   unsigned *used, bool log);
+int ws_probe_ring_create(struct io_uring *ring, unsigned sq_entries, unsigned cq_entries,
+                         unsigned flags, unsigned *used, bool log);
 
 #endif

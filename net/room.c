@@ -54,7 +54,7 @@ void ws_room_free(ws_room_t *r)
     free(r);
 }
 
-int ws_roommap_init(ws_roommap_t *m)
+int ws_room_map_init(ws_roommap_t *m)
 {
     m->count = 0;
     m->nbuckets = ROOMMAP_INITIAL;
@@ -62,7 +62,7 @@ int ws_roommap_init(ws_roommap_t *m)
     return m->buckets ? 0 : -ENOMEM;
 }
 
-void ws_roommap_free(ws_roommap_t *m)
+void ws_room_map_free(ws_roommap_t *m)
 {
     for (uint32_t i = 0; m->buckets && i < m->nbuckets; i++) {
         ws_room_t *r = m->buckets[i];
@@ -78,7 +78,7 @@ void ws_roommap_free(ws_roommap_t *m)
     m->count = 0;
 }
 
-ws_room_t *ws_roommap_find(const ws_roommap_t *m, uint64_t hash, const char *name, size_t len)
+ws_room_t *ws_room_find(const ws_roommap_t *m, uint64_t hash, const char *name, size_t len)
 {
     for (ws_room_t *r = m->buckets[hash & (m->nbuckets - 1)]; r; r = r->hnext) {
         if (r->hash == hash && r->name_len == len && memcmp(r->name, name, len) == 0)
@@ -109,7 +109,7 @@ static int grow(ws_roommap_t *m)
     return 0;
 }
 
-int ws_roommap_insert(ws_roommap_t *m, ws_room_t *r)
+int ws_room_insert(ws_roommap_t *m, ws_room_t *r)
 {
     int rc = 0;
     if (m->count >= m->nbuckets)
@@ -121,7 +121,7 @@ int ws_roommap_insert(ws_roommap_t *m, ws_room_t *r)
     return rc;
 }
 
-void ws_roommap_remove(ws_roommap_t *m, ws_room_t *r)
+void ws_room_remove(ws_roommap_t *m, ws_room_t *r)
 {
     ws_room_t **pp = &m->buckets[r->hash & (m->nbuckets - 1)];
     while (*pp && *pp != r)

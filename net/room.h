@@ -73,13 +73,13 @@ static inline bool ws_room_unused(const ws_room_t *r, unsigned self)
            (r->home != self || r->member_cores == 0);
 }
 
-int ws_roommap_init(ws_roommap_t *m) WS_WARN_UNUSED;
+int ws_room_map_init(ws_roommap_t *m) WS_WARN_UNUSED;
 /* Frees the map and every room still in it. */
-void ws_roommap_free(ws_roommap_t *m);
-ws_room_t *ws_roommap_find(const ws_roommap_t *m, uint64_t hash, const char *name, size_t len);
+void ws_room_map_free(ws_roommap_t *m);
+ws_room_t *ws_room_find(const ws_roommap_t *m, uint64_t hash, const char *name, size_t len);
 /* Inserts r (its name must not be in the map). Returns 0 or -ENOMEM when the table could not
  * grow (r is inserted anyway: chains just get longer). */
-int ws_roommap_insert(ws_roommap_t *m, ws_room_t *r);
-void ws_roommap_remove(ws_roommap_t *m, ws_room_t *r);
+int ws_room_insert(ws_roommap_t *m, ws_room_t *r);
+void ws_room_remove(ws_roommap_t *m, ws_room_t *r);
 
 #endif

@@ -1,4 +1,4 @@
-/* Per-connection send queue and per-core block references.
+/* Per-connection send queue.
  *
  * A connection has at most ONE send in flight so its bytes can never reorder. Frames that
  * arrive meanwhile are queued here; when the send completes, everything queued is gathered
@@ -13,37 +13,9 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "bref.h"
 #include "uringws/block.h"
 #include "uringws/common.h"
-
-/* One core's share of a broadcast block. The core that receives a block for m local
- * recipients holds exactly one block reference (taken by the room's home core) and creates
- * one ws_bref_t with refs = m; each send-queue entry holds one of those m. The entry's
- * release (send done, or queue dropped) decrements refs without atomics; the last one drops
- * the core's block reference (one atomic per core per block, not per recipient) and returns
- * the bref to its core's pool. Only the owning core touches a bref. */
-typedef struct ws_bref {
-    ws_block_t *block;
-    uint32_t refs;
-    uint32_t frames; /* frames in the block: 1, or a batch's count (ws_block_batch) */
-    struct ws_bref *next_free;
-} ws_bref_t;
-
-typedef struct ws_bref_pool {
-    ws_bref_t *free;
-    size_t nfree;
-    size_t live; /* brefs handed out and not yet returned (leak check at exit) */
-} ws_bref_pool_t;
-
-void ws_bref_pool_init(ws_bref_pool_t *p);
-/* Frees the pooled (unused) brefs. Live ones are the send queues' to release first. */
-void ws_bref_pool_free(ws_bref_pool_t *p);
-/* A bref holding `refs` entries' worth of the caller's one block reference, or NULL on
- * allocation failure (the caller still owns its block reference). frames starts at 1; the
- * caller sets it for a batch. */
-ws_bref_t *ws_bref_new(ws_bref_pool_t *p, ws_block_t *b, uint32_t refs) WS_WARN_UNUSED;
-/* Drops one entry's reference; the last drops the block reference and recycles the bref. */
-void ws_bref_put(ws_bref_pool_t *p, ws_bref_t *r);
 
 enum ws_sq_kind {
     WS_SQ_BREF = 1, /* owner is a ws_bref_t; base points into its block */
@@ -122,7 +94,7 @@ unsigned ws_sendq_drop_oldest(ws_sendq_t *q, uint64_t max_bytes, uint32_t max_fr
  * which costs the kernel a separate copy step). The byte sequence is unchanged; once buf is
  * full the remaining iovecs are left as they are. Returns the new iovec count (<= n). buf
  * must stay untouched until the send that uses it completes. */
-unsigned ws_iov_coalesce(struct iovec *iov, unsigned n, uint8_t *buf, size_t cap, size_t small);
+unsigned ws_sendq_coalesce(struct iovec *iov, unsigned n, uint8_t *buf, size_t cap, size_t small);
 
 /* Releases every entry and frees the ring. Only when no send is in flight. */
 void ws_sendq_clear(ws_sendq_t *q, ws_bref_pool_t *pool);

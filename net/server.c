@@ -231,7 +231,7 @@ typedef struct probe_arg {
 static void *probe_main(void *arg)
 {
     probe_arg_t *p = arg;
-    p->rc = ws_features_probe(&p->srv->cfg, &p->srv->feat);
+    p->rc = ws_probe_features(&p->srv->cfg, &p->srv->feat);
     return NULL;
 }
 
@@ -469,7 +469,7 @@ int ws_server_start(const ws_server_config_t *cfg_in, ws_server_t **out)
     char where[300];
     if ((rc = server_new(cfg_in, &srv)) < 0 || (rc = probe_in_thread(srv)) < 0)
         goto err;
-    ws_features_log(&srv->feat, &srv->cfg);
+    ws_probe_log(&srv->feat, &srv->cfg);
     if ((rc = cores_new(srv, slots_per_core(srv))) < 0 ||
         (rc = listeners_open(srv, where, sizeof(where))) < 0 || (rc = threads_start(srv)) < 0)
         goto err;
@@ -511,7 +511,7 @@ int ws_server_wait(ws_server_t *srv)
             if (s == d)
                 continue;
             ws_xev_t ev;
-            while (ws_xq_pop(ws_xcore_q(&srv->xcore, s, d), &ev)) {
+            while (ws_xcore_q_pop(ws_xcore_q(&srv->xcore, s, d), &ev)) {
                 if (ev.block)
                     ws_block_unref(ev.block);
                 if (ev.type == WS_XEV_PUBLISH_NAME)

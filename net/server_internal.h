@@ -7,7 +7,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "limits.h"
+#include "keycount.h"
+#include "origins.h"
 #include "metrics.h"
 #include "probe.h"
 #include "worker.h"

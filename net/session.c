@@ -74,7 +74,7 @@ static int cb_close(void *ud, unsigned code, const uint8_t *reason, size_t len)
     if (conn->state == WS_CONN_OPEN) {
         conn->ep->close(c, conn);
         ws_conn_closing(c, conn);
-        if (ws_conn_send_close_frame(c, conn, ws_close_reply_code(code), NULL) < 0)
+        if (ws_conn_send_close_frame(c, conn, ws_parser_close_reply_code(code), NULL) < 0)
             ws_log_error("conn %u: out of memory for the close reply", conn->idx);
     }
     /* Both close frames are (or will be) on the wire: end the stream after the queue. */
@@ -114,7 +114,7 @@ static void log_bad_input(const ws_conn_t *conn, int rc, const uint8_t *p, size_
 static void protocol_error(ws_worker_t *c, ws_conn_t *conn)
 {
     unsigned code = conn->parser.close_code;
-    if (!ws_close_code_valid(code))
+    if (!ws_frame_close_code_valid(code))
         code = WS_CLOSE_PROTOCOL_ERROR;
     ws_log_verbose("conn %u: protocol error, closing with %u", conn->idx, code);
     /* The parser is dead: do not wait for the peer's close reply. */

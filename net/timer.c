@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-void ws_wheel_init(ws_wheel_t *w, uint64_t now_ms, uint32_t tick_ms)
+void ws_timer_wheel_init(ws_wheel_t *w, uint64_t now_ms, uint32_t tick_ms)
 {
     memset(w, 0, sizeof(*w));
     w->tick_ms = tick_ms ? tick_ms : 1;
@@ -29,7 +29,7 @@ static void unlink_timer(ws_timer_t *t)
     t->pprev = NULL;
 }
 
-void ws_wheel_add(ws_wheel_t *w, ws_timer_t *t, uint64_t deadline_ms)
+void ws_timer_add(ws_wheel_t *w, ws_timer_t *t, uint64_t deadline_ms)
 {
     if (ws_timer_armed(t))
         unlink_timer(t);
@@ -43,7 +43,7 @@ void ws_wheel_add(ws_wheel_t *w, ws_timer_t *t, uint64_t deadline_ms)
     link_head(&w->slot[tick & (WS_WHEEL_SLOTS - 1)], t);
 }
 
-void ws_wheel_del(ws_wheel_t *w, ws_timer_t *t)
+void ws_timer_del(ws_wheel_t *w, ws_timer_t *t)
 {
     if (!ws_timer_armed(t))
         return;
@@ -51,7 +51,7 @@ void ws_wheel_del(ws_wheel_t *w, ws_timer_t *t)
     w->count--;
 }
 
-size_t ws_wheel_expire(ws_wheel_t *w, uint64_t now_ms)
+size_t ws_timer_expire(ws_wheel_t *w, uint64_t now_ms)
 {
     uint64_t now_tick = now_ms / w->tick_ms;
     size_t n = 0;
@@ -78,7 +78,7 @@ size_t ws_wheel_expire(ws_wheel_t *w, uint64_t now_ms)
     return n;
 }
 
-ws_timer_t *ws_wheel_pop_expired(ws_wheel_t *w)
+ws_timer_t *ws_timer_pop_expired(ws_wheel_t *w)
 {
     ws_timer_t *t = w->expired;
     if (!t)
@@ -88,12 +88,12 @@ ws_timer_t *ws_wheel_pop_expired(ws_wheel_t *w)
     return t;
 }
 
-size_t ws_wheel_fire(ws_wheel_t *w, uint64_t now_ms, void *ctx)
+size_t ws_timer_fire(ws_wheel_t *w, uint64_t now_ms, void *ctx)
 {
-    ws_wheel_expire(w, now_ms);
+    ws_timer_expire(w, now_ms);
     size_t n = 0;
     ws_timer_t *t;
-    while ((t = ws_wheel_pop_expired(w))) {
+    while ((t = ws_timer_pop_expired(w))) {
         t->fire(ctx, t);
         n++;
     }

@@ -113,7 +113,7 @@ void ws_worker_sctx_put(ws_worker_t *c, ws_sendctx_t *s)
 
 void ws_worker_xpush(ws_worker_t *c, unsigned dst, const ws_xev_t *ev)
 {
-    ws_xq_push(ws_xcore_q(&c->srv->xcore, c->id, dst), ev);
+    ws_xcore_q_push(ws_xcore_q(&c->srv->xcore, c->id, dst), ev);
     if (!c->xdirty[dst]) {
         c->xdirty[dst] = 1;
         c->xdirty_list[c->nxdirty++] = dst;
@@ -127,7 +127,7 @@ void ws_worker_xflush(ws_worker_t *c)
     for (unsigned i = 0; i < c->nxdirty; i++) {
         unsigned dst = c->xdirty_list[i];
         c->xdirty[dst] = 0;
-        if (!ws_xq_need_wake(ws_xcore_q(&c->srv->xcore, c->id, dst)))
+        if (!ws_xcore_q_need_wake(ws_xcore_q(&c->srv->xcore, c->id, dst)))
             continue;
         struct io_uring_sqe *sqe = ws_worker_sqe(c);
         io_uring_prep_msg_ring(sqe, c->srv->cores[dst].ring_fd, 0,

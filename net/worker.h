@@ -29,7 +29,7 @@ struct ws_server;
 
 /* A send context: the iovec array and msghdr of one send in flight, and its cork area.
  * Small queued frames (at most WS_CORK_SMALL bytes each) are copied into the cork area,
- * WS_CORK_BYTES per context, so that a batch of them is one iovec (see ws_iov_coalesce);
+ * WS_CORK_BYTES per context, so that a batch of them is one iovec (see ws_sendq_coalesce);
  * larger frames stay by reference. Pooled per core; a connection holds one (conn->sctx)
  * while its send in flight is a sendmsg or a send out of the cork area; net/conn_send.c
  * takes and gives them back. */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-void ws_xq_init(ws_xq_t *q)
+void ws_xcore_q_init(ws_xq_t *q)
 {
     memset(q, 0, sizeof(*q));
     atomic_init(&q->first, NULL);
@@ -34,7 +34,7 @@ static ws_xseg_t *seg_new(ws_xq_t *q)
     return s;
 }
 
-void ws_xq_push(ws_xq_t *q, const ws_xev_t *ev)
+void ws_xcore_q_push(ws_xq_t *q, const ws_xev_t *ev)
 {
     if (!q->tail) {
         q->tail = seg_new(q);
@@ -59,21 +59,21 @@ void ws_xq_push(ws_xq_t *q, const ws_xev_t *ev)
     atomic_store_explicit(&q->tail->count, q->tail_n, memory_order_release);
 }
 
-bool ws_xq_need_wake(ws_xq_t *q)
+bool ws_xcore_q_need_wake(ws_xq_t *q)
 {
-    /* Orders our count/next stores before reading the flag (pairs with ws_xq_rearm). */
+    /* Orders our count/next stores before reading the flag (pairs with ws_xcore_q_rearm). */
     atomic_thread_fence(memory_order_seq_cst);
     return atomic_exchange_explicit(&q->wake_pending, 1, memory_order_relaxed) == 0;
 }
 
-void ws_xq_rearm(ws_xq_t *q)
+void ws_xcore_q_rearm(ws_xq_t *q)
 {
     atomic_store_explicit(&q->wake_pending, 0, memory_order_relaxed);
     /* Orders the flag store before the drain's loads of count/next. */
     atomic_thread_fence(memory_order_seq_cst);
 }
 
-bool ws_xq_pop(ws_xq_t *q, ws_xev_t *ev)
+bool ws_xcore_q_pop(ws_xq_t *q, ws_xev_t *ev)
 {
     if (!q->head) {
         q->head = atomic_load_explicit(&q->first, memory_order_acquire);
@@ -101,7 +101,7 @@ bool ws_xq_pop(ws_xq_t *q, ws_xev_t *ev)
     }
 }
 
-void ws_xq_free(ws_xq_t *q)
+void ws_xcore_q_free(ws_xq_t *q)
 {
     ws_xseg_t *s = atomic_load_explicit(&q->first, memory_order_acquire);
     /* Segments before head were already recycled or freed by the consumer. */
@@ -113,7 +113,7 @@ void ws_xq_free(ws_xq_t *q)
         s = next;
     }
     free(atomic_load_explicit(&q->spare, memory_order_acquire));
-    ws_xq_init(q);
+    ws_xcore_q_init(q);
 }
 
 int ws_xcore_init(ws_xcore_t *x, unsigned n)
@@ -126,7 +126,7 @@ int ws_xcore_init(ws_xcore_t *x, unsigned n)
     if (!x->q)
         return -ENOMEM;
     for (size_t i = 0; i < (size_t)n * n; i++)
-        ws_xq_init(&x->q[i]);
+        ws_xcore_q_init(&x->q[i]);
     return 0;
 }
 
@@ -134,7 +134,7 @@ void ws_xcore_free(ws_xcore_t *x)
 {
     if (x->q) {
         for (size_t i = 0; i < (size_t)x->n * x->n; i++)
-            ws_xq_free(&x->q[i]);
+            ws_xcore_q_free(&x->q[i]);
     }
     free(x->q);
     x->q = NULL;

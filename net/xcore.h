@@ -57,26 +57,26 @@ typedef struct ws_xq {
     _Atomic int wake_pending;
 } ws_xq_t;
 
-void ws_xq_init(ws_xq_t *q);
-/* Frees every segment. Events still queued are lost: drain with ws_xq_pop first (after the
+void ws_xcore_q_init(ws_xq_t *q);
+/* Frees every segment. Events still queued are lost: drain with ws_xcore_q_pop first (after the
  * threads are joined, when their blocks must be unreferenced). */
-void ws_xq_free(ws_xq_t *q);
+void ws_xcore_q_free(ws_xq_t *q);
 
 /* Producer. Never fails: a segment that cannot be allocated aborts the process with a
  * message, because the membership protocol cannot lose an event and the queue only grows
  * when the whole machine is out of memory (per-client memory is bounded elsewhere). */
-void ws_xq_push(ws_xq_t *q, const ws_xev_t *ev);
+void ws_xcore_q_push(ws_xq_t *q, const ws_xev_t *ev);
 /* Producer, after its pushes of this loop iteration: true when the caller must wake the
  * consumer (one MSG_RING), false when a wakeup is already pending that the consumer has
  * not acted on yet (it will see these events when it does). */
-bool ws_xq_need_wake(ws_xq_t *q);
+bool ws_xcore_q_need_wake(ws_xq_t *q);
 
 /* Consumer, before draining: re-enables wakeups. Any event pushed after this call either is
  * seen by the drain that follows or triggers a new wakeup (store-buffer argument with a full
  * fence on both sides). */
-void ws_xq_rearm(ws_xq_t *q);
+void ws_xcore_q_rearm(ws_xq_t *q);
 /* Consumer: pops one event, false when empty. */
-bool ws_xq_pop(ws_xq_t *q, ws_xev_t *ev);
+bool ws_xcore_q_pop(ws_xq_t *q, ws_xev_t *ev);
 
 /* All pairs of n cores; q(src, dst) for src != dst. */
 typedef struct ws_xcore {

@@ -268,16 +268,16 @@ static void test_close_codes(void)
     for (unsigned code = 0; code < 70000; code++) {
         bool valid = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1011) ||
                      (code >= 3000 && code <= 4999);
-        CHECK(ws_close_code_valid(code) == valid);
+        CHECK(ws_frame_close_code_valid(code) == valid);
     }
     const unsigned bad[] = {0,    999,  1004, 1005, 1006, 1012, 1013,
                             1014, 1015, 1016, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        CHECK(!ws_close_code_valid(bad[i]));
+        CHECK(!ws_frame_close_code_valid(bad[i]));
     const unsigned good[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
                              1010, 1011, 3000, 3999, 4000, 4999};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-        CHECK(ws_close_code_valid(good[i]));
+        CHECK(ws_frame_close_code_valid(good[i]));
 }
 
 int main(void)

@@ -32,7 +32,7 @@ static void setup(enum ws_slow_policy policy)
     w.m = &m;
     w.now_ms = 50000;
     ws_bref_pool_init(&w.brefs);
-    ws_wheel_init(&w.wheel, w.now_ms, 250);
+    ws_timer_wheel_init(&w.wheel, w.now_ms, 250);
     memset(&conn, 0, sizeof(conn));
     conn.tp = &bare;
     conn.state = WS_CONN_OPEN;
@@ -47,7 +47,7 @@ static void teardown(void)
     ws_conn_send_drop(&w, &conn, true);
     CHECK_EQ_U(m.queue_bytes, 0);
     CHECK_EQ_U(w.brefs.live, 0);
-    ws_wheel_del(&w.wheel, &conn.timer);
+    ws_timer_del(&w.wheel, &conn.timer);
     ws_bref_pool_free(&w.brefs);
 }
 

@@ -8,7 +8,8 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "../net/limits.h"
+#include "../net/keycount.h"
+#include "../net/origins.h"
 #include "check.h"
 #include "uringws/server.h"
 
@@ -102,15 +103,15 @@ static void peer_keys(void)
     REQUIRE(inet_pton(AF_INET, "127.0.0.2", &v4.sin_addr) == 1);
     REQUIRE(inet_pton(AF_INET6, "::ffff:127.0.0.2", &v6.sin6_addr) == 1);
     uint8_t a[16], b[16];
-    REQUIRE(ws_peer_key((struct sockaddr *)&v4, sizeof(v4), a));
-    REQUIRE(ws_peer_key((struct sockaddr *)&v6, sizeof(v6), b));
+    REQUIRE(ws_keycount_peer_key((struct sockaddr *)&v4, sizeof(v4), a));
+    REQUIRE(ws_keycount_peer_key((struct sockaddr *)&v6, sizeof(v6), b));
     CHECK(memcmp(a, b, 16) == 0); /* same address on a dual-stack and an IPv4 listener */
     REQUIRE(inet_pton(AF_INET6, "2001:db8::1", &v6.sin6_addr) == 1);
-    REQUIRE(ws_peer_key((struct sockaddr *)&v6, sizeof(v6), b));
+    REQUIRE(ws_keycount_peer_key((struct sockaddr *)&v6, sizeof(v6), b));
     CHECK(memcmp(a, b, 16) != 0);
     struct sockaddr un = {.sa_family = AF_UNIX};
-    CHECK(!ws_peer_key(&un, sizeof(un), a));
-    CHECK(!ws_peer_key((struct sockaddr *)&v4, 4, a)); /* truncated address */
+    CHECK(!ws_keycount_peer_key(&un, sizeof(un), a));
+    CHECK(!ws_keycount_peer_key((struct sockaddr *)&v4, 4, a)); /* truncated address */
 }
 
 static ws_slice_t sl(const char *s)

@@ -46,7 +46,7 @@ static void on_pipe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
     o->res = e->res;
     o->ud = e->ud;
     ws_timer_init(&o->timer, on_timer);
-    ws_wheel_add(&c->wheel, &o->timer, c->now_ms + 1);
+    ws_timer_add(&c->wheel, &o->timer, c->now_ms + 1);
 }
 
 static void table(ws_worker_t *c)
@@ -76,7 +76,7 @@ int main(void)
     cfg->cores = 1;
     cfg->tick_ms = 10;
     cfg->max_conns = 16;
-    if (ws_features_probe(cfg, &srv.feat) < 0) {
+    if (ws_probe_features(cfg, &srv.feat) < 0) {
         printf("test_net_owner: io_uring unavailable: skipped\n");
         return 77;
     }

@@ -36,9 +36,9 @@ static void setup(void)
         c->xdirty = dirty[i];
         c->xdirty_list = dirty_list[i];
         c->now_ms = 1000;
-        REQUIRE(ws_roommap_init(&c->rooms) == 0);
+        REQUIRE(ws_room_map_init(&c->rooms) == 0);
         ws_bref_pool_init(&c->brefs);
-        ws_wheel_init(&c->wheel, c->now_ms, 250);
+        ws_timer_wheel_init(&c->wheel, c->now_ms, 250);
     }
 }
 
@@ -50,7 +50,7 @@ static void drain(unsigned dst)
     w[1 - dst].nxdirty = 0;
     memset(dirty, 0, sizeof(dirty));
     ws_xev_t ev;
-    while (ws_xq_pop(ws_xcore_q(&srv.xcore, 1 - dst, dst), &ev))
+    while (ws_xcore_q_pop(ws_xcore_q(&srv.xcore, 1 - dst, dst), &ev))
         ws_broadcast_on_event(c, &ev);
     ws_broadcast_flush(c);
 }
@@ -143,7 +143,7 @@ int main(void)
     ws_conn_send_drop(&w[1], &member, true);
     for (unsigned i = 0; i < 2; i++) {
         CHECK_EQ_U(w[i].brefs.live, 0);
-        ws_roommap_free(&w[i].rooms);
+        ws_room_map_free(&w[i].rooms);
         ws_bref_pool_free(&w[i].brefs);
     }
     ws_xcore_free(&srv.xcore);

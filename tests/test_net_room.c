@@ -10,7 +10,7 @@
 static void map(void)
 {
     ws_roommap_t m;
-    REQUIRE(ws_roommap_init(&m) == 0);
+    REQUIRE(ws_room_map_init(&m) == 0);
     enum { R = 3000 };
     static ws_room_t *rooms[R];
     char name[32];
@@ -18,28 +18,28 @@ static void map(void)
         int n = snprintf(name, sizeof(name), "room-%d", i);
         rooms[i] = ws_room_new(name, (size_t)n, 4, 0);
         REQUIRE(rooms[i]);
-        CHECK(ws_roommap_find(&m, rooms[i]->hash, name, (size_t)n) == NULL);
-        CHECK(ws_roommap_insert(&m, rooms[i]) == 0);
+        CHECK(ws_room_find(&m, rooms[i]->hash, name, (size_t)n) == NULL);
+        CHECK(ws_room_insert(&m, rooms[i]) == 0);
     }
     CHECK_EQ_U(m.count, R);
     CHECK(m.nbuckets >= R);
     for (int i = 0; i < R; i++) {
         int n = snprintf(name, sizeof(name), "room-%d", i);
-        CHECK(ws_roommap_find(&m, ws_room_hash(name, (size_t)n), name, (size_t)n) == rooms[i]);
+        CHECK(ws_room_find(&m, ws_room_hash(name, (size_t)n), name, (size_t)n) == rooms[i]);
     }
     /* Same hash, different name: never confused (a forged hash must not match). */
-    CHECK(ws_roommap_find(&m, rooms[5]->hash, "room-6", 6) == NULL);
+    CHECK(ws_room_find(&m, rooms[5]->hash, "room-6", 6) == NULL);
     for (int i = 0; i < R; i += 2) {
-        ws_roommap_remove(&m, rooms[i]);
+        ws_room_remove(&m, rooms[i]);
         ws_room_free(rooms[i]);
     }
     CHECK_EQ_U(m.count, R / 2);
     for (int i = 0; i < R; i++) {
         int n = snprintf(name, sizeof(name), "room-%d", i);
-        ws_room_t *r = ws_roommap_find(&m, ws_room_hash(name, (size_t)n), name, (size_t)n);
+        ws_room_t *r = ws_room_find(&m, ws_room_hash(name, (size_t)n), name, (size_t)n);
         CHECK((i % 2 == 0) ? r == NULL : r == rooms[i]);
     }
-    ws_roommap_free(&m); /* frees the odd rooms (ASan checks) */
+    ws_room_map_free(&m); /* frees the odd rooms (ASan checks) */
 }
 
 static void homes(void)

@@ -268,7 +268,7 @@ static void drop_oldest(void)
     ws_bref_pool_free(&pool);
 }
 
-/* ws_iov_coalesce: runs of small iovecs become one copy, the byte sequence never changes,
+/* ws_sendq_coalesce: runs of small iovecs become one copy, the byte sequence never changes,
  * large ones and lone small ones stay by reference, and the cork capacity is respected. */
 static void coalesce(void)
 {
@@ -294,7 +294,7 @@ static void coalesce(void)
         memcpy(orig, iov, n * sizeof(iov[0]));
         size_t lb = flatten(iov, n, before);
         memset(cork, 0xee, sizeof(cork));
-        unsigned m = ws_iov_coalesce(iov, n, cork, sizeof(cork), 128);
+        unsigned m = ws_sendq_coalesce(iov, n, cork, sizeof(cork), 128);
         size_t la = flatten(iov, m, after);
         CHECK_EQ_U(la, lb);
         CHECK(memcmp(before, after, lb) == 0);
@@ -326,7 +326,7 @@ static void coalesce(void)
     uint8_t a[] = "ab", b[] = "cd", c2[] = "ef", big[200], d[] = "gh", e[] = "ij";
     memset(big, 'x', sizeof(big));
     struct iovec v[6] = {{a, 2}, {b, 2}, {c2, 2}, {big, sizeof(big)}, {d, 2}, {e, 2}};
-    unsigned m = ws_iov_coalesce(v, 6, cork, sizeof(cork), 128);
+    unsigned m = ws_sendq_coalesce(v, 6, cork, sizeof(cork), 128);
     CHECK_EQ_U(m, 3);
     CHECK_EQ_U(v[0].iov_len, 6);
     CHECK(memcmp(v[0].iov_base, "abcdef", 6) == 0);

@@ -1,6 +1,6 @@
 /* Cross-core queues: FIFO order across many segments with a real producer and consumer
  * thread, segment recycling, and the wakeup protocol: the consumer sleeps whenever it finds
- * the queue empty and is woken only when ws_xq_need_wake says so; a lost wakeup would leave
+ * the queue empty and is woken only when ws_xcore_q_need_wake says so; a lost wakeup would leave
  * it asleep (caught by a timeout), and most batches must not need one. */
 #include <errno.h>
 #include <pthread.h>
@@ -31,9 +31,9 @@ static void *producer(void *arg)
                            .src = (uint16_t)(next & 0xffff),
                            .room = (struct ws_room *)(uintptr_t)next,
                            .block = NULL};
-            ws_xq_push(&q, &ev);
+            ws_xcore_q_push(&q, &ev);
         }
-        if (ws_xq_need_wake(&q)) {
+        if (ws_xcore_q_need_wake(&q)) {
             atomic_fetch_add(&wakes_sent, 1);
             sem_post(&wake);
         }
@@ -43,17 +43,17 @@ static void *producer(void *arg)
 
 int main(void)
 {
-    ws_xq_init(&q);
+    ws_xcore_q_init(&q);
     sem_init(&wake, 0, 0);
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, producer, NULL) == 0);
     uint32_t expect = 0;
     unsigned sleeps = 0;
     while (expect < EVENTS) {
-        ws_xq_rearm(&q);
+        ws_xcore_q_rearm(&q);
         ws_xev_t ev;
         bool any = false;
-        while (ws_xq_pop(&q, &ev)) {
+        while (ws_xcore_q_pop(&q, &ev)) {
             any = true;
             if ((uint32_t)(uintptr_t)ev.room != expect || ev.src != (expect & 0xffff) ||
                 ev.type != WS_XEV_PUBLISH) {
@@ -77,11 +77,11 @@ int main(void)
     }
     pthread_join(t, NULL);
     ws_xev_t ev;
-    CHECK(!ws_xq_pop(&q, &ev));
+    CHECK(!ws_xcore_q_pop(&q, &ev));
     CHECK_EQ_U(expect, EVENTS);
     printf("events %u, wakeups %u, consumer sleeps %u\n", EVENTS, atomic_load(&wakes_sent), sleeps);
     CHECK(atomic_load(&wakes_sent) <= EVENTS / 2);
-    ws_xq_free(&q);
+    ws_xcore_q_free(&q);
     sem_destroy(&wake);
 
     /* ws_xcore_t: n*n queues, none for n == 1. */
@@ -91,10 +91,10 @@ int main(void)
     ws_xcore_free(&x);
     REQUIRE(ws_xcore_init(&x, 3) == 0);
     ws_xev_t e1 = {.type = WS_XEV_JOIN, .src = 2, .room = NULL, .block = NULL};
-    ws_xq_push(ws_xcore_q(&x, 2, 0), &e1);
-    CHECK(!ws_xq_pop(ws_xcore_q(&x, 1, 0), &ev));
-    CHECK(ws_xq_pop(ws_xcore_q(&x, 2, 0), &ev) && ev.src == 2 && ev.type == WS_XEV_JOIN);
-    ws_xq_push(ws_xcore_q(&x, 0, 1), &e1); /* left queued: freed by ws_xcore_free */
+    ws_xcore_q_push(ws_xcore_q(&x, 2, 0), &e1);
+    CHECK(!ws_xcore_q_pop(ws_xcore_q(&x, 1, 0), &ev));
+    CHECK(ws_xcore_q_pop(ws_xcore_q(&x, 2, 0), &ev) && ev.src == 2 && ev.type == WS_XEV_JOIN);
+    ws_xcore_q_push(ws_xcore_q(&x, 0, 1), &e1); /* left queued: freed by ws_xcore_free */
     ws_xcore_free(&x);
     return check_exit_status("test_net_xcore");
 }

@@ -582,12 +582,12 @@ static void test_close_codes(void)
         put_frame(&s, 0x88, body, 6, KEY);
         expect(&want, 'X', good[i], "why!", 4);
         check_stream(&SERVER, &s, &want, OK);
-        CHECK_INT(ws_close_reply_code(good[i]), good[i]);
+        CHECK_INT(ws_parser_close_reply_code(good[i]), good[i]);
         buf_reset(&s);
         buf_reset(&want.log);
     }
-    CHECK_INT(ws_close_reply_code(WS_CLOSE_NO_STATUS), WS_CLOSE_NORMAL);
-    CHECK_INT(ws_close_reply_code(1006), WS_CLOSE_PROTOCOL_ERROR);
+    CHECK_INT(ws_parser_close_reply_code(WS_CLOSE_NO_STATUS), WS_CLOSE_NORMAL);
+    CHECK_INT(ws_parser_close_reply_code(1006), WS_CLOSE_PROTOCOL_ERROR);
 }
 
 /* max_message: checked against the declared length from the header alone, and against the

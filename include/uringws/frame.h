@@ -44,7 +44,7 @@ enum ws_close_code {
 
 /* True when `code` may appear in a close frame on the wire (RFC 6455 7.4.1 and 7.4.2:
  * 1000-1003, 1007-1011, 3000-4999). 1004, 1005, 1006, 1015 and 1012-2999 are not. */
-bool ws_close_code_valid(unsigned code);
+bool ws_frame_close_code_valid(unsigned code);
 
 #define WS_FRAME_HEADER_MAX 14 /* 2 + 8 (64-bit length) + 4 (mask) */
 #define WS_CONTROL_MAX      125

@@ -73,7 +73,7 @@ bool ws_http_has_token(const ws_http_request_t *req, const char *name, const cha
  * whitespace around elements, empty elements skipped), holds `token` (case-insensitive). */
 bool ws_http_list_has_token(ws_slice_t value, const char *token);
 /* Case-insensitive comparison of a slice with a NUL-terminated ASCII string. */
-bool ws_slice_eq_ci(ws_slice_t s, const char *lit);
+bool ws_http_eq_ci(ws_slice_t s, const char *lit);
 
 /* Reason phrase for the statuses the server sends ("Bad Request", ...), "Error" otherwise. */
 const char *ws_http_reason(int status);

@@ -109,7 +109,7 @@ int ws_parser_feed(ws_parser_t *ps, uint8_t *p, size_t n, size_t *consumed,
 
 /* The close code a server sends back for a received close `code` (RFC 6455 5.5.1 echo):
  * the same code when valid, 1000 for WS_CLOSE_NO_STATUS. */
-unsigned ws_close_reply_code(unsigned code);
+unsigned ws_parser_close_reply_code(unsigned code);
 
 #ifdef __cplusplus
 }

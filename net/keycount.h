@@ -1,9 +1,9 @@
-/* Admission limits shared by every core: counted keys (connections per remote address for
- * --max-conns-per-ip, distinct rooms for --max-rooms) and the --origin allow-list. The key
- * table is the only state here that cores share; it is touched once per connection (accept,
- * teardown) or per room join/leave, never per message. */
-#ifndef URINGWS_NET_LIMITS_H
-#define URINGWS_NET_LIMITS_H
+/* Counted keys shared by every core: connections per remote address for --max-conns-per-ip,
+ * distinct rooms for --max-rooms. The table is the only admission state that cores share; it
+ * is touched once per connection (accept, teardown) or per room join/leave, never per
+ * message. */
+#ifndef URINGWS_NET_KEYCOUNT_H
+#define URINGWS_NET_KEYCOUNT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,10 +11,8 @@
 #include <sys/socket.h>
 
 #include "uringws/common.h"
-#include "uringws/server.h"
 
-/* ---- counted keys ---------------------------------------------------------------------
- * A map key -> count shared by all cores, split into lock stripes by the key's hash: each
+/* A map key -> count shared by all cores, split into lock stripes by the key's hash: each
  * stripe has its own mutex and chains, so two cores contend only when their keys share a
  * stripe, and a count is exact across cores (no per-core share that one core could exhaust
  * while another has room). An entry exists while its count is above 0. */
@@ -40,22 +38,6 @@ uint32_t ws_keycount_keys(const ws_keycount_t *t);
 /* The per-address key of a peer: 16 bytes, IPv4 as its IPv4-mapped IPv6 form so that a
  * client counts the same on a dual-stack and an IPv4 listener. Returns false for other
  * address families (then the connection is not counted). */
-bool ws_peer_key(const struct sockaddr *sa, socklen_t len, uint8_t key[16]);
-
-/* ---- origin allow-list ---------------------------------------------------------------- */
-typedef struct ws_origins {
-    char *text; /* owned copy of the list; entries point into it */
-    unsigned n;
-    bool allow_none; /* the entry `none`: upgrades without an Origin header pass */
-    const char *entry[WS_ORIGINS_MAX]; /* NUL-terminated, inside text */
-} ws_origins_t;
-
-/* Parses a comma-separated list (spaces around entries allowed). With out NULL it only
- * checks. Returns 0, -EINVAL with a reason in err (empty entry, more than WS_ORIGINS_MAX,
- * longer than WS_ORIGIN_LEN, control or space characters inside one), or -ENOMEM. */
-int ws_origins_parse(const char *list, ws_origins_t *out, char *err, size_t errlen);
-void ws_origins_free(ws_origins_t *o);
-/* True when `origin` (the header value; len 0 when the header is absent) is allowed. */
-bool ws_origins_allow(const ws_origins_t *o, ws_slice_t origin);
+bool ws_keycount_peer_key(const struct sockaddr *sa, socklen_t len, uint8_t key[16]);
 
 #endif
