@@ -181,39 +181,43 @@ static bool utf8_valid(const uint8_t *s, size_t n)
     return true;
 }
 
-/* Decodes the room from the path ("/" or "" is the default room). Returns NULL or why not. */
-static const char *decode_room(ws_slice_t path, ws_handshake_t *hs)
+const char *ws_handshake_room_decode(ws_slice_t path, char room[WS_ROOM_MAX + 1], size_t *len)
 {
     const uint8_t *p = path.base, *end = p + path.len;
     size_t n = 0;
 
     if (path.len <= 1) {
-        memcpy(hs->room, WS_ROOM_DEFAULT, sizeof WS_ROOM_DEFAULT);
-        hs->room_len = sizeof WS_ROOM_DEFAULT - 1;
+        memcpy(room, WS_ROOM_DEFAULT, sizeof WS_ROOM_DEFAULT);
+        *len = sizeof WS_ROOM_DEFAULT - 1;
         return NULL;
     }
+    room[0] = '\0';
+    *len = 0;
     for (p++; p != end; p++) {
         int c = *p;
-        if (c == '/')
-            return "room name contains '/'";
+        if (c == '/' && (n == 0 || room[n - 1] == '/' || p + 1 == end))
+            return "empty segment in room name";
         if (c == '%') {
             int hi, lo;
             if (end - p < 3 || (hi = hexval(p[1])) < 0 || (lo = hexval(p[2])) < 0)
                 return "bad percent-escape in room name";
             c = hi << 4 | lo;
             p += 2;
+            /* Checked after decoding, so "%00" is refused like the raw byte; '/' separates
+             * segments only as itself, so that a room has one spelling. */
+            if (c == '/')
+                return "room name contains an escaped '/'";
         }
-        /* Checked after decoding, so "%2F" and "%00" are refused like the raw bytes. */
-        if (c < 0x20 || c == 0x7f || c == '/')
-            return "room name contains a control character or '/'";
+        if (c < 0x20 || c == 0x7f)
+            return "room name contains a control character";
         if (n == WS_ROOM_MAX)
             return "room name longer than 64 bytes";
-        hs->room[n++] = (char)c;
+        room[n++] = (char)c;
     }
-    if (!utf8_valid((const uint8_t *)hs->room, n))
+    if (!utf8_valid((const uint8_t *)room, n))
         return "room name is not valid UTF-8";
-    hs->room[n] = '\0';
-    hs->room_len = n;
+    room[n] = '\0';
+    *len = n;
     return NULL;
 }
 
@@ -289,7 +293,7 @@ int ws_handshake_check(const ws_http_request_t *req, ws_handshake_t *hs)
         !EVP_DecodeBase64(nonce, &nonce_len, sizeof nonce, f.key->value.base, 24) ||
         nonce_len != 16)
         return fail(hs, 400, "Sec-WebSocket-Key is not 16 bytes in base64");
-    if ((why = decode_room(hs->path, hs)) != NULL)
+    if ((why = ws_handshake_room_decode(hs->path, hs->room, &hs->room_len)) != NULL)
         return fail(hs, 400, why);
     ws_handshake_accept(f.key->value, hs->accept);
     hs->status = 101;

@@ -240,6 +240,101 @@ bool ws_http_has_token(const ws_http_request_t *req, const char *name, const cha
     return false;
 }
 
+static int body_refused(int *status, int code)
+{
+    *status = code;
+    return -EBADMSG;
+}
+
+/* A Content-Length value: digits only (RFC 9110 8.6), at most 18 of them. */
+static bool parse_length(ws_slice_t v, uint64_t *out)
+{
+    if (v.len == 0 || v.len > 18)
+        return false;
+    uint64_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.base[i] < '0' || v.base[i] > '9')
+            return false;
+        n = n * 10 + (uint64_t)(v.base[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+
+int ws_http_body_length(const ws_http_request_t *req, const ws_http_limits_t *lim, uint64_t *len,
+                        int *status)
+{
+    *len = 0;
+    *status = 0;
+    if (ws_http_find(req, "Transfer-Encoding"))
+        return body_refused(status, 501);
+    bool have = false;
+    for (size_t i = 0; i < req->num_headers; i++) {
+        if (!ws_http_eq_ci(req->headers[i].name, "Content-Length"))
+            continue;
+        uint64_t n;
+        if (!parse_length(req->headers[i].value, &n) || (have && n != *len))
+            return body_refused(status, 400);
+        have = true;
+        *len = n;
+    }
+    if (*len > (lim ? lim->max_body : 0))
+        return body_refused(status, 413);
+    return 0;
+}
+
+static int hex_digit(uint8_t ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 0x20;
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Percent-decodes v into out[0..cap): its length, or -EINVAL. */
+static long unescape(const uint8_t *v, const uint8_t *end, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const uint8_t *p = v; p < end; p++) {
+        int ch = *p;
+        if (ch == '%') {
+            int hi = end - p > 2 ? hex_digit(p[1]) : -1, lo = end - p > 2 ? hex_digit(p[2]) : -1;
+            if (hi < 0 || lo < 0)
+                return -EINVAL;
+            ch = hi << 4 | lo;
+            p += 2;
+        }
+        if (k == cap)
+            return -EINVAL;
+        out[k++] = (char)ch;
+    }
+    return (long)k;
+}
+
+long ws_http_query_param(ws_slice_t target, const char *name, char *out, size_t cap)
+{
+    const uint8_t *q = memchr(target.base, '?', target.len);
+    if (!q)
+        return 0;
+    size_t nl = strlen(name);
+    const uint8_t *end = target.base + target.len;
+    for (const uint8_t *p = q + 1; p < end;) {
+        const uint8_t *amp = memchr(p, '&', (size_t)(end - p));
+        const uint8_t *e = amp ? amp : end;
+        if ((size_t)(e - p) > nl && p[nl] == '=' && memcmp(p, name, nl) == 0)
+            return unescape(p + nl + 1, e, out, cap);
+        p = e + 1;
+    }
+    return 0;
+}
+
+bool ws_http_keep_alive(const ws_http_request_t *req)
+{
+    if (ws_http_has_token(req, "Connection", "close"))
+        return false;
+    return req->minor_version >= 1 || ws_http_has_token(req, "Connection", "keep-alive");
+}
+
 const char *ws_http_reason(int status)
 {
     switch (status) {
@@ -249,6 +344,8 @@ const char *ws_http_reason(int status)
         return "OK";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 403:
         return "Forbidden";
     case 404:
@@ -261,10 +358,18 @@ const char *ws_http_reason(int status)
         return "Upgrade Required";
     case 429:
         return "Too Many Requests";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
     default:
@@ -310,6 +415,14 @@ static void put_uint(out_buf_t *o, size_t v)
 size_t ws_http_write_response(char *out, size_t cap, int status, const char *content_type,
                               const char *extra, const void *body, size_t body_len)
 {
+    return ws_http_write_response_conn(out, cap, status, content_type, extra, body, body_len,
+                                       false);
+}
+
+size_t ws_http_write_response_conn(char *out, size_t cap, int status, const char *content_type,
+                                   const char *extra, const void *body, size_t body_len,
+                                   bool keep_alive)
+{
     if (status < 100 || status > 999)
         return 0;
     out_buf_t o = {out, cap, false};
@@ -323,7 +436,7 @@ size_t ws_http_write_response(char *out, size_t cap, int status, const char *con
     }
     put_str(&o, "\r\nContent-Length: ");
     put_uint(&o, body_len);
-    put_str(&o, "\r\nConnection: close\r\n");
+    put_str(&o, keep_alive ? "\r\nConnection: keep-alive\r\n" : "\r\nConnection: close\r\n");
     if (extra != NULL)
         put_str(&o, extra);
     put_str(&o, "\r\n");

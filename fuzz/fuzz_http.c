@@ -239,7 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint64_t seed = fnv1a(data, size);
     run(data, size, NULL, seed, WS_HTTP_MAX_HEADER_BYTES_DEFAULT, WS_HTTP_MAX_HEADERS_DEFAULT);
-    ws_http_limits_t small = {(size_t)(seed % 512) + 1, (size_t)((seed >> 16) % 8) + 1};
+    ws_http_limits_t small = {(size_t)(seed % 512) + 1, (size_t)((seed >> 16) % 8) + 1, 0};
     run(data, size, &small, seed >> 1, small.max_header_bytes, small.max_headers);
     return 0;
 }

@@ -75,6 +75,7 @@ void ws_conn_maybe_free(ws_worker_t *c, ws_conn_t *conn)
     if (conn->tp->free)
         conn->tp->free(c, conn);
     ws_http_head_free(&conn->head);
+    free(conn->sub);
     ws_log_debug("conn %u: freed", conn->idx);
     ws_worker_slot_free(c, conn);
     free(conn);
@@ -201,8 +202,14 @@ static bool open_deadlines(ws_worker_t *c, ws_conn_t *conn)
     }
     if (stalled(c, conn))
         return false;
-    if (cfg->first_frame_timeout_ms && !(conn->flags & WS_CONN_F_FRAME_SEEN) &&
-        now >= conn->t_open + cfg->first_frame_timeout_ms) {
+    if ((conn->flags & WS_CONN_F_EXPIRES) && now >= conn->t_exp) {
+        ws_log_verbose("conn %u: token expired (sub %s), closing with 1008", conn->idx,
+                       conn->sub ? conn->sub : "-");
+        ws_metric_inc(&c->m->token_expired);
+        conn->flags &= ~WS_CONN_F_EXPIRES;
+        ws_conn_close(c, conn, WS_CLOSE_POLICY, "token expired", false);
+    } else if (cfg->first_frame_timeout_ms && !(conn->flags & WS_CONN_F_FRAME_SEEN) &&
+               now >= conn->t_open + cfg->first_frame_timeout_ms) {
         ws_log_verbose("conn %u: no frame within %u ms of the upgrade, closing with 1008",
                        conn->idx, cfg->first_frame_timeout_ms);
         ws_metric_inc(&c->m->first_frame_timeouts);
@@ -225,7 +232,14 @@ void ws_conn_on_timer(void *ctx, ws_timer_t *t)
     ws_conn_t *conn = ws_container_of(t, ws_conn_t, timer);
     switch (conn->state) {
     case WS_CONN_HTTP:
-        if (c->now_ms >= conn->t_accept + c->cfg->handshake_timeout_ms) {
+        if ((conn->flags & WS_CONN_F_HTTP_IDLE) &&
+            c->now_ms >= conn->t_rx + ws_deadline_keepalive_ms(c->cfg)) {
+            ws_log_debug("conn %u: keep-alive connection idle, closed", conn->idx);
+            ws_conn_teardown(c, conn);
+            return;
+        }
+        if (!(conn->flags & WS_CONN_F_HTTP_IDLE) &&
+            c->now_ms >= conn->t_req + c->cfg->handshake_timeout_ms) {
             if (!conn->tp->timed_out || !conn->tp->timed_out(c, conn)) {
                 ws_log_verbose("conn %u: rejected: handshake timeout", conn->idx);
                 ws_metric_inc(&c->m->hs_errors[WS_HS_408]);

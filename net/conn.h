@@ -63,7 +63,7 @@ typedef struct ws_endpoint {
 } ws_endpoint_t;
 
 enum ws_conn_state {
-    WS_CONN_HTTP,    /* reading the request head */
+    WS_CONN_HTTP,    /* reading requests (one, or several with keep-alive) */
     WS_CONN_OPEN,    /* WebSocket open */
     WS_CONN_CLOSING, /* close frame or final HTTP response queued; waiting for the peer */
     WS_CONN_LINGER,  /* our side shut down (SHUT_WR); discarding input until EOF */
@@ -90,6 +90,10 @@ enum ws_conn_flags {
     WS_CONN_F_DROPPED = 1u << 17,      /* drop-oldest dropped frames of it (logged once at -v) */
     WS_CONN_F_OVER = 1u << 18,         /* its send queue is over max_queue or max_queue_frames:
                                           t_over and the judgment window below are set */
+    WS_CONN_F_READONLY = 1u << 19,     /* may not publish into its room (--client-publish) */
+    WS_CONN_F_EXPIRES = 1u << 20,      /* closed (1008) at t_exp, its token's exp */
+    WS_CONN_F_KEEPALIVE = 1u << 21,    /* the request being answered lets another follow */
+    WS_CONN_F_HTTP_IDLE = 1u << 22,    /* keep-alive: between requests, idle since t_rx */
 };
 
 typedef struct ws_conn {
@@ -108,6 +112,8 @@ typedef struct ws_conn {
     uint64_t t_close;  /* deadline in CLOSING/LINGER */
     uint64_t t_open;   /* the upgrade (first-frame deadline) */
     uint64_t t_tx;     /* last send progress, or when bytes started waiting (F_STALL_CLOCK) */
+    uint64_t t_req;    /* the current request's first byte (its head and body deadline) */
+    uint64_t t_exp;    /* F_EXPIRES: when the token expires, on the worker's clock */
     /* Backpressure (F_OVER, net/conn_send.c "slow consumers"): since when the queue is over a
      * limit, sq.sent_bytes then, and the current judgment window: its start and the
      * sq.sent_bytes / sq.sent_frames that its end must have reached (what was over the
@@ -118,11 +124,12 @@ typedef struct ws_conn {
     ws_timer_t timer;
     ws_qlink_t head_link; /* in the core's FIFO of connections in WS_CONN_HTTP */
     ws_dlink_t pending;   /* the core's list of connections with end-of-iteration work */
-    /* HTTP phase: the request head when it spans receives (freed after the handshake). */
+    /* HTTP phase: a request when it spans receives (freed after the handshake). */
     ws_http_head_t head;
     const ws_transport_ops_t *tp; /* never NULL */
     /* WebSocket phase. */
     const ws_endpoint_t *ep; /* set at the upgrade */
+    char *sub;               /* the token's subject (malloc'd), NULL without one */
     struct ws_room *room;
     ws_dlink_t member; /* in room->members */
     ws_parser_t parser;

@@ -232,7 +232,7 @@ void ws_conn_io_accept(ws_worker_t *c, int fd, bool tls, const struct sockaddr *
     ws_dlink_init(&conn->member);
     ws_sendq_init(&conn->sq);
     conn->state = WS_CONN_HTTP;
-    conn->t_accept = conn->t_rx = c->now_ms;
+    conn->t_accept = conn->t_rx = conn->t_req = c->now_ms;
     ws_metric_inc(&c->m->conns_accepted);
     ws_refusal_t no;
     int refused = ws_admission_accept(c, conn, peer, peer_len, &no);

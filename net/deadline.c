@@ -1,4 +1,5 @@
-/* A connection's one timer: the earliest of the deadlines its state has (handshake, ping,
+/* A connection's one timer: the earliest of the deadlines its state has (request, keep-alive,
+ * token expiry, ping,
  * idle, first frame, write stall, slow-consumer window, close), set on the worker's wheel.
  * Lazy: the timer handler (ws_conn_on_timer) finds which deadline passed. */
 #include "deadline.h"
@@ -13,7 +14,10 @@ static uint64_t deadline(const ws_worker_t *c, const ws_conn_t *conn)
     uint64_t d = UINT64_MAX;
     switch (conn->state) {
     case WS_CONN_HTTP:
-        d = conn->t_accept + cfg->handshake_timeout_ms;
+        if (conn->flags & WS_CONN_F_HTTP_IDLE)
+            d = conn->t_rx + ws_deadline_keepalive_ms(cfg);
+        else
+            d = conn->t_req + cfg->handshake_timeout_ms;
         break;
     case WS_CONN_OPEN:
         if (cfg->ping_interval_ms)
@@ -28,6 +32,8 @@ static uint64_t deadline(const ws_worker_t *c, const ws_conn_t *conn)
             d = conn->t_tx + cfg->write_stall_ms;
         if ((conn->flags & WS_CONN_F_OVER) && conn->t_win + cfg->slow_grace_ms < d)
             d = conn->t_win + cfg->slow_grace_ms;
+        if ((conn->flags & WS_CONN_F_EXPIRES) && conn->t_exp < d)
+            d = conn->t_exp;
         break;
     case WS_CONN_CLOSING:
     case WS_CONN_LINGER:

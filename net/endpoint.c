@@ -1,14 +1,18 @@
-/* The endpoints: a room (join on open, publish each message to every member, leave on
- * close; the max_rooms count goes with the membership) and echo (each message back to its
- * sender only). */
+/* The endpoints: a room (join on open, publish each message to every member unless the
+ * member may not write, leave on close; the max_rooms count goes with the membership) and echo
+ * (each message back to its sender only). */
 #include "endpoint.h"
 
 #include <string.h>
 
 #include "admission.h"
 #include "broadcast.h"
+#include "log.h"
+#include "metrics.h"
 #include "room.h"
 #include "worker.h"
+#include "uringws/block.h"
+#include "uringws/frame.h"
 
 /* Takes over the room count ws_admission_upgrade took: given back on leave, or now. */
 static int room_open(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
@@ -28,11 +32,26 @@ static void room_close(ws_worker_t *c, ws_conn_t *conn)
     ws_broadcast_leave(c, conn);
 }
 
+/* A member's message, unless it may not write (--client-publish): then 1008. */
+static void room_message(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
+{
+    if (conn->flags & WS_CONN_F_READONLY) {
+        ws_block_unref(b);
+        ws_log_verbose("conn %u: may not publish into its room (sub %s), closing with 1008",
+                       conn->idx, conn->sub ? conn->sub : "-");
+        ws_metric_inc(&c->m->publish_refused);
+        ws_conn_close(c, conn, WS_CLOSE_POLICY, "publishing not allowed", true);
+        return;
+    }
+    ws_metric_inc(&c->m->publishes[WS_PUB_CLIENT]);
+    ws_broadcast_publish(c, conn, b);
+}
+
 const ws_endpoint_t ws_endpoint_room = {
     .name = "room",
     .room = true,
     .open = room_open,
-    .message = ws_broadcast_publish,
+    .message = room_message,
     .close = room_close,
 };
 

@@ -152,6 +152,20 @@ uint32_t ws_keycount_get(ws_keycount_t *t, const void *key, size_t len)
     return n;
 }
 
+int ws_keycount_each(ws_keycount_t *t, ws_keycount_fn *fn, void *arg)
+{
+    int rc = 0;
+    for (unsigned i = 0; i < STRIPES && rc == 0; i++) {
+        kc_stripe_t *s = &t->stripe[i];
+        pthread_mutex_lock(&s->lock);
+        for (unsigned j = 0; j < CHAINS && rc == 0; j++)
+            for (const kc_entry_t *e = s->chain[j]; e && rc == 0; e = e->next)
+                rc = fn(arg, e->key, e->len, e->count);
+        pthread_mutex_unlock(&s->lock);
+    }
+    return rc;
+}
+
 uint32_t ws_keycount_keys(const ws_keycount_t *t)
 {
     return atomic_load_explicit(&t->nkeys, memory_order_relaxed);

@@ -34,6 +34,11 @@ void ws_keycount_release(ws_keycount_t *t, const void *key, size_t len);
 /* Holders of key (0 when absent), and distinct keys: for tests and metrics. */
 uint32_t ws_keycount_get(ws_keycount_t *t, const void *key, size_t len);
 uint32_t ws_keycount_keys(const ws_keycount_t *t);
+/* Calls fn for every key with its count, one stripe locked at a time (so the whole is not one
+ * instant's snapshot); fn must not call back into t. Stops at fn's first nonzero return and
+ * returns it; else 0. */
+typedef int ws_keycount_fn(void *arg, const uint8_t *key, size_t len, uint32_t count);
+int ws_keycount_each(ws_keycount_t *t, ws_keycount_fn *fn, void *arg);
 
 /* The per-address key of a peer: 16 bytes, IPv4 as its IPv4-mapped IPv6 form so that a
  * client counts the same on a dual-stack and an IPv4 listener. Returns false for other

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broadcast.h"
+#include "disconnect.h"
 #include "conn_io.h"
 #include "probe.h"
 #include "log.h"
@@ -64,7 +65,10 @@ static void xdrain(ws_worker_t *c)
         ws_xcore_q_rearm(q);
         ws_xev_t ev;
         while (ws_xcore_q_pop(q, &ev)) {
-            ws_broadcast_on_event(c, &ev);
+            if (ev.type == WS_XEV_DISCONNECT)
+                ws_disconnect_on_event(c, &ev);
+            else
+                ws_broadcast_on_event(c, &ev);
             n++;
         }
     }

@@ -9,34 +9,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+static const char *const hs_label[WS_HS_N] = {"400", "401", "403", "404", "405", "408",  "426",
+                                              "429", "413", "431", "501", "503", "other"};
+
+static const short hs_code[WS_HS_OTHER] = {400, 401, 403, 404, 405, 408,
+                                           426, 429, 413, 431, 501, 503};
+
 enum ws_hs_err ws_metrics_hs_index(int status)
 {
-    switch (status) {
-    case 400:
-        return WS_HS_400;
-    case 403:
-        return WS_HS_403;
-    case 404:
-        return WS_HS_404;
-    case 405:
-        return WS_HS_405;
-    case 408:
-        return WS_HS_408;
-    case 426:
-        return WS_HS_426;
-    case 429:
-        return WS_HS_429;
-    case 431:
-        return WS_HS_431;
-    case 503:
-        return WS_HS_503;
-    default:
-        return WS_HS_OTHER;
-    }
+    for (unsigned i = 0; i < WS_HS_OTHER; i++)
+        if (hs_code[i] == status)
+            return (enum ws_hs_err)i;
+    return WS_HS_OTHER;
 }
 
-static const char *const hs_label[WS_HS_N] = {"400", "403", "404", "405", "408",
-                                              "426", "429", "431", "503", "other"};
+const char *ws_metrics_token_refusal_name(unsigned r)
+{
+    if (r > WS_JWT_OK && r < WS_JWT_REFUSAL_COUNT)
+        return ws_jwt_refusal_name((enum ws_jwt_refusal)r);
+    return r == WS_TOKEN_MISSING ? "missing" : r == WS_TOKEN_ROOM ? "room" : NULL;
+}
+
+static const int api_status_code[WS_API_STATUS_N - 1] = {200, 400, 401, 404, 405, 411, 413, 503};
+static const char *const api_status_label[WS_API_STATUS_N] = {"200", "400", "401", "404",  "405",
+                                                              "411", "413", "503", "other"};
+static const char *const api_route_label[WS_API_ROUTE_N] = {"publish", "publish_batch", "rooms",
+                                                            "room",    "disconnect",    "unknown"};
+
+enum ws_api_status ws_metrics_api_index(int status)
+{
+    for (unsigned i = 0; i < WS_API_STATUS_N - 1; i++)
+        if (api_status_code[i] == status)
+            return (enum ws_api_status)i;
+    return WS_API_STATUS_OTHER;
+}
 
 void ws_metrics_close_sent(ws_metrics_t *m, unsigned code)
 {
@@ -240,6 +246,10 @@ static const struct scalar_metric {
     S(recv_bufs, "recv_buffers", "gauge", "Provided receive buffers"),
     S(xevents, "xcore_events_total", "counter", "Cross-core events received"),
     S(xwakes, "xcore_wakeups_total", "counter", "Cross-core MSG_RING wakeups sent"),
+    S(token_expired, "token_expired_closes_total", "counter",
+      "Connections closed with 1008 when their token expired (--token-expiry close)"),
+    S(publish_refused, "publish_refused_closes_total", "counter",
+      "Connections closed with 1008 for a message they may not publish (--client-publish)"),
 #undef S
 };
 
@@ -290,6 +300,33 @@ static void render_closes(buf_t *b, const ws_metrics_t *m, unsigned n)
     }
 }
 
+/* Tokens, publishes by source and API requests by route and status (totals only: a
+ * route x status table per core would be mostly zeros). */
+static void render_access(buf_t *b, const ws_metrics_t *m, unsigned n)
+{
+    const char *reason[WS_TOKEN_REFUSALS];
+    for (unsigned r = 0; r < WS_TOKEN_REFUSALS; r++)
+        reason[r] = ws_metrics_token_refusal_name(r);
+    labeled(b, m, n, offsetof(ws_metrics_t, token_refusals), WS_TOKEN_REFUSALS,
+            "token_refusals_total", "counter", "reason", reason,
+            "Upgrades refused for their token (401, or 403 for a room the token does not grant)");
+    static const char *const source[WS_PUB_N] = {"client", "api"};
+    labeled(b, m, n, offsetof(ws_metrics_t, publishes), WS_PUB_N, "publishes_total", "counter",
+            "source", source, "Messages published into rooms, by source");
+    put(b, "# HELP uringws_api_requests_total HTTP API requests answered, by route and status.\n"
+           "# TYPE uringws_api_requests_total counter\n");
+    for (unsigned r = 0; r < WS_API_ROUTE_N; r++) {
+        for (unsigned s = 0; s < WS_API_STATUS_N; s++) {
+            uint64_t total = 0;
+            for (unsigned i = 0; i < n; i++)
+                total += ld(&m[i].api_requests[r][s]);
+            if (total || s == WS_API_200)
+                put(b, "uringws_api_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+                    api_route_label[r], api_status_label[s], (unsigned long long)total);
+        }
+    }
+}
+
 long ws_metrics_render_tls(const ws_metrics_t *m, unsigned n, const ws_metrics_tls_t *tls,
                            char **out)
 {
@@ -303,6 +340,7 @@ long ws_metrics_render_tls(const ws_metrics_t *m, unsigned n, const ws_metrics_t
     labeled(&b, m, n, offsetof(ws_metrics_t, conns_by_transport), WS_TRANSPORT_N,
             "connections_by_transport", "gauge", "transport", transport_label,
             "Open connections by transport (plain ws, TLS in userspace, kernel TLS)");
+    render_access(&b, m, n);
     if (tls)
         render_tls(&b, m, n, tls);
     if (b.err) {

@@ -10,20 +10,65 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "uringws/jwt.h"
+
 /* HTTP statuses counted as handshake errors. */
 enum ws_hs_err {
     WS_HS_400,
+    WS_HS_401, /* a token missing or invalid on the upgrade */
     WS_HS_403, /* Origin not in --origin */
     WS_HS_404,
     WS_HS_405,
     WS_HS_408, /* handshake timeout: no response, the socket is just closed */
     WS_HS_426,
     WS_HS_429, /* past --max-conns-per-ip */
+    WS_HS_413, /* a body over --max-message */
     WS_HS_431,
+    WS_HS_501, /* a chunked (Transfer-Encoding) body */
     WS_HS_503,
     WS_HS_OTHER,
     WS_HS_N,
 };
+
+/* Token refusals by reason: the ws_jwt_refusal values (uringws/jwt.h; slot 0 unused), then
+ * these two of the upgrade's own. */
+enum ws_token_refusal {
+    WS_TOKEN_MISSING = WS_JWT_REFUSAL_COUNT, /* --require-token and no ?token= */
+    WS_TOKEN_ROOM,                           /* the room is not in the `rooms` claim (403) */
+    WS_TOKEN_REFUSALS,
+};
+const char *ws_metrics_token_refusal_name(unsigned r);
+
+/* Where a published message came from. */
+enum ws_pub_source {
+    WS_PUB_CLIENT, /* a member's WebSocket message */
+    WS_PUB_API,    /* POST /api/publish... */
+    WS_PUB_N,
+};
+
+/* API requests by route and by status (net/api.c). */
+enum ws_api_route {
+    WS_API_PUBLISH,    /* POST /api/publish/<room> */
+    WS_API_BATCH,      /* POST /api/publish */
+    WS_API_ROOMS,      /* GET /api/rooms */
+    WS_API_ROOM,       /* GET /api/rooms/<room> */
+    WS_API_DISCONNECT, /* POST /api/disconnect */
+    WS_API_UNKNOWN,    /* any other /api/ path */
+    WS_API_ROUTE_N,
+};
+enum ws_api_status {
+    WS_API_200,
+    WS_API_400,
+    WS_API_401,
+    WS_API_404,
+    WS_API_405,
+    WS_API_411,
+    WS_API_413,
+    WS_API_503,
+    WS_API_STATUS_OTHER,
+    WS_API_STATUS_N,
+};
+enum ws_api_status ws_metrics_api_index(int status);
 
 #define WS_CLOSE_CODES 16 /* close frames sent, by code 1000..1015 */
 
@@ -80,6 +125,11 @@ typedef struct ws_metrics {
     _Atomic uint64_t xevents;                   /* cross-core events received */
     _Atomic uint64_t xwakes;                    /* MSG_RING wakeups sent */
     _Atomic uint64_t hs_errors[WS_HS_N];
+    _Atomic uint64_t token_refusals[WS_TOKEN_REFUSALS]; /* upgrades refused, by reason */
+    _Atomic uint64_t token_expired;                     /* closed (1008) at exp */
+    _Atomic uint64_t publish_refused;                   /* closed (1008): may not write */
+    _Atomic uint64_t publishes[WS_PUB_N];               /* messages published, by source */
+    _Atomic uint64_t api_requests[WS_API_ROUTE_N][WS_API_STATUS_N]; /* answered, by route, status */
     _Atomic uint64_t closes_sent[WS_CLOSE_CODES];
     _Atomic uint64_t conns_by_transport[WS_TRANSPORT_N];            /* live connections (gauge) */
     _Atomic uint64_t tls_handshakes[WS_TLS_VER_N][WS_TLS_CIPHER_N]; /* [0] 1.2, [1] 1.3 */

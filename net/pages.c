@@ -1,6 +1,7 @@
 /* The plain HTTP pages the server has (the chat page, /healthz, /metrics) and its error
  * pages. Each response is one owned buffer queued on the connection; the routes
- * (net/routes.c) end the connection after it (Connection: close). */
+ * (net/routes.c) end the connection after it (Connection: close) unless the request was one
+ * for the API that keeps it (WS_CONN_F_KEEPALIVE: Connection: keep-alive). */
 #include "pages.h"
 
 #include <stdlib.h>
@@ -13,8 +14,8 @@
 #include "worker.h"
 #include "server_internal.h"
 
-static void respond(ws_worker_t *c, ws_conn_t *conn, int status, const char *type,
-                    const char *extra, const void *body, size_t len)
+void ws_pages_respond(ws_worker_t *c, ws_conn_t *conn, int status, const char *type,
+                      const char *extra, const void *body, size_t len)
 {
     size_t cap = len + 512;
     uint8_t *buf = malloc(cap);
@@ -22,7 +23,8 @@ static void respond(ws_worker_t *c, ws_conn_t *conn, int status, const char *typ
         ws_log_error("conn %u: out of memory for a %zu-byte response", conn->idx, len);
         return;
     }
-    size_t n = ws_http_write_response((char *)buf, cap, status, type, extra, body, len);
+    size_t n = ws_http_write_response_conn((char *)buf, cap, status, type, extra, body, len,
+                                           conn->flags & WS_CONN_F_KEEPALIVE);
     if (!n) {
         free(buf);
         ws_log_error("conn %u: response for status %d did not fit", conn->idx, status);
@@ -37,7 +39,7 @@ void ws_pages_error(ws_worker_t *c, ws_conn_t *conn, int status, const char *ext
     ws_log_verbose("conn %u: rejected with %d: %s (path %.*s)", conn->idx, status, reason,
                    (int)(path.len > 200 ? 200 : path.len), (const char *)path.base);
     ws_metric_inc(&c->m->hs_errors[ws_metrics_hs_index(status)]);
-    respond(c, conn, status, "text/plain; charset=utf-8", extra, reason, strlen(reason));
+    ws_pages_respond(c, conn, status, "text/plain; charset=utf-8", extra, reason, strlen(reason));
 }
 
 void ws_pages_chat(ws_worker_t *c, ws_conn_t *conn, const ws_http_request_t *req,
@@ -45,8 +47,8 @@ void ws_pages_chat(ws_worker_t *c, ws_conn_t *conn, const ws_http_request_t *req
 {
     (void)req;
     (void)hs;
-    respond(c, conn, 200, "text/html; charset=utf-8", "Cache-Control: no-cache\r\n", ws_page_chat,
-            ws_page_chat_len);
+    ws_pages_respond(c, conn, 200, "text/html; charset=utf-8", "Cache-Control: no-cache\r\n",
+                     ws_page_chat, ws_page_chat_len);
 }
 
 void ws_pages_healthz(ws_worker_t *c, ws_conn_t *conn, const ws_http_request_t *req,
@@ -54,7 +56,8 @@ void ws_pages_healthz(ws_worker_t *c, ws_conn_t *conn, const ws_http_request_t *
 {
     (void)req;
     (void)hs;
-    respond(c, conn, 200, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n", "ok\n", 3);
+    ws_pages_respond(c, conn, 200, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n",
+                     "ok\n", 3);
 }
 
 void ws_pages_metrics(ws_worker_t *c, ws_conn_t *conn, const ws_http_request_t *req,
@@ -72,7 +75,7 @@ void ws_pages_metrics(ws_worker_t *c, ws_conn_t *conn, const ws_http_request_t *
         ws_pages_error(c, conn, 503, NULL, hs->path);
         return;
     }
-    respond(c, conn, 200, "text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store\r\n",
-            text, (size_t)n);
+    ws_pages_respond(c, conn, 200, "text/plain; version=0.0.4; charset=utf-8",
+                     "Cache-Control: no-store\r\n", text, (size_t)n);
     free(text);
 }

@@ -20,6 +20,10 @@ typedef void ws_page_fn(struct ws_worker *c, ws_conn_t *conn, const ws_http_requ
 ws_page_fn ws_pages_chat, ws_pages_healthz, ws_pages_metrics;
 
 /* An error page for `status` (extra: more header lines, or NULL), logged and counted. */
+/* Queues a whole response (Connection: keep-alive when conn has WS_CONN_F_KEEPALIVE, else
+ * close); out of memory is logged and the response dropped. */
+void ws_pages_respond(struct ws_worker *c, ws_conn_t *conn, int status, const char *type,
+                      const char *extra, const void *body, size_t len);
 void ws_pages_error(struct ws_worker *c, ws_conn_t *conn, int status, const char *extra,
                     ws_slice_t path);
 

@@ -1,15 +1,22 @@
-/* Request routing: the upgrade (admission, the 101, the session on the endpoint of the
- * path), the table of plain pages, and the answers to everything else. */
+/* Request routing: the upgrade (its token, admission, the 101, the session on the endpoint
+ * of the path), the HTTP API under /api/ when it is on, the table of plain pages, and the
+ * answers to everything else. */
 #include "routes.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "admission.h"
+#include "api.h"
 #include "conn_send.h"
 #include "endpoint.h"
 #include "log.h"
 #include "pages.h"
+#include "server_internal.h"
 #include "session.h"
+#include "token.h"
 #include "worker.h"
 #include "uringws/handshake.h"
 
@@ -33,13 +40,38 @@ void ws_routes_reject(ws_worker_t *c, ws_conn_t *conn, int status, const char *w
     ws_conn_finish(c, conn);
 }
 
+/* What the token granted, on the connection: its subject, whether it may write, and the
+ * deadline of its exp on the worker's clock (exp + leeway, the moment verification starts
+ * refusing the token). */
+static int apply_grant(ws_worker_t *c, ws_conn_t *conn, const ws_token_grant_t *g)
+{
+    if (!g->may_publish)
+        conn->flags |= WS_CONN_F_READONLY;
+    if (g->sub[0] && !(conn->sub = strdup(g->sub)))
+        return -ENOMEM;
+    if (g->has_token && c->cfg->token_expiry == WS_TOKEN_EXPIRY_CLOSE) {
+        int64_t left = g->exp + (int64_t)c->cfg->token_leeway_s - (int64_t)time(NULL);
+        conn->t_exp = c->now_ms + (left > 0 ? (uint64_t)left * 1000 : 0);
+        conn->flags |= WS_CONN_F_EXPIRES;
+    }
+    return 0;
+}
+
 static void upgrade(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs, uint8_t *rest,
                     size_t rest_len)
 {
     const ws_endpoint_t *ep = ws_endpoint_for(hs->room, hs->room_len);
     ws_refusal_t no;
-    if (ws_admission_upgrade(c, conn, hs, ep->room, &no) < 0) {
+    ws_token_grant_t g;
+    if (ws_token_upgrade(c, &c->req, hs->room, hs->room_len, &g, &no) < 0 ||
+        ws_admission_upgrade(c, conn, hs, ep->room, &no) < 0) {
         ws_routes_reject(c, conn, no.status, no.why);
+        return;
+    }
+    if (apply_grant(c, conn, &g) < 0) {
+        ws_log_error("conn %u: out of memory for the token's subject", conn->idx);
+        ws_admission_room_release(c, conn, hs->room, hs->room_len);
+        ws_conn_teardown(c, conn);
         return;
     }
     char resp[512];
@@ -59,9 +91,14 @@ static bool path_is(ws_slice_t path, const char *lit)
     return path.len == n && memcmp(path.base, lit, n) == 0;
 }
 
-static void page(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
+static void page(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs, const uint8_t *body,
+                 size_t body_len)
 {
     ws_metric_inc(&c->m->http_requests);
+    if (c->srv->api_keys && hs->path.len >= 5 && memcmp(hs->path.base, "/api/", 5) == 0) {
+        ws_api_request(c, conn, hs->path, body, body_len);
+        return;
+    }
     if (c->req.method.len != 3 || memcmp(c->req.method.base, "GET", 3) != 0) {
         ws_pages_error(c, conn, 405, "Allow: GET\r\n", hs->path);
         return;
@@ -75,15 +112,22 @@ static void page(ws_worker_t *c, ws_conn_t *conn, const ws_handshake_t *hs)
     ws_pages_error(c, conn, 404, NULL, hs->path);
 }
 
-void ws_routes_request(ws_worker_t *c, ws_conn_t *conn, uint8_t *rest, size_t rest_len)
+void ws_routes_request(ws_worker_t *c, ws_conn_t *conn, const uint8_t *body, size_t body_len,
+                       uint8_t *rest, size_t rest_len)
 {
     ws_handshake_t hs;
     if (ws_handshake_check(&c->req, &hs) == 0) {
+        if (hs.status == 101 && body_len) {
+            ws_routes_reject(c, conn, 400, "an upgrade request carries no body");
+            return;
+        }
         if (hs.status == 101) {
             upgrade(c, conn, &hs, rest, rest_len);
             return;
         }
-        page(c, conn, &hs);
+        page(c, conn, &hs, body, body_len);
+        if (conn->flags & WS_CONN_F_KEEPALIVE)
+            return; /* the API answered and keeps the connection for the next request */
     } else {
         int st = hs.status;
         char resp[1024];

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "tls_server.h"
+#include "token.h"
 #include "probe.h"
 #include "listener.h"
 #include "log.h"
@@ -68,7 +69,26 @@ void ws_server_config_defaults(ws_server_config_t *cfg)
     cfg->tls_port = 0;
     cfg->tls_min_version = WS_TLS_MIN_1_2;
     cfg->ktls = WS_KTLS_AUTO;
+    cfg->token_leeway_s = 5;
+    cfg->client_publish = WS_CLIENT_PUBLISH_ANY;
+    cfg->token_expiry = WS_TOKEN_EXPIRY_CLOSE;
     cfg->log_level = WS_LOG_INFO;
+}
+
+/* Tokens and who may write: NULL or why not. */
+static const char *check_access(const ws_server_config_t *cfg)
+{
+    if (cfg->client_publish < WS_CLIENT_PUBLISH_ANY || cfg->client_publish > WS_CLIENT_PUBLISH_NONE)
+        return "client-publish must be any, token or none";
+    if (cfg->token_expiry != WS_TOKEN_EXPIRY_CLOSE && cfg->token_expiry != WS_TOKEN_EXPIRY_KEEP)
+        return "token-expiry must be close or keep";
+    if (!cfg->token_key_file && (cfg->require_token || cfg->token_issuer || cfg->token_audience ||
+                                 cfg->client_publish == WS_CLIENT_PUBLISH_TOKEN))
+        return "require-token, token-issuer, token-audience and client-publish token need "
+               "--token-key";
+    if (cfg->token_leeway_s > 3600)
+        return "token-leeway: at most 3600 seconds";
+    return NULL;
 }
 
 int ws_server_config_check(const ws_server_config_t *cfg, char *err, size_t errlen)
@@ -143,6 +163,8 @@ int ws_server_config_check(const ws_server_config_t *cfg, char *err, size_t errl
             why = tmp;
         }
     }
+    if (!why)
+        why = check_access(cfg);
     if (!why)
         return 0;
     if (err && errlen)
@@ -268,6 +290,10 @@ static void free_server(ws_server_t *srv)
     ws_keycount_free(srv->ip_counts);
     ws_keycount_free(srv->room_counts);
     ws_origins_free(&srv->origins);
+    ws_jwt_key_free(srv->token_key);
+    free(srv->token_issuer);
+    free(srv->token_audience);
+    ws_api_keys_free(srv->api_keys);
     ws_tls_server_free(srv); /* after the cores: every session is gone */
     free(srv->cores);
     free(srv->metrics);
@@ -278,8 +304,8 @@ static void free_server(ws_server_t *srv)
 }
 
 /* The server struct from a checked configuration: TLS context (a bad certificate is a
- * configuration error, reported as the only line), the parsed origin list, the key-count
- * tables of the limits that need them. */
+ * configuration error, reported as the only line), the parsed origin list, the token key and
+ * the API keys, the key-count tables of the limits (and the API) that need them. */
 static int server_new(const ws_server_config_t *cfg_in, ws_server_t **out)
 {
     ws_server_t *srv = calloc(1, sizeof(*srv));
@@ -308,8 +334,18 @@ static int server_new(const ws_server_config_t *cfg_in, ws_server_t **out)
     } else {
         cfg->origins = NULL;
     }
+    if ((rc = ws_token_key_load(cfg, &srv->token_key)) < 0 ||
+        (rc = ws_api_keys_load(cfg->api_key_file, &srv->api_keys)) < 0)
+        return rc;
+    cfg->token_key_file = cfg->api_key_file = NULL;
+    if ((cfg->token_issuer &&
+         !(cfg->token_issuer = srv->token_issuer = strdup(cfg->token_issuer))) ||
+        (cfg->token_audience &&
+         !(cfg->token_audience = srv->token_audience = strdup(cfg->token_audience))))
+        return -ENOMEM;
+    /* Members per room are counted for --max-rooms and for the API's room listing. */
     if ((cfg->max_conns_per_ip && !(srv->ip_counts = ws_keycount_new())) ||
-        (cfg->max_rooms && !(srv->room_counts = ws_keycount_new())))
+        ((cfg->max_rooms || srv->api_keys) && !(srv->room_counts = ws_keycount_new())))
         return -ENOMEM;
     return 0;
 }

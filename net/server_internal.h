@@ -7,11 +7,13 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "api_auth.h"
 #include "keycount.h"
 #include "origins.h"
 #include "metrics.h"
 #include "probe.h"
 #include "worker.h"
+#include "uringws/jwt.h"
 #include "uringws/server.h"
 #include "xcore.h"
 
@@ -29,6 +31,9 @@ struct ws_server {
     ws_keycount_t *ip_counts;    /* connections per peer address; NULL without max_conns_per_ip */
     ws_keycount_t *room_counts;  /* members per room name; NULL without max_rooms */
     ws_origins_t origins;        /* parsed cfg.origins; cfg.origins is non-NULL when it is on */
+    ws_jwt_key_t *token_key;     /* --token-key; NULL: tokens are not looked at */
+    char *token_issuer, *token_audience; /* copies cfg's point to */
+    ws_api_keys_t *api_keys;             /* --api-key-file; NULL: the API is off */
     /* Start-up: every core sets up, then waits until all have (`go`); a failure anywhere
      * (start_err) stops them all before any loop runs. */
     pthread_mutex_t start_lock;

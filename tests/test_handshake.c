@@ -357,8 +357,11 @@ static void test_rooms(void)
     ROOM_BAD("/%2");
     ROOM_BAD("/%");
     ROOM_BAD("/a%g0");
-    ROOM_BAD("/a/b");
+    ROOM("/a/b", "a/b");
+    ROOM("/news/eu/fr", "news/eu/fr");
+    ROOM("/a/%20b", "a/ b");
     ROOM_BAD("//");
+    ROOM_BAD("/a//b");
     ROOM_BAD("/a/");
     ROOM_BAD("/%2F");
     ROOM_BAD("/%2f");

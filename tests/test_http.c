@@ -302,7 +302,7 @@ static void test_fields(void)
     static const char bad[] = "GET / HTTP/1.1\r\nHost a\r\n\r\n";
     CHECK_INT(ws_http_parse_request((const uint8_t *)bad, sizeof bad - 1, 0, NULL, &req), -EBADMSG);
     CHECK_INT(req.status, 400);
-    ws_http_limits_t tiny = {16, 0};
+    ws_http_limits_t tiny = {16, 0, 0};
     CHECK_INT(ws_http_parse_request((const uint8_t *)RFC_HEAD, sizeof RFC_HEAD - 1, 0, &tiny, &req),
               -EMSGSIZE);
     CHECK_INT(req.status, 431);
@@ -409,7 +409,7 @@ static void test_limits(void)
     CHECK_INT(parse((uint8_t *)big, n + 9004, 0, NULL, &req), BIG);
 
     /* Configured limits, with the incremental check on each side of them. */
-    ws_http_limits_t lim = {64, 3};
+    ws_http_limits_t lim = {64, 3, 0};
     n = build_headers(big, 3, true, "");
     CHECK_INT(n, 39);
     CHECK_INT(parse((uint8_t *)big, n, 0, &lim, &req), 39);
@@ -428,12 +428,12 @@ static void test_limits(void)
         check_incremental(vectors[i].name, vectors[i].data, vectors[i].len, &lim);
 
     /* Zero fields mean the defaults; max_headers is capped at WS_HTTP_HEADERS_CAP. */
-    ws_http_limits_t zero = {0, 0};
+    ws_http_limits_t zero = {0, 0, 0};
     n = build_headers(big, 64, true, "");
     CHECK_INT(parse((uint8_t *)big, n, 0, &zero, &req), (int)n);
     n = build_headers(big, 65, true, "");
     CHECK_INT(parse((uint8_t *)big, n, 0, &zero, &req), BIG);
-    ws_http_limits_t huge = {1 << 20, 100000};
+    ws_http_limits_t huge = {1 << 20, 100000, 0};
     n = build_headers(big, WS_HTTP_HEADERS_CAP, true, "");
     CHECK_INT(parse((uint8_t *)big, n, 0, &huge, &req), (int)n);
     CHECK_INT(req.num_headers, WS_HTTP_HEADERS_CAP);

@@ -12,7 +12,7 @@
 static const char head[] = "GET /room HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-static const ws_http_limits_t lim = {8192, 64};
+static const ws_http_limits_t lim = {8192, 64, 1 << 20};
 
 /* Feeds text in pieces of `step` bytes (the last one shorter); returns the last outcome. */
 static ws_http_head_out_t feed(ws_http_head_t *h, const char *text, size_t len, size_t step,

@@ -17,114 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_values.h"
 #include "uringws/server.h"
 
 #ifndef WS_VERSION
 #define WS_VERSION "0.0.0"
 #endif
-
-static const char *prog = "uringws";
-
-static _Noreturn void die_value(const char *opt, const char *val, const char *want)
-{
-    fprintf(stderr, "%s: invalid value for %s: '%s' (%s)\n", prog, opt, val, want);
-    exit(2);
-}
-
-static uint64_t parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
-                          const char *want)
-{
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        die_value(opt, s, want);
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
-        die_value(opt, s, want);
-    return v;
-}
-
-static uint64_t parse_size(const char *opt, const char *s, uint64_t min, uint64_t max,
-                           const char *want)
-{
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        die_value(opt, s, want);
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        die_value(opt, s, want);
-    unsigned shift = 0;
-    if (*end) {
-        switch (*end) {
-        case 'k':
-        case 'K':
-            shift = 10;
-            break;
-        case 'm':
-        case 'M':
-            shift = 20;
-            break;
-        case 'g':
-        case 'G':
-            shift = 30;
-            break;
-        default:
-            die_value(opt, s, want);
-        }
-        end++;
-        if (*end == 'i' || *end == 'I')
-            end++;
-        if (*end == 'b' || *end == 'B')
-            end++;
-        if (*end)
-            die_value(opt, s, want);
-    }
-    if (shift && v > (UINT64_MAX >> shift))
-        die_value(opt, s, want);
-    v <<= shift;
-    if (v < min || v > max)
-        die_value(opt, s, want);
-    return v;
-}
-
-/* Index of s in the NULL-terminated names; dies with `want` when absent. */
-static int parse_choice(const char *opt, const char *s, const char *const *names, const char *want)
-{
-    for (int i = 0; names[i]; i++) {
-        if (strcmp(s, names[i]) == 0)
-            return i;
-    }
-    die_value(opt, s, want);
-}
-
-/* Duration in milliseconds: "30" (seconds), "500ms", "30s", "2m". */
-static uint32_t parse_duration(const char *opt, const char *s, uint32_t min_ms, uint32_t max_ms)
-{
-    const char *want = "a duration such as 30, 30s, 500ms or 2m";
-    char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        die_value(opt, s, want);
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        die_value(opt, s, want);
-    unsigned long long mult = 0;
-    if (!*end || strcmp(end, "s") == 0)
-        mult = 1000;
-    else if (strcmp(end, "ms") == 0)
-        mult = 1;
-    else if (strcmp(end, "m") == 0)
-        mult = 60000;
-    else
-        die_value(opt, s, want);
-    if (v > UINT32_MAX / mult)
-        die_value(opt, s, want);
-    v *= mult;
-    if (v < min_ms || v > max_ms)
-        die_value(opt, s, want);
-    return (uint32_t)v;
-}
 
 /* What the command line sets besides the server configuration. */
 typedef struct cli {
@@ -135,9 +33,9 @@ typedef struct cli {
 } cli_t;
 
 enum opt_kind {
-    OPT_U64,    /* decimal integer in [min, max] (parse_u64) */
-    OPT_SIZE,   /* bytes with k/m/g suffixes in [min, max] (parse_size) */
-    OPT_DUR,    /* duration in [min, max] milliseconds (parse_duration) */
+    OPT_U64,    /* decimal integer in [min, max] (ws_cli_values_u64) */
+    OPT_SIZE,   /* bytes with k/m/g suffixes in [min, max] (ws_cli_values_size) */
+    OPT_DUR,    /* duration in [min, max] milliseconds (ws_cli_values_duration) */
     OPT_CHOICE, /* one of `names`; the field gets values[i], or i without values */
     OPT_TEXT,   /* the field is a const char * pointing at the argument */
     OPT_CHARS,  /* the argument is copied into a char array of `width` bytes */
@@ -147,7 +45,7 @@ enum opt_kind {
 };
 
 /* The headings of --help, in the order printed; general has none. */
-enum opt_section { SEC_GENERAL, SEC_WSS, SEC_COUNT };
+enum opt_section { SEC_GENERAL, SEC_WSS, SEC_ACCESS, SEC_COUNT };
 
 typedef struct opt opt_t;
 struct opt {
@@ -175,13 +73,19 @@ struct opt {
 #define CHOICE(f, n, v)    .kind = OPT_CHOICE, FIELD(f), .names = n, .values = v
 #define FLAG(f, on)        .kind = (on) ? OPT_TRUE : OPT_FALSE, FIELD(f)
 
-/* parse_choice indexes name lists in these enums' order. */
+/* ws_cli_values_choice indexes name lists in these enums' order. */
 _Static_assert(WS_KTLS_AUTO == 0 && WS_KTLS_OFF == 1 && WS_KTLS_REQUIRE == 2 && WS_KTLS_TRY == 3,
                "--ktls names follow enum ws_ktls_mode");
 _Static_assert(WS_SLOW_CLOSE == 0 && WS_SLOW_DROP_OLDEST == 1,
                "--slow-policy names follow enum ws_slow_policy");
 static const char *const slow_policies[] = {"close", "drop-oldest", NULL};
 static const char *const ktls_modes[] = {"auto", "off", "require", "try", NULL};
+_Static_assert(WS_CLIENT_PUBLISH_ANY == 0 && WS_CLIENT_PUBLISH_TOKEN == 1 &&
+                   WS_CLIENT_PUBLISH_NONE == 2 && WS_TOKEN_EXPIRY_CLOSE == 0 &&
+                   WS_TOKEN_EXPIRY_KEEP == 1,
+               "--client-publish and --token-expiry names follow their enums");
+static const char *const client_publish_modes[] = {"any", "token", "none", NULL};
+static const char *const token_expiry_modes[] = {"close", "keep", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const int tls_version_values[] = {WS_TLS_MIN_1_2, WS_TLS_MIN_1_3};
 
@@ -273,6 +177,29 @@ static const opt_t options[] = {
      CHOICE(ktls, ktls_modes, NULL), .section = SEC_WSS},
     {"no-plain", 0, NULL, "no plain ws:// listener: TLS only", FLAG(plain, false),
      .section = SEC_WSS},
+    {"token-key", 0, "FILE",
+     "verify connection tokens (?token=JWT) with this key: an HS256 secret, or a PEM public "
+     "key (RSA: RS256, P-256: ES256, Ed25519: EdDSA)",
+     .kind = OPT_TEXT, FIELD(token_key_file), .section = SEC_ACCESS},
+    {"require-token", 0, NULL, "refuse upgrades without a valid token with 401",
+     FLAG(require_token, true), .section = SEC_ACCESS},
+    {"token-leeway", 0, "N", "seconds of clock skew allowed on exp, nbf and iat (default {})",
+     U64(token_leeway_s, 0, 3600), .section = SEC_ACCESS},
+    {"token-issuer", 0, "ISS", "tokens must carry this iss", .kind = OPT_TEXT, FIELD(token_issuer),
+     .section = SEC_ACCESS},
+    {"token-audience", 0, "AUD", "tokens must carry this aud", .kind = OPT_TEXT,
+     FIELD(token_audience), .section = SEC_ACCESS},
+    {"token-expiry", 0, NULL,
+     "at a token's exp: close its connection with 1008, or keep it (default {})",
+     CHOICE(token_expiry, token_expiry_modes, NULL), .section = SEC_ACCESS},
+    {"client-publish", 0, NULL,
+     "who may write into a room: any member, members whose token's publish claim covers it, "
+     "or none (only the API); others are closed with 1008 (default {})",
+     CHOICE(client_publish, client_publish_modes, NULL), .section = SEC_ACCESS},
+    {"api-key-file", 0, "FILE",
+     "serve the HTTP API under /api/ (docs/api.md) to requests with Authorization: Bearer and "
+     "one of the keys in FILE, one per line",
+     .kind = OPT_TEXT, FIELD(api_key_file), .section = SEC_ACCESS},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -283,6 +210,7 @@ static const char help_intro[] =
 static const char *const section_headings[SEC_COUNT] = {
     [SEC_WSS] = "wss (TLS 1.2 and 1.3: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305; ALPN "
                 "http/1.1):",
+    [SEC_ACCESS] = "tokens and the HTTP API (docs/tokens.md, docs/api.md):",
 };
 static const char help_outro[] =
     "DUR is seconds, or a number with ms, s or m (\"500ms\", \"30s\", \"2m\").\n";
@@ -335,17 +263,18 @@ static void set_field(cli_t *cli, const opt_t *o, const char *val)
     char *field = (char *)&cli->cfg + o->off;
     switch (o->kind) {
     case OPT_U64:
-        store_uint(field, o->width, parse_u64(flag, val, o->min, o->max, want));
+        store_uint(field, o->width, ws_cli_values_u64(flag, val, o->min, o->max, want));
         break;
     case OPT_SIZE:
-        store_uint(field, o->width, parse_size(flag, val, o->min, o->max, o->want));
+        store_uint(field, o->width, ws_cli_values_size(flag, val, o->min, o->max, o->want));
         break;
     case OPT_DUR:
-        store_uint(field, o->width, parse_duration(flag, val, (uint32_t)o->min, (uint32_t)o->max));
+        store_uint(field, o->width,
+                   ws_cli_values_duration(flag, val, (uint32_t)o->min, (uint32_t)o->max));
         break;
     case OPT_CHOICE: {
         join_names(o->names, ", ", " or ", want, sizeof(want));
-        int i = parse_choice(flag, val, o->names, want);
+        int i = ws_cli_values_choice(flag, val, o->names, want);
         store_uint(field, o->width, o->values ? (uint64_t)o->values[i] : (uint64_t)i);
         break;
     }
@@ -354,7 +283,7 @@ static void set_field(cli_t *cli, const opt_t *o, const char *val)
         break;
     case OPT_CHARS:
         if (strlen(val) >= o->width)
-            die_value(flag, val, o->want);
+            ws_cli_values_die(flag, val, o->want);
         memcpy(field, val, strlen(val) + 1);
         break;
     case OPT_TRUE:
@@ -475,7 +404,7 @@ static void print_help(cli_t *cli, const opt_t *o, const char *val)
 {
     (void)o;
     (void)val;
-    printf("Usage: %s [options]\n%s", prog, help_intro);
+    printf("Usage: %s [options]\n%s", ws_cli_values_prog, help_intro);
     for (int s = 0; s < SEC_COUNT; s++) {
         printf("\n%s%s", section_headings[s] ? section_headings[s] : "",
                section_headings[s] ? "\n" : "");
@@ -523,11 +452,13 @@ static int parse_args(cli_t *cli, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         const opt_t *o = find_option(opt);
         if (opt == ':') {
-            fprintf(stderr, "%s: option %s needs a value (see --help)\n", prog, argv[optind - 1]);
+            fprintf(stderr, "%s: option %s needs a value (see --help)\n", ws_cli_values_prog,
+                    argv[optind - 1]);
             return 2;
         }
         if (!o) {
-            fprintf(stderr, "%s: unknown option %s (see --help)\n", prog, argv[optind - 1]);
+            fprintf(stderr, "%s: unknown option %s (see --help)\n", ws_cli_values_prog,
+                    argv[optind - 1]);
             return 2;
         }
         if (o->fn)
@@ -536,7 +467,8 @@ static int parse_args(cli_t *cli, int argc, char **argv)
             set_field(cli, o, optarg);
     }
     if (optind < argc) {
-        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", prog, argv[optind]);
+        fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", ws_cli_values_prog,
+                argv[optind]);
         return 2;
     }
     return 0;
@@ -554,12 +486,13 @@ int main(int argc, char **argv)
     if (cfg->log_level > WS_LOG_DEBUG)
         cfg->log_level = WS_LOG_DEBUG;
     if (!cfg->tls && (cfg->tls_cert_file || cfg->tls_key_file)) {
-        fprintf(stderr, "%s: --tls-cert and --tls-key need --tls-port (see --help)\n", prog);
+        fprintf(stderr, "%s: --tls-cert and --tls-key need --tls-port (see --help)\n",
+                ws_cli_values_prog);
         return 2;
     }
     char err[200];
     if (ws_server_config_check(cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s: %s\n", prog, err);
+        fprintf(stderr, "%s: %s\n", ws_cli_values_prog, err);
         return 2;
     }
     /* Keep freed memory for reuse instead of handing it back to the kernel after every

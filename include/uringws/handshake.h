@@ -33,12 +33,17 @@ typedef struct ws_handshake {
     size_t room_len;
 } ws_handshake_t;
 
+/* Decodes a room name from a path ("/" or "" is the default room, WS_ROOM_DEFAULT): percent
+ * escapes decoded, '/' separating segments (none empty; "%2F" refused, so a room has one
+ * spelling), no control characters, valid UTF-8, at most WS_ROOM_MAX bytes. NULL with
+ * room[0..*len) NUL-terminated, or why not. */
+const char *ws_handshake_room_decode(ws_slice_t path, char room[WS_ROOM_MAX + 1], size_t *len);
+
 /* Fills hs from req. Returns 0 when the request is acceptable, hs->status saying how: 101 for
  * a valid upgrade, 0 for a plain HTTP request; or -EINVAL when it is refused, hs->status then
  * holding the error status to answer with (400, 405 or 426) and hs->error why. Room names: the path
- * after the leading '/', percent-decoded, 1..WS_ROOM_MAX bytes of valid UTF-8 with no control
- * characters and no
- * '/'; anything else is 400.
+ * after the leading '/' as ws_handshake_room_decode reads it ("/news/eu" is the room
+ * "news/eu"); anything else is 400.
  *
  * An upgrade attempt is a request with an Upgrade or a Sec-WebSocket-Key header; it is
  * checked in this order: GET (405), HTTP/1.1, request-target, one Host, Upgrade has

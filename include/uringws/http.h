@@ -5,6 +5,7 @@
 #ifndef URINGWS_HTTP_H
 #define URINGWS_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +23,8 @@ extern "C" {
 typedef struct ws_http_limits {
     size_t max_header_bytes; /* request line + headers + final CRLF; over it: 431. 8 KiB */
     size_t max_headers;      /* header lines; over it: 431. 64, at most WS_HTTP_HEADERS_CAP */
+    uint64_t max_body;       /* Content-Length; over it: 413 (ws_http_body_length). 0 = no
+                                request may carry a body */
 } ws_http_limits_t;
 
 typedef struct ws_http_header {
@@ -75,6 +78,20 @@ bool ws_http_list_has_token(ws_slice_t value, const char *token);
 /* Case-insensitive comparison of a slice with a NUL-terminated ASCII string. */
 bool ws_http_eq_ci(ws_slice_t s, const char *lit);
 
+/* The length of the request's body (RFC 9112 6.3) into *len: 0 with *len set (0 without
+ * Content-Length: no body), or -EBADMSG with *status 400 (a Content-Length that is not
+ * digits, or several that differ), 413 (over lim->max_body) or 501 (any Transfer-Encoding:
+ * chunked bodies are not supported). */
+WS_WARN_UNUSED int ws_http_body_length(const ws_http_request_t *req, const ws_http_limits_t *lim,
+                                       uint64_t *len, int *status);
+/* The value of the first query parameter `name` in a request-target ("/x?a=1&name=v"),
+ * percent-decoded ('+' stays '+') into out[0..cap): its length, 0 when the parameter is
+ * absent or empty, or -EINVAL for a bad escape or a value longer than cap. */
+long ws_http_query_param(ws_slice_t target, const char *name, char *out, size_t cap);
+/* Whether the connection may carry another request after this one: HTTP/1.1 without
+ * `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`. */
+bool ws_http_keep_alive(const ws_http_request_t *req);
+
 /* Reason phrase for the statuses the server sends ("Bad Request", ...), "Error" otherwise. */
 const char *ws_http_reason(int status);
 /* Writes a complete response with `Connection: close`, the given content type and body, and
@@ -84,6 +101,10 @@ const char *ws_http_reason(int status);
  * are copied as they are. */
 size_t ws_http_write_response(char *out, size_t cap, int status, const char *content_type,
                               const char *extra, const void *body, size_t body_len);
+/* The same with `Connection: keep-alive` when keep_alive is set (else `close`). */
+size_t ws_http_write_response_conn(char *out, size_t cap, int status, const char *content_type,
+                                   const char *extra, const void *body, size_t body_len,
+                                   bool keep_alive);
 
 #ifdef __cplusplus
 }

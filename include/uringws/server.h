@@ -50,6 +50,19 @@ enum ws_slow_policy {
                             to 3/4 of the limit; the connection stays open and sees gaps */
 };
 
+/* Whether members of a room may write into it (ws_server_config_t.client_publish). */
+enum ws_client_publish {
+    WS_CLIENT_PUBLISH_ANY = 0, /* every member (the chat page); the default */
+    WS_CLIENT_PUBLISH_TOKEN,   /* members whose token's `publish` claim covers the room */
+    WS_CLIENT_PUBLISH_NONE,    /* nobody: only the HTTP API publishes (a feed) */
+};
+
+/* What happens to a live connection when its token's exp passes (token_expiry). */
+enum ws_token_expiry {
+    WS_TOKEN_EXPIRY_CLOSE = 0, /* close with 1008 "token expired"; the default */
+    WS_TOKEN_EXPIRY_KEEP,      /* keep it: the token only decides the upgrade */
+};
+
 #define WS_ORIGINS_MAX 64  /* entries in the --origin list */
 #define WS_ORIGIN_LEN  256 /* bytes of one entry */
 
@@ -163,6 +176,26 @@ typedef struct ws_server_config {
     uint16_t tls_min_version;  /* WS_TLS_MIN_1_2 (default) or WS_TLS_MIN_1_3; the maximum is
                                   always TLS 1.3 */
     int ktls;                  /* enum ws_ktls_mode. Default WS_KTLS_AUTO */
+
+    /* Connection tokens (docs/tokens.md): JWTs passed as `?token=` on the upgrade URL. The
+     * strings are read by ws_server_start only. */
+    const char *token_key_file; /* the one key tokens are verified with: a secret for HS256
+                                   (the file's bytes, at least 32), or a PEM public key (RSA:
+                                   RS256, P-256: ES256, Ed25519: EdDSA). NULL = tokens are not
+                                   looked at. Default NULL */
+    bool require_token;         /* an upgrade without a valid token gets 401 (needs
+                                   token_key_file). Default false */
+    uint32_t token_leeway_s;    /* clock skew allowed on exp, nbf and iat. Default 5 */
+    const char *token_issuer;   /* when set, the `iss` a token must carry. Default NULL */
+    const char *token_audience; /* when set, an `aud` entry a token must carry. Default NULL */
+    int client_publish;         /* enum ws_client_publish; TOKEN needs token_key_file. A
+                                   write that is not allowed: close 1008. Default ANY */
+    int token_expiry;           /* enum ws_token_expiry. Default CLOSE */
+
+    /* The HTTP API (docs/api.md): off unless api_key_file is set. */
+    const char *api_key_file; /* API keys, one per line (blank lines and lines starting with
+                                 '#' skipped); requests carry `Authorization: Bearer <key>`.
+                                 Read by ws_server_start. Default NULL */
 
     int log_level; /* enum ws_log_level. Default WS_LOG_INFO */
 } ws_server_config_t;

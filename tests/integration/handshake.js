@@ -114,7 +114,8 @@ async function rejections(server) {
         ['Upgrade: h2c', upgrade({ upgradeHdr: 'h2c' }), 400],
         ['no Connection header', upgrade({ connection: null }), 400],
         ['Connection without upgrade token', upgrade({ connection: 'keep-alive' }), 400],
-        ['room /a/b', upgrade({ target: '/a/b' }), 400],
+        ['room /a//b (empty segment)', upgrade({ target: '/a//b' }), 400],
+        ['room /a%2Fb (escaped separator)', upgrade({ target: '/a%2Fb' }), 400],
         ['room /%zz', upgrade({ target: '/%zz' }), 400],
         ['POST upgrade', upgrade({ method: 'POST' }), 405],
         ['Sec-WebSocket-Version: 8', upgrade({ version: '8' }), 426],
@@ -139,6 +140,7 @@ async function acceptances(server) {
         ['lower-case header names', upgrade({}).replace(/^([A-Za-z-]+):/gm, (m, n) => n.toLowerCase() + ':')],
         ['root path is the lobby', upgrade({ target: '/' })],
         ['percent-encoded room', upgrade({ target: '/caf%C3%A9%20au%20lait' })],
+        ['room in segments', upgrade({ target: '/news/eu/fr' })],
         ['7 KiB head', upgrade({ extra: `X-Padding: ${'p'.repeat(7000)}\r\n` })],
         ['Origin and extension offer (as browsers send)', upgrade({ extra: 'Origin: http://127.0.0.1\r\n' +
             'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n' })],
