@@ -6,7 +6,8 @@
  * the same prefix (the resume path is exact), and a prefix may only answer WS_INCOMPLETE or
  * the final result; the status beside a refusal must match its errno. Each run is repeated under
  * small limits derived from the input, so the 431 paths are reached. Every parsed head then goes
- * through ws_handshake_check and ws_handshake_response with invariants on their output. Each call
+ * through ws_handshake_check and ws_handshake_response with invariants on their output, and
+ * through the body-length, query-parameter and keep-alive rules. Each call
  * gets an exactly sized heap copy so that AddressSanitizer sees any read past len. Any mismatch
  * aborts. */
 #include "uringws/handshake.h"
@@ -162,8 +163,10 @@ static void check_handshake(const ws_http_request_t *req, const uint8_t *buf, si
         if (hs.room_len == 0 || strlen(hs.accept) != 28)
             FAIL("101 without room or accept");
         for (size_t i = 0; i < hs.room_len; i++)
-            if ((uint8_t)hs.room[i] < 0x20 || hs.room[i] == 0x7f || hs.room[i] == '/')
+            if ((uint8_t)hs.room[i] < 0x20 || hs.room[i] == 0x7f)
                 FAIL("room has a forbidden byte");
+        if (hs.room[0] == '/' || hs.room[hs.room_len - 1] == '/' || strstr(hs.room, "//"))
+            FAIL("room has an empty segment");
         const ws_http_header_t *key = ws_http_find(req, "Sec-WebSocket-Key");
         char again[29];
         if (key == NULL)
@@ -189,6 +192,37 @@ static void check_handshake(const ws_http_request_t *req, const uint8_t *buf, si
         FAIL("response without end of head");
     if (ws_handshake_response(&hs, out, len) != len || ws_handshake_response(&hs, out, len - 1))
         FAIL("response does not fit exactly in %zu bytes", len);
+}
+
+/* The body rules on a parsed head: the out fields agree with the result, a length comes from
+ * a Content-Length header that says it, and the query and keep-alive helpers stay inside
+ * their buffers. */
+static void check_body(const ws_http_request_t *req, uint64_t seed)
+{
+    ws_http_limits_t lim = {0, 0, seed % 4096};
+    uint64_t len = 1;
+    int status = -1;
+    int rc = ws_http_body_length(req, &lim, &len, &status);
+    if (rc == 0) {
+        if (status != 0 || len > lim.max_body)
+            FAIL("body length %llu (limit %llu) with status %d", (unsigned long long)len,
+                 (unsigned long long)lim.max_body, status);
+        const ws_http_header_t *cl = ws_http_find(req, "Content-Length");
+        if (len && (!cl || cl->value.len == 0))
+            FAIL("a body without Content-Length");
+        if (ws_http_find(req, "Transfer-Encoding"))
+            FAIL("Transfer-Encoding accepted");
+    } else if (rc != -EBADMSG || (status != 400 && status != 413 && status != 501)) {
+        FAIL("body length answered %d with status %d", rc, status);
+    }
+    char *out = malloc(16);
+    if (!out)
+        abort();
+    long q = ws_http_query_param(req->target, "token", out, 16);
+    if (q > 16 || (q < 0 && q != -EINVAL))
+        FAIL("query parameter of %ld bytes", q);
+    free(out);
+    (void)ws_http_keep_alive(req);
 }
 
 /* One-shot vs incremental under one set of limits. */
@@ -226,6 +260,7 @@ static void run(const uint8_t *data, size_t size, const ws_http_limits_t *lim, u
 
     if (want > 0) {
         check_handshake(&one, whole, (size_t)want);
+        check_body(&one, seed);
     } else if (want != WS_INCOMPLETE) {
         char out[512];
         size_t n = ws_handshake_error_response(one.status, NULL, out, sizeof out);

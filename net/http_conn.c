@@ -47,8 +47,12 @@ static int one(ws_worker_t *c, ws_conn_t *conn, uint8_t **p, size_t *n, uint8_t 
         ws_routes_reject(c, conn, out.status, reject_why(out.status));
         return 0;
     }
-    if (out.owned)
-        *hold = out.owned; /* at most one per input: later requests are parsed in it */
+    if (out.owned) {
+        /* The previous one is done with: this request and the bytes after it were copied
+         * out of it into the new buffer. */
+        free(*hold);
+        *hold = out.owned;
+    }
     conn->flags &= ~WS_CONN_F_KEEPALIVE;
     ws_routes_request(c, conn, out.body, out.body_len, out.rest, out.rest_len);
     if (conn->state != WS_CONN_HTTP || !(conn->flags & WS_CONN_F_KEEPALIVE))

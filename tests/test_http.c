@@ -552,8 +552,94 @@ static void test_response(void)
     CHECK(strcmp(ws_http_reason(299), "Error") == 0);
 }
 
+/* Parses a whole head into req (the test's buffer must outlive req's slices). */
+static void parse_head(const char *text, ws_http_request_t *req)
+{
+    REQUIRE_INT(ws_http_parse_request((const uint8_t *)text, strlen(text), 0, NULL, req), 0);
+}
+
+/* ws_http_body_length: the Content-Length rules (RFC 9112 6.3) and the server's limits. */
+static void test_body_length(void)
+{
+    static const struct {
+        const char *head;
+        int rc, status;
+        uint64_t len;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0, 0, 0},
+        {"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 0, 0, 0}, /* no length: no body */
+        {"POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n", 0, 0, 0},
+        {"POST / HTTP/1.1\r\nContent-Length: 1000\r\n\r\n", 0, 0, 1000},
+        {"POST / HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", -EBADMSG, 413, 0},
+        {"POST / HTTP/1.1\r\ncontent-length: 5\r\nContent-Length: 5\r\n\r\n", 0, 0, 5},
+        {"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", -EBADMSG, 400, 0},
+        {"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", -EBADMSG, 400, 0},
+        {"POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", -EBADMSG, 400, 0},
+        {"POST / HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n", -EBADMSG, 400, 0},
+        {"POST / HTTP/1.1\r\nContent-Length: 1234567890123456789\r\n\r\n", -EBADMSG, 400, 0},
+        {"POST / HTTP/1.1\r\nContent-Length: 99999999999999999\r\n\r\n", -EBADMSG, 413, 0},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", -EBADMSG, 501, 0},
+        {"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n", -EBADMSG, 501,
+         0},
+    };
+    ws_http_limits_t lim = {0, 0, 1000};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ws_http_request_t req;
+        parse_head(cases[i].head, &req);
+        uint64_t len = 77;
+        int status = -1;
+        CHECK_INT(ws_http_body_length(&req, &lim, &len, &status), cases[i].rc);
+        CHECK_INT(status, cases[i].status);
+        CHECK_EQ_U(len, cases[i].rc == 0 ? cases[i].len : len);
+    }
+    /* No limits at all: no body may be carried. */
+    ws_http_request_t req;
+    parse_head("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\n", &req);
+    uint64_t len;
+    int status;
+    CHECK_INT(ws_http_body_length(&req, NULL, &len, &status), -EBADMSG);
+    CHECK_INT(status, 413);
+}
+
+static void test_query_and_keepalive(void)
+{
+    char out[32];
+    ws_slice_t t = ws_slice("/room?a=1&token=x%2By+z&tok=no&token=second", 43);
+    CHECK_INT(ws_http_query_param(t, "token", out, sizeof out), 5);
+    CHECK(memcmp(out, "x+y+z", 5) == 0);
+    CHECK_INT(ws_http_query_param(t, "a", out, sizeof out), 1);
+    CHECK_INT(ws_http_query_param(t, "to", out, sizeof out), 0);
+    CHECK_INT(ws_http_query_param(ws_slice("/room", 5), "a", out, sizeof out), 0);
+    CHECK_INT(ws_http_query_param(ws_slice("/?a=%zz", 7), "a", out, sizeof out), -EINVAL);
+    CHECK_INT(ws_http_query_param(ws_slice("/?a=%4", 6), "a", out, sizeof out), -EINVAL);
+    CHECK_INT(ws_http_query_param(ws_slice("/?a=12345", 9), "a", out, 4), -EINVAL);
+    CHECK_INT(ws_http_query_param(ws_slice("/?a=1234", 8), "a", out, 4), 4);
+    CHECK_INT(ws_http_query_param(ws_slice("/?a=", 4), "a", out, 4), 0);
+
+    ws_http_request_t req;
+    parse_head("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &req);
+    CHECK(ws_http_keep_alive(&req));
+    parse_head("GET / HTTP/1.1\r\nConnection: foo, Close\r\n\r\n", &req);
+    CHECK(!ws_http_keep_alive(&req));
+    parse_head("GET / HTTP/1.0\r\n\r\n", &req);
+    CHECK(!ws_http_keep_alive(&req));
+    parse_head("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &req);
+    CHECK(ws_http_keep_alive(&req));
+
+    char resp[256];
+    size_t n = ws_http_write_response_conn(resp, sizeof resp, 200, NULL, NULL, "{}", 2, true);
+    static const char want[] =
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}";
+    CHECK(n == sizeof want - 1 && memcmp(resp, want, n) == 0);
+    CHECK(strcmp(ws_http_reason(401), "Unauthorized") == 0);
+    CHECK(strcmp(ws_http_reason(413), "Content Too Large") == 0);
+    CHECK(strcmp(ws_http_reason(501), "Not Implemented") == 0);
+}
+
 int main(void)
 {
+    test_body_length();
+    test_query_and_keepalive();
     test_vectors();
     test_fields();
     test_limits();
