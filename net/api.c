@@ -132,9 +132,8 @@ static void disconnect(ws_worker_t *c, ws_conn_t *conn, const uint8_t *body, siz
         why = "body must be {\"sub\": string, \"code\": number, \"reason\": string}";
     else if (sub_len == 0 || sub_len > 128 || memchr(sub, '\0', sub_len))
         why = "sub must be 1..128 bytes";
-    else if (code < 1000 || code > 4999 || !ws_frame_close_code_valid((uint16_t)code) ||
-             code == WS_CLOSE_NORMAL)
-        why = "code must be a close code a server may send (1001, 1008, 1011..., 3000-4999)";
+    else if (code < 1001 || code > 4999 || !ws_frame_close_code_valid((unsigned)code))
+        why = "code must be 1001-1003, 1007-1011 or 3000-4999";
     else if (reason_len > WS_DISCONNECT_REASON_MAX)
         why = "reason: at most 123 bytes";
     long n = why ? 0 : ws_disconnect_sub(c, sub, sub_len, (unsigned)code, reason, reason_len);

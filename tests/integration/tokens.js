@@ -51,8 +51,10 @@ const b64u = (x) => Buffer.from(typeof x === 'string' ? x : JSON.stringify(x)).t
 // One key pair (or secret) per algorithm: the file the server reads and what jose signs with.
 function makeKeys(dir) {
     const keys = {};
-    const secret = crypto.randomBytes(48);
-    fs.writeFileSync(path.join(dir, 'hs256.key'), secret);
+    // A text secret with a newline, as `openssl rand -hex 32 > key` writes it: the newline is
+    // not part of the secret.
+    const secret = Buffer.from(crypto.randomBytes(32).toString('hex'));
+    fs.writeFileSync(path.join(dir, 'hs256.key'), Buffer.concat([secret, Buffer.from('\n')]));
     keys.HS256 = { file: path.join(dir, 'hs256.key'), sign: secret };
     const pairs = { RS256: ['rsa', { modulusLength: 2048 }], ES256: ['ec', { namedCurve: 'P-256' }], EdDSA: ['ed25519', {}] };
     for (const [alg, [type, opts]] of Object.entries(pairs)) {
