@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "broadcast.h"
+#include "conn_send.h"
 #include "disconnect.h"
 #include "conn_io.h"
 #include "probe.h"
@@ -191,7 +192,12 @@ static void stop_conn(ws_worker_t *c, ws_conn_t *conn, bool force)
     }
     switch (conn->state) {
     case WS_CONN_HTTP:
-        ws_conn_teardown(c, conn);
+        /* Answers already queued (a keep-alive API connection's) still go out; a request not
+         * yet answered is dropped unanswered, so its client knows to retry it. */
+        if (ws_conn_send_idle(conn))
+            ws_conn_teardown(c, conn);
+        else
+            ws_conn_finish(c, conn);
         break;
     case WS_CONN_OPEN:
         ws_conn_close(c, conn, WS_CLOSE_GOING_AWAY, "server shutdown", false);

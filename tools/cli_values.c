@@ -14,15 +14,24 @@ _Noreturn void ws_cli_values_die(const char *opt, const char *val, const char *w
     exit(2);
 }
 
+/* The decimal number s starts with (no sign, at least one digit); *end after it. */
+static uint64_t leading(const char *opt, const char *s, const char *want, char **end)
+{
+    errno = 0;
+    if (!*s || *s == '-')
+        ws_cli_values_die(opt, s, want);
+    unsigned long long v = strtoull(s, end, 10);
+    if (errno || *end == s)
+        ws_cli_values_die(opt, s, want);
+    return v;
+}
+
 uint64_t ws_cli_values_u64(const char *opt, const char *s, uint64_t min, uint64_t max,
                            const char *want)
 {
     char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        ws_cli_values_die(opt, s, want);
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || *end || v < min || v > max)
+    uint64_t v = leading(opt, s, want, &end);
+    if (*end || v < min || v > max)
         ws_cli_values_die(opt, s, want);
     return v;
 }
@@ -31,12 +40,7 @@ uint64_t ws_cli_values_size(const char *opt, const char *s, uint64_t min, uint64
                             const char *want)
 {
     char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        ws_cli_values_die(opt, s, want);
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        ws_cli_values_die(opt, s, want);
+    uint64_t v = leading(opt, s, want, &end);
     unsigned shift = 0;
     if (*end) {
         switch (*end) {
@@ -86,12 +90,7 @@ uint32_t ws_cli_values_duration(const char *opt, const char *s, uint32_t min_ms,
 {
     const char *want = "a duration such as 30, 30s, 500ms or 2m";
     char *end;
-    errno = 0;
-    if (!*s || *s == '-')
-        ws_cli_values_die(opt, s, want);
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        ws_cli_values_die(opt, s, want);
+    unsigned long long v = leading(opt, s, want, &end);
     unsigned long long mult = 0;
     if (!*end || strcmp(end, "s") == 0)
         mult = 1000;
