@@ -27,7 +27,7 @@ build="$here/build"
 keep=0
 # The ctest entries that touch the kernel and need no browser: the unit tests of the
 # network layer and TLS, and the Node.js integration tests of the server.
-tests='^(test_net_(smoke|xcore|limits|metrics|udata|timer)|test_ktls|test_tls|integration_(handshake|echo|cli|pieces|wss|wss_errors|ktls|limits|hostile|conformance|churn|storm|storm_regular_fds))$'
+tests='^(test_net_(smoke|xcore|limits|metrics|udata|timer)|test_ktls|test_tls|integration_(handshake|echo|cli|pieces|wss|wss_errors|ktls|limits|hostile|conformance|churn|storm|storm_regular_fds|api))$'
 tests=${VM_TESTS:-$tests}
 while [ $# -gt 0 ]; do
     case "$1" in
