@@ -65,8 +65,10 @@ void ws_api_publish_room(ws_worker_t *c, ws_conn_t *conn, ws_slice_t room, const
         ws_api_reply_error(c, conn, WS_API_PUBLISH, 400, why);
         return;
     }
-    if (publish(c, name, nl, text ? WS_OP_TEXT : WS_OP_BINARY, body, len) < 0) {
-        ws_api_reply_error(c, conn, WS_API_PUBLISH, 503, "out of memory");
+    int rc = publish(c, name, nl, text ? WS_OP_TEXT : WS_OP_BINARY, body, len);
+    if (rc < 0) {
+        ws_api_reply_error(c, conn, WS_API_PUBLISH, 503,
+                           rc == -ENOTCONN ? "backplane down" : "out of memory");
         return;
     }
     ws_api_reply_json(c, conn, WS_API_PUBLISH, 200, ws_api_reply_room(c, name, nl));
@@ -179,10 +181,12 @@ void ws_api_publish_batch(ws_worker_t *c, ws_conn_t *conn, const uint8_t *body, 
         int err = 0;
         json_t *out = publish_items(c, v, n, &err);
         if (err) {
-            /* Out of memory part way: what went out is listed, and the status says not all. */
-            ws_log_error("conn %u: out of memory in an API batch", conn->idx);
+            /* Cut short (no memory, or the backplane went down): what went out is listed, and
+             * the status says not all. */
+            const char *why = err == -ENOTCONN ? "backplane down" : "out of memory";
+            ws_log_error("conn %u: API batch cut short: %s", conn->idx, why);
             ws_api_reply_json(c, conn, WS_API_BATCH, 503,
-                              json_pack("{s:s,s:o}", "error", "out of memory", "published", out));
+                              json_pack("{s:s,s:o}", "error", why, "published", out));
         } else {
             ws_api_reply_json(c, conn, WS_API_BATCH, 200, json_pack("{s:o}", "published", out));
         }

@@ -6,12 +6,14 @@
 
 #include <errno.h>
 
+#include "backplane.h"
 #include "keycount.h"
 #include "log.h"
 #include "conn_send.h"
 #include "worker.h"
 #include "room.h"
 #include "sendq.h"
+#include "uringws/frame.h"
 #include "server_internal.h"
 
 static void room_maybe_free(ws_worker_t *c, ws_room_t *r)
@@ -22,15 +24,22 @@ static void room_maybe_free(ws_worker_t *c, ws_room_t *r)
     ws_room_free(r);
 }
 
-/* The home core's bookkeeping for core `core` gaining or losing its members. */
+/* The home core's bookkeeping for core `core` gaining or losing its members; the backplane
+ * hears of the node's first and last member. */
 static void home_set_peer(ws_worker_t *c, ws_room_t *r, unsigned core, ws_room_t *peer)
 {
     if (peer && !r->peer[core]) {
-        if (r->member_cores++ == 0)
+        if (r->member_cores++ == 0) {
             ws_metric_inc(&c->m->rooms);
+            if (c->bp)
+                ws_backplane_watch(c->bp, r->name, r->name_len, true);
+        }
     } else if (!peer && r->peer[core]) {
-        if (--r->member_cores == 0)
+        if (--r->member_cores == 0) {
             ws_metric_sub(&c->m->rooms, 1);
+            if (c->bp)
+                ws_backplane_watch(c->bp, r->name, r->name_len, false);
+        }
     }
     r->peer[core] = peer;
 }
@@ -148,10 +157,9 @@ void ws_broadcast_flush(ws_worker_t *c)
         batch_flush(c, ws_container_of(n, ws_room_t, batch_link));
 }
 
-/* Home core: numbers the message and hands it to every core with members. */
-static void home_publish(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
+/* Home core: hands the numbered message to every core with members. */
+static void home_fanout(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
 {
-    b->seq = ++r->seq;
     if (r->member_cores == 0) {
         ws_block_unref(b);
         return;
@@ -172,6 +180,81 @@ static void home_publish(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
     }
     if (local)
         deliver_local(c, r, b);
+}
+
+/* Home core: a message for the room `name` (r is its struct here, NULL when this node has no
+ * members). One node: numbered here and fanned out. With the backplane: to Redis, which
+ * numbers it and sends it back to every node with members, this one too; while the
+ * backplane is down, delivered here only under --backplane-down local, else dropped (the
+ * publishing core refused it already when it could see the backplane was down). */
+static void home_publish_name(ws_worker_t *c, ws_room_t *r, const char *name, size_t len,
+                              ws_block_t *b)
+{
+    if (c->bp && ws_backplane_up(c->bp)) {
+        (void)ws_backplane_publish(c->bp, name, len, b); /* failures are counted there */
+        return;
+    }
+    if (c->bp && c->cfg->backplane_down != WS_BACKPLANE_DOWN_LOCAL) {
+        ws_metric_inc(&c->m->bp_dropped);
+        ws_block_unref(b);
+        return;
+    }
+    if (!r) {
+        ws_block_unref(b);
+        return;
+    }
+    b->seq = ++r->seq;
+    home_fanout(c, r, b);
+}
+
+static void home_publish(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
+{
+    home_publish_name(c, r, r->name, r->name_len, b);
+}
+
+/* Whether a publish into a room homed on `home` is refused now: the backplane of that core
+ * is down and --backplane-down is refuse. */
+static bool refused(ws_worker_t *c, unsigned home)
+{
+    return c->bp && c->cfg->backplane_down == WS_BACKPLANE_DOWN_REFUSE &&
+           !ws_backplane_flag_up(&c->srv->bp_up[home]);
+}
+
+void ws_broadcast_from_backplane(ws_worker_t *c, const char *name, size_t len, uint64_t seq,
+                                 ws_block_t *b)
+{
+    ws_room_t *r = ws_room_find(&c->rooms, ws_room_hash(name, len), name, len);
+    if (!r || r->home != c->id) {
+        ws_block_unref(b); /* its members left while the subscription lingers */
+        return;
+    }
+    b->seq = seq;
+    home_fanout(c, r, b);
+}
+
+/* Closes (deferred) every member of this core's struct r with 1012. */
+static void close_members(ws_worker_t *c, ws_room_t *r)
+{
+    for (ws_dlink_t *n = r->members; n; n = n->next)
+        ws_conn_send_close_later(c, ws_container_of(n, ws_conn_t, member), WS_CLOSE_SERVICE_RESTART,
+                                 "backplane gap");
+}
+
+void ws_broadcast_backplane_gap(ws_worker_t *c, const char *name, size_t len)
+{
+    ws_room_t *r = ws_room_find(&c->rooms, ws_room_hash(name, len), name, len);
+    if (!r || r->home != c->id)
+        return;
+    for (unsigned i = 0; i < c->ncores; i++) {
+        if (!r->peer[i])
+            continue;
+        if (i == c->id) {
+            close_members(c, r);
+            continue;
+        }
+        ws_xev_t ev = {.type = WS_XEV_ROOM_CLOSE, .src = (uint16_t)c->id, .room = r->peer[i]};
+        ws_worker_xpush(c, i, &ev);
+    }
 }
 
 int ws_broadcast_join(ws_worker_t *c, ws_conn_t *conn, const char *name, size_t len)
@@ -223,19 +306,20 @@ void ws_broadcast_leave(ws_worker_t *c, ws_conn_t *conn)
     room_maybe_free(c, r);
 }
 
-void ws_broadcast_publish(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
+int ws_broadcast_publish(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
 {
     ws_room_t *r = conn->room;
-    if (!r) {
+    if (!r || refused(c, r->home)) {
         ws_block_unref(b);
-        return;
+        return r ? -ENOTCONN : 0;
     }
     if (r->home == c->id) {
         home_publish(c, r, b);
-        return;
+        return 0;
     }
     ws_xev_t ev = {.type = WS_XEV_PUBLISH, .src = (uint16_t)c->id, .room = r, .block = b};
     ws_worker_xpush(c, r->home, &ev);
+    return 0;
 }
 
 int ws_broadcast_publish_name(ws_worker_t *c, const char *name, size_t len, ws_block_t *b)
@@ -246,12 +330,13 @@ int ws_broadcast_publish_name(ws_worker_t *c, const char *name, size_t len, ws_b
     }
     uint64_t h = ws_room_hash(name, len);
     unsigned home = ws_room_home(h, c->ncores);
+    if (refused(c, home)) {
+        ws_block_unref(b);
+        return -ENOTCONN;
+    }
     if (home == c->id) {
-        ws_room_t *r = ws_room_find(&c->rooms, h, name, len);
-        if (r)
-            home_publish(c, r, b);
-        else
-            ws_block_unref(b); /* nobody anywhere is in it */
+        /* Without members here the room may still have some on other nodes. */
+        home_publish_name(c, ws_room_find(&c->rooms, h, name, len), name, len, b);
         return 0;
     }
     ws_room_t *name_only = ws_room_new(name, len, c->ncores, c->id);
@@ -335,11 +420,11 @@ void ws_broadcast_on_event(ws_worker_t *c, const ws_xev_t *ev)
         break;
     case WS_XEV_PUBLISH_NAME:
         r = home_room_of(c, ev->room, false);
+        home_publish_name(c, r, ev->room->name, ev->room->name_len, ev->block);
         ws_room_free(ev->room);
-        if (r)
-            home_publish(c, r, ev->block);
-        else
-            ws_block_unref(ev->block);
+        break;
+    case WS_XEV_ROOM_CLOSE:
+        close_members(c, ev->room);
         break;
     default:
         ws_log_error("unknown cross-core event type %u from core %u", ev->type, ev->src);

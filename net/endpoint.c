@@ -43,8 +43,12 @@ static void room_message(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
         ws_conn_close(c, conn, WS_CLOSE_POLICY, "publishing not allowed", true);
         return;
     }
+    if (ws_broadcast_publish(c, conn, b) < 0) {
+        ws_log_verbose("conn %u: backplane down, closing with 1013", conn->idx);
+        ws_conn_close(c, conn, WS_CLOSE_TRY_AGAIN, "backplane down", false);
+        return;
+    }
     ws_metric_inc(&c->m->publishes[WS_PUB_CLIENT]);
-    ws_broadcast_publish(c, conn, b);
 }
 
 const ws_endpoint_t ws_endpoint_room = {

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backplane.h"
 #include "broadcast.h"
 #include "conn_send.h"
 #include "disconnect.h"
@@ -229,6 +230,8 @@ static void begin_stop(ws_worker_t *c)
     if (c->stopping)
         return;
     c->stopping = true;
+    if (c->bp)
+        ws_backplane_stop(c->bp);
     if (c->stop_armed) {
         /* Stopping for another reason (a fatal ring error): the read must not outlive us. */
         struct io_uring_sqe *sqe = ws_worker_sqe(c);
@@ -478,8 +481,19 @@ static void linger(ws_worker_t *c)
     c->now_ms = now_ms();
 }
 
+static const ws_backplane_ops_t backplane_ops = {
+    .deliver = ws_broadcast_from_backplane,
+    .gap = ws_broadcast_backplane_gap,
+};
+
 void ws_loop_run(ws_worker_t *c)
 {
+    if (c->srv->bp_target &&
+        !(c->bp = ws_backplane_new(c, c->srv->bp_target, &backplane_ops, &c->srv->bp_up[c->id]))) {
+        ws_log_error("core %u: cannot start the backplane: stopping", c->id);
+        c->err = -ENOMEM;
+        begin_stop(c);
+    }
     arm_accepts(c);
     arm_tick(c);
     arm_stop(c);
@@ -543,6 +557,8 @@ void ws_loop_teardown_thread(ws_worker_t *c)
 
 void ws_loop_free(ws_worker_t *c)
 {
+    ws_backplane_free(c->bp);
+    c->bp = NULL;
     if (c->nconns == 0 && c->brefs.live)
         ws_log_error("core %u: %zu block references leaked", c->id, c->brefs.live);
     if (c->rooms.buckets)

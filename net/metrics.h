@@ -130,6 +130,15 @@ typedef struct ws_metrics {
     _Atomic uint64_t publish_refused;                   /* closed (1008): may not write */
     _Atomic uint64_t publishes[WS_PUB_N];               /* messages published, by source */
     _Atomic uint64_t api_requests[WS_API_ROUTE_N][WS_API_STATUS_N]; /* answered, by route, status */
+    _Atomic uint64_t bp_up;         /* this core's backplane connections are up (gauge, 0/1) */
+    _Atomic uint64_t bp_in;         /* messages received from Redis */
+    _Atomic uint64_t bp_out;        /* messages published to Redis */
+    _Atomic uint64_t bp_subs;       /* channels subscribed (gauge) */
+    _Atomic uint64_t bp_reconnects; /* backplane connections lost */
+    _Atomic uint64_t bp_gaps;       /* rooms that may have missed messages */
+    _Atomic uint64_t bp_dropped;    /* publishes dropped: backplane down, refused, no memory */
+    _Atomic uint64_t bp_rtt_us;     /* publish round trips to Redis, summed */
+    _Atomic uint64_t bp_rtt_count;
     _Atomic uint64_t closes_sent[WS_CLOSE_CODES];
     _Atomic uint64_t conns_by_transport[WS_TRANSPORT_N];            /* live connections (gauge) */
     _Atomic uint64_t tls_handshakes[WS_TLS_VER_N][WS_TLS_CIPHER_N]; /* [0] 1.2, [1] 1.3 */

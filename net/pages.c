@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backplane.h"
+#include "backplane.h"
 #include "conn_send.h"
 #include "tls_server.h"
 #include "log.h"
@@ -56,6 +58,13 @@ void ws_pages_healthz(ws_worker_t *c, ws_conn_t *conn, const ws_http_request_t *
 {
     (void)req;
     (void)hs;
+    for (unsigned i = 0; c->srv->bp_up && i < c->srv->ncores; i++) {
+        if (!ws_backplane_flag_up(&c->srv->bp_up[i])) {
+            ws_pages_respond(c, conn, 503, "text/plain; charset=utf-8",
+                             "Cache-Control: no-store\r\n", "backplane down\n", 15);
+            return;
+        }
+    }
     ws_pages_respond(c, conn, 200, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n",
                      "ok\n", 3);
 }

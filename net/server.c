@@ -17,6 +17,7 @@
 
 #include "tls_server.h"
 #include "token.h"
+#include "backplane.h"
 #include "probe.h"
 #include "listener.h"
 #include "log.h"
@@ -70,6 +71,7 @@ void ws_server_config_defaults(ws_server_config_t *cfg)
     cfg->tls_min_version = WS_TLS_MIN_1_2;
     cfg->ktls = WS_KTLS_AUTO;
     cfg->token_leeway_s = 5;
+    cfg->backplane_prefix = "uringws";
     cfg->client_publish = WS_CLIENT_PUBLISH_ANY;
     cfg->token_expiry = WS_TOKEN_EXPIRY_CLOSE;
     cfg->log_level = WS_LOG_INFO;
@@ -88,6 +90,15 @@ static const char *check_access(const ws_server_config_t *cfg)
                "--token-key";
     if (cfg->token_leeway_s > 3600)
         return "token-leeway: at most 3600 seconds";
+    if (cfg->backplane_gap != WS_BACKPLANE_GAP_CLOSE &&
+        cfg->backplane_gap != WS_BACKPLANE_GAP_IGNORE)
+        return "backplane-gap must be close or ignore";
+    if (cfg->backplane_down != WS_BACKPLANE_DOWN_REFUSE &&
+        cfg->backplane_down != WS_BACKPLANE_DOWN_LOCAL)
+        return "backplane-down must be refuse or local";
+    if (!cfg->backplane_prefix || !cfg->backplane_prefix[0] || strlen(cfg->backplane_prefix) > 64 ||
+        strpbrk(cfg->backplane_prefix, " \t\r\n"))
+        return "backplane-prefix must be 1..64 bytes without spaces";
     return NULL;
 }
 
@@ -292,6 +303,9 @@ static void free_server(ws_server_t *srv)
     ws_origins_free(&srv->origins);
     ws_jwt_key_free(srv->token_key);
     free(srv->token_issuer);
+    free(srv->bp_prefix);
+    free(srv->bp_target);
+    free(srv->bp_up);
     free(srv->token_audience);
     ws_api_keys_free(srv->api_keys);
     ws_tls_server_free(srv); /* after the cores: every session is gone */
@@ -342,6 +356,20 @@ static int server_new(const ws_server_config_t *cfg_in, ws_server_t **out)
          !(cfg->token_issuer = srv->token_issuer = strdup(cfg->token_issuer))) ||
         (cfg->token_audience &&
          !(cfg->token_audience = srv->token_audience = strdup(cfg->token_audience))))
+        return -ENOMEM;
+    if (cfg->backplane_url) {
+        char err[256];
+        if (!(srv->bp_target = calloc(1, sizeof(*srv->bp_target))))
+            return -ENOMEM;
+        if ((rc = ws_backplane_parse(cfg->backplane_url, srv->bp_target, err, sizeof err)) < 0) {
+            ws_log_error("%s", err);
+            return rc;
+        }
+        cfg->backplane_url = NULL;
+        if (!(srv->bp_up = calloc(srv->ncores, sizeof(*srv->bp_up))))
+            return -ENOMEM;
+    }
+    if (!(cfg->backplane_prefix = srv->bp_prefix = strdup(cfg->backplane_prefix)))
         return -ENOMEM;
     /* Members per room are counted for --max-rooms and for the API's room listing. */
     if ((cfg->max_conns_per_ip && !(srv->ip_counts = ws_keycount_new())) ||

@@ -88,6 +88,7 @@ typedef struct ws_worker {
     unsigned id;
     unsigned ncores;
     struct ws_server *srv;
+    struct ws_backplane *bp; /* the core's Redis backplane (net/backplane.c); NULL: one node */
     const ws_server_config_t *cfg;
     ws_metrics_t *m;
 

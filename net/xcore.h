@@ -23,6 +23,8 @@ enum ws_xev_type {
     WS_XEV_FANOUT,       /* home to member core: `block` (seq set) for `room` (the dst's struct) */
     WS_XEV_PUBLISH_NAME, /* a message for the room named by `room`, a memberless struct that
                             src made for this event only: home owns it and frees it */
+    WS_XEV_ROOM_CLOSE,   /* home to member core: close the members of `room` (the dst's
+                            struct) with 1012, the backplane may have lost messages */
     WS_XEV_DISCONNECT,   /* close every connection of a token subject: `block` holds the
                             order (net/disconnect.c); `room` is NULL */
 };

@@ -9,8 +9,8 @@
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 
-build_pkgs="liburing-dev android-libboringssl-dev libjansson-dev libbenchmark-dev cmake make gcc g++ pkg-config openssl clang libclang-rt-14-dev"
-test_pkgs="chromium python3-websockets python3-autobahn curl procps qemu-system-x86 busybox-static cpio kmod"
+build_pkgs="liburing-dev android-libboringssl-dev libjansson-dev libhiredis-dev libbenchmark-dev cmake make gcc g++ pkg-config openssl clang libclang-rt-14-dev"
+test_pkgs="chromium redis-server redis-tools python3-websockets python3-autobahn curl procps qemu-system-x86 busybox-static cpio kmod"
 bench_pkgs="wrk golang-go golang-github-gorilla-websocket-dev libwebsockets-dev gnuplot-nox zlib1g-dev procps"
 
 missing=""

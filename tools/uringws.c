@@ -45,7 +45,7 @@ enum opt_kind {
 };
 
 /* The headings of --help, in the order printed; general has none. */
-enum opt_section { SEC_GENERAL, SEC_WSS, SEC_ACCESS, SEC_COUNT };
+enum opt_section { SEC_GENERAL, SEC_WSS, SEC_ACCESS, SEC_CLUSTER, SEC_COUNT };
 
 typedef struct opt opt_t;
 struct opt {
@@ -85,6 +85,11 @@ _Static_assert(WS_CLIENT_PUBLISH_ANY == 0 && WS_CLIENT_PUBLISH_TOKEN == 1 &&
                    WS_TOKEN_EXPIRY_KEEP == 1,
                "--client-publish and --token-expiry names follow their enums");
 static const char *const client_publish_modes[] = {"any", "token", "none", NULL};
+_Static_assert(WS_BACKPLANE_GAP_CLOSE == 0 && WS_BACKPLANE_GAP_IGNORE == 1 &&
+                   WS_BACKPLANE_DOWN_REFUSE == 0 && WS_BACKPLANE_DOWN_LOCAL == 1,
+               "--backplane-gap and --backplane-down names follow their enums");
+static const char *const backplane_gaps[] = {"close", "ignore", NULL};
+static const char *const backplane_downs[] = {"refuse", "local", NULL};
 static const char *const token_expiry_modes[] = {"close", "keep", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const int tls_version_values[] = {WS_TLS_MIN_1_2, WS_TLS_MIN_1_3};
@@ -200,6 +205,19 @@ static const opt_t options[] = {
      "serve the HTTP API under /api/ (docs/api.md) to requests with Authorization: Bearer and "
      "one of the keys in FILE, one per line",
      .kind = OPT_TEXT, FIELD(api_key_file), .section = SEC_ACCESS},
+    {"backplane", 0, "URL",
+     "rooms span every node on the same Redis: redis://[user:pass@]host:port[/db]",
+     .kind = OPT_TEXT, FIELD(backplane_url), .section = SEC_CLUSTER},
+    {"backplane-prefix", 0, "P", "Redis channel and key prefix (default {})", .kind = OPT_TEXT,
+     FIELD(backplane_prefix), .section = SEC_CLUSTER},
+    {"backplane-gap", 0, NULL,
+     "a room that may have missed messages: close its members with 1012, or keep them "
+     "(default {})",
+     CHOICE(backplane_gap, backplane_gaps, NULL), .section = SEC_CLUSTER},
+    {"backplane-down", 0, NULL,
+     "publishes while Redis is unreachable: refuse (1013, API 503) or deliver on this node "
+     "only (default {})",
+     CHOICE(backplane_down, backplane_downs, NULL), .section = SEC_CLUSTER},
 };
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -211,6 +229,7 @@ static const char *const section_headings[SEC_COUNT] = {
     [SEC_WSS] = "wss (TLS 1.2 and 1.3: AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305; ALPN "
                 "http/1.1):",
     [SEC_ACCESS] = "tokens and the HTTP API (docs/tokens.md, docs/api.md):",
+    [SEC_CLUSTER] = "rooms across nodes (docs/cluster.md):",
 };
 static const char help_outro[] =
     "DUR is seconds, or a number with ms, s or m (\"500ms\", \"30s\", \"2m\").\n";

@@ -40,6 +40,8 @@ enum ws_close_code {
     WS_CLOSE_TOO_BIG = 1009,
     WS_CLOSE_MANDATORY_EXT = 1010,
     WS_CLOSE_INTERNAL = 1011,
+    WS_CLOSE_SERVICE_RESTART = 1012, /* IANA registry: we send it, never expect it */
+    WS_CLOSE_TRY_AGAIN = 1013,       /* IANA registry: we send it, never expect it */
 };
 
 /* True when `code` may appear in a close frame on the wire (RFC 6455 7.4.1 and 7.4.2:

@@ -63,6 +63,18 @@ enum ws_token_expiry {
     WS_TOKEN_EXPIRY_KEEP,      /* keep it: the token only decides the upgrade */
 };
 
+/* The Redis backplane's answer to a room that may have missed messages (backplane_gap). */
+enum ws_backplane_gap {
+    WS_BACKPLANE_GAP_CLOSE = 0, /* close its members with 1012 so they reconnect; the default */
+    WS_BACKPLANE_GAP_IGNORE,    /* keep them; the gap is counted and logged */
+};
+
+/* Publishes while the backplane is down (backplane_down). */
+enum ws_backplane_down {
+    WS_BACKPLANE_DOWN_REFUSE = 0, /* a member's write: close 1013; the API: 503; the default */
+    WS_BACKPLANE_DOWN_LOCAL,      /* delivered to this node's members only */
+};
+
 #define WS_ORIGINS_MAX 64  /* entries in the --origin list */
 #define WS_ORIGIN_LEN  256 /* bytes of one entry */
 
@@ -196,6 +208,13 @@ typedef struct ws_server_config {
     const char *api_key_file; /* API keys, one per line (blank lines and lines starting with
                                  '#' skipped); requests carry `Authorization: Bearer <key>`.
                                  Read by ws_server_start. Default NULL */
+
+    /* Rooms across nodes (docs/cluster.md): redis://[user:pass@]host:port[/db]. NULL = one
+     * node, no Redis. Read by ws_server_start (the host is resolved there). Default NULL */
+    const char *backplane_url;
+    const char *backplane_prefix; /* channel and key prefix. Default "uringws" */
+    int backplane_gap;            /* enum ws_backplane_gap. Default CLOSE */
+    int backplane_down;           /* enum ws_backplane_down. Default REFUSE */
 
     int log_level; /* enum ws_log_level. Default WS_LOG_INFO */
 } ws_server_config_t;

@@ -1,0 +1,77 @@
+/* The Redis backplane of one core (net/backplane.c): rooms spanning nodes. A core talks to
+ * Redis for the rooms it is the home of: it subscribes to a room's channel while the room
+ * has members on any core of this node (unsubscribing after a linger when the last leaves),
+ * publishes each message for the room through a Lua script that numbers it atomically and
+ * PUBLISHes it, and delivers what comes back on the subscription, its own messages too, in
+ * Redis's order. Gaps in the numbering, and lost connections, apply --backplane-gap. The
+ * layer above hears of messages and gaps only through the ops it handed in. */
+#ifndef URINGWS_NET_BACKPLANE_H
+#define URINGWS_NET_BACKPLANE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis.h"
+#include "uringws/block.h"
+#include "uringws/server.h"
+
+struct ws_worker;
+struct bp_chan;
+
+typedef struct ws_backplane_ops {
+    /* A message for room name[0..len) from Redis, numbered seq; b is a frame (the callee's
+     * reference). */
+    void (*deliver)(struct ws_worker *c, const char *name, size_t len, uint64_t seq, ws_block_t *b);
+    /* The room may have missed messages and --backplane-gap is close: close its members. */
+    void (*gap)(struct ws_worker *c, const char *name, size_t len);
+} ws_backplane_ops_t;
+
+#define WS_BP_BUCKETS 4096
+
+typedef struct ws_backplane {
+    struct ws_worker *c;
+    const ws_backplane_ops_t *ops;
+    const ws_redis_target_t *target;
+    ws_redis_t pub, sub;
+    _Atomic bool *up; /* both connections up (the server's flag for this core: other cores
+                         read it before they publish) */
+    struct bp_chan *bucket[WS_BP_BUCKETS];
+    uint32_t nchans;
+    ws_timer_t linger; /* unsubscribes rooms whose linger passed */
+    bool linger_armed;
+    uint64_t *rtt; /* send times (us) of the publishes awaiting their reply, a ring */
+    uint32_t rtt_head, rtt_len, rtt_cap;
+    bool stopped;
+} ws_backplane_t;
+
+/* Parses --backplane (redis://[user:pass@]host:port[/db]) and resolves the host. 0, or
+ * -EINVAL with why in err (never the password). */
+int ws_backplane_parse(const char *url, ws_redis_target_t *t, char *err, size_t errlen);
+
+/* Starts core c's backplane (its two connections). NULL without memory. */
+ws_backplane_t *ws_backplane_new(struct ws_worker *c, const ws_redis_target_t *t,
+                                 const ws_backplane_ops_t *ops, _Atomic bool *up);
+/* Stops (server stop): connections shut down, queued publishes dropped. */
+void ws_backplane_stop(ws_backplane_t *bp);
+void ws_backplane_free(ws_backplane_t *bp);
+
+/* Whether a core's backplane is up, from its flag (any core may ask). */
+static inline bool ws_backplane_flag_up(_Atomic bool *up)
+{
+    return atomic_load_explicit(up, memory_order_acquire);
+}
+
+static inline bool ws_backplane_up(const ws_backplane_t *bp)
+{
+    return ws_backplane_flag_up(bp->up);
+}
+
+/* The room's members on this node: present (on) or gone (off). */
+void ws_backplane_watch(ws_backplane_t *bp, const char *name, size_t len, bool on);
+/* Publishes frame b (takes the reference) into the room through Redis. 0, or -ENOTCONN while
+ * the backplane is down, or -ENOMEM (the reference is dropped either way). */
+int ws_backplane_publish(ws_backplane_t *bp, const char *name, size_t len, ws_block_t *b);
+
+#endif
