@@ -18,6 +18,8 @@
 #include "uringws/server.h"
 #include "xcore.h"
 
+#define WS_CORES_MAX 1024 /* --cores */
+
 struct ws_server {
     ws_server_config_t cfg;
     ws_features_t feat;
