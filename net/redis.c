@@ -30,8 +30,7 @@ static void arm(ws_redis_t *r, unsigned op)
         io_uring_prep_connect(sqe, r->fd, (const struct sockaddr *)&r->target->addr,
                               r->target->addr_len);
     } else if (op == OP_SEND) {
-        r->inflight = r->out_len;
-        io_uring_prep_send(sqe, r->fd, r->out, r->inflight, MSG_NOSIGNAL);
+        io_uring_prep_send(sqe, r->fd, r->snd + r->snd_off, r->snd_len - r->snd_off, MSG_NOSIGNAL);
         r->send_armed = true;
     } else {
         io_uring_prep_recv(sqe, r->fd, r->rbuf, sizeof(r->rbuf), 0);
@@ -51,7 +50,7 @@ static void fail(ws_redis_t *r, const char *why)
     r->up = false;
     r->gen++;
     r->send_armed = r->recv_armed = false;
-    r->out_len = r->inflight = 0;
+    r->out_len = r->snd_len = r->snd_off = 0;
     redisReaderFree(r->reader);
     r->reader = NULL;
     if (r->closing)
@@ -82,6 +81,23 @@ static int append(ws_redis_t *r, const char *p, size_t n)
     return 0;
 }
 
+/* With no send in flight: what was collected becomes the next send. */
+static void flush(ws_redis_t *r)
+{
+    if (r->send_armed || r->out_len == 0)
+        return;
+    char *t = r->snd;
+    size_t cap = r->snd_cap;
+    r->snd = r->out;
+    r->snd_cap = r->out_cap;
+    r->snd_len = r->out_len;
+    r->snd_off = 0;
+    r->out = t;
+    r->out_cap = cap;
+    r->out_len = 0;
+    arm(r, OP_SEND);
+}
+
 static int queue(ws_redis_t *r, int argc, const char **argv, const size_t *lens)
 {
     char *cmd;
@@ -90,8 +106,8 @@ static int queue(ws_redis_t *r, int argc, const char **argv, const size_t *lens)
         return -ENOMEM;
     int rc = append(r, cmd, (size_t)n);
     free(cmd);
-    if (rc == 0 && !r->send_armed)
-        arm(r, OP_SEND);
+    if (rc == 0)
+        flush(r);
     return rc;
 }
 
@@ -209,10 +225,11 @@ static void sent(ws_redis_t *r, int n)
     r->send_armed = false;
     if (n <= 0)
         return fail(r, n == 0 ? "send returned 0" : strerror(-n));
-    memmove(r->out, r->out + n, r->out_len - (size_t)n);
-    r->out_len -= (size_t)n;
-    if (r->out_len)
-        arm(r, OP_SEND);
+    r->snd_off += (size_t)n;
+    if (r->snd_off < r->snd_len)
+        arm(r, OP_SEND); /* a short send: the rest of the same bytes */
+    else
+        flush(r);
 }
 
 static void on_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
@@ -277,5 +294,6 @@ void ws_redis_free(ws_redis_t *r)
     redisReaderFree(r->reader);
     r->reader = NULL;
     free(r->out);
-    r->out = NULL;
+    free(r->snd);
+    r->out = r->snd = NULL;
 }

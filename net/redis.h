@@ -50,8 +50,10 @@ typedef struct ws_redis {
     bool send_armed, recv_armed;
     unsigned handshake; /* replies to AUTH/SELECT still to come */
     struct redisReader *reader;
-    char *out; /* formatted commands not yet sent; [0, inflight) is being sent */
-    size_t out_len, out_cap, inflight;
+    /* Formatted commands: `out` collects them while `snd` is being sent (its bytes from
+     * snd_off on; the kernel reads it until the send completes, so it never moves then). */
+    char *out, *snd;
+    size_t out_len, out_cap, snd_len, snd_off, snd_cap;
     char rbuf[16384];
     ws_timer_t timer;
     uint32_t backoff_ms;

@@ -1,0 +1,213 @@
+// Rooms across nodes through one Redis (started here: redis-server on a free port, no
+// persistence, stopped at the end). Three uringws nodes (-c 2 each; one with a TLS listener
+// and the API): 300 clients, 150 in one room spread over the nodes and 150 in 50 other rooms
+// (wss members included); members and the HTTP API publish at once. Every member of a room
+// gets every message of it, byte exact, in one order, per-sender order holding. Subscription
+// accounting: a room with members on one node has one subscriber in Redis, one on all three
+// nodes three (PUBSUB NUMSUB). A node killed with SIGKILL: the others miss nothing. Redis
+// killed and restarted: members are closed with 1012 (the gap policy) and it is counted,
+// /healthz says 503 while it is down, a write then is closed with 1013 and an API publish gets
+// 503, and after the restart the nodes are back (healthz 200) and rooms work again.
+'use strict';
+
+const crypto = require('node:crypto');
+const { spawn, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const h = require('./lib/harness');
+const T = require('./lib/tlsutil');
+const { Rng, Catalogue, Tracker, trackWebSocket, compareOrders } = require('./lib/messages');
+
+const KEY = 'backplane-test-key-' + crypto.randomBytes(8).toString('hex');
+
+class Redis {
+    async start(port) {
+        this.port = port || (await h.freePort());
+        this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '',
+            '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        this.proc.on('error', (e) => h.abort(`redis-server: ${e.message} (scripts/deps.sh --test installs it)`));
+        this.exited = new Promise((r) => this.proc.on('exit', r));
+        await h.pollUntil(() => {
+            try {
+                return execFileSync('redis-cli', ['-p', String(this.port), 'PING']).toString().trim() === 'PONG';
+            } catch (e) {
+                return false;
+            }
+        }, 10000, () => 'redis-server did not answer PING', 50);
+        return this;
+    }
+
+    cli(...args) {
+        return execFileSync('redis-cli', ['-p', String(this.port), ...args]).toString().trim();
+    }
+
+    async kill() {
+        this.proc.kill('SIGKILL');
+        await this.exited;
+    }
+}
+
+const node = (o, redis, extra = []) => new h.Server(o.server, ['-c', '2', '-v', '--backplane', `redis://127.0.0.1:${redis.port}`, ...extra]);
+
+async function traffic(nodes, tlsNode, rng) {
+    const rooms = ['big'];
+    for (let i = 0; i < 50; i++) rooms.push(`r/${i}`);
+    const cats = Object.fromEntries(rooms.map((r) => [r, new Catalogue(r)]));
+    const clients = [];
+    for (let i = 0; i < 300; i++) {
+        const room = i < 150 ? 'big' : rooms[1 + ((i - 150) % 50)];
+        const n = nodes[i % 3];
+        const tls = n === tlsNode && i % 6 === 0;
+        const url = `/${room}`;
+        const ws = tls ? await T.connectWss(n.wssUrl(url), { ca: n.certs.ca }) : await h.connectWs(n.url(url));
+        clients.push({ label: `c${i}${tls ? 's' : ''}@${nodes.indexOf(n)}`, room, ws });
+    }
+    await h.sleep(300); // subscriptions confirmed
+    const plan = [];
+    const add = (room, sender, send) => {
+        for (;;) {
+            const binary = rng.chance(0.3);
+            const bytes = binary ? rng.bytes(rng.int(1, 3000)) : Buffer.from(rng.text(rng.int(0, 2000)), 'utf8');
+            if (cats[room].add(sender, binary, bytes)) return plan.push({ room, binary, bytes, send });
+        }
+    };
+    for (let s = 0; s < 6; s++) for (let k = 0; k < 20; k++) add('big', `m${s}`, clients[s]);
+    for (let k = 0; k < 20; k++) add('big', 'api', null);
+    for (let i = 1; i <= 50; i++) for (let k = 0; k < 5; k++) add(rooms[i], 'm', clients.find((c) => c.room === rooms[i]));
+    const trackers = clients.map((c) => {
+        const t = new Tracker(c.label, cats[c.room], { others: Object.values(cats).filter((x) => x !== cats[c.room]) });
+        trackWebSocket(c.ws, t);
+        return { t, c };
+    });
+    const api = plan.filter((p) => !p.send);
+    const members = plan.filter((p) => p.send);
+    await Promise.all([
+        (async () => {
+            for (const m of members) {
+                m.send.ws.send(m.binary ? m.bytes : m.bytes.toString('utf8'));
+                if (rng.chance(0.1)) await h.sleep(1);
+            }
+        })(),
+        (async () => {
+            for (const m of api) {
+                const r = await fetch(`http://127.0.0.1:${tlsNode.port}/api/publish/big`, { method: 'POST', body: m.bytes,
+                    headers: { authorization: `Bearer ${KEY}`, 'content-type': m.binary ? 'application/octet-stream' : 'text/plain' } });
+                h.checkEq(r.status, 200, 'API publish through the backplane');
+                await r.arrayBuffer();
+            }
+        })(),
+    ]);
+    await h.withTimeout(Promise.all(trackers.map(({ t }) => t.completion())), 30000,
+        () => `deliveries: ${trackers.filter(({ t }) => !t.complete).slice(0, 5).map(({ t }) => `${t.label} ${t.count}/${t.expected}`).join(', ')}`);
+    for (const room of rooms) {
+        const res = trackers.filter(({ c }) => c.room === room).map(({ t }) => t.result());
+        for (const r of res) h.check(r.errors.length === 0, r.errors.join('; '));
+        const diff = compareOrders(cats[room], res);
+        h.check(!diff, `room ${room}: ${diff}`);
+    }
+    return clients;
+}
+
+async function accounting(nodes, redis) {
+    const solo = await h.connectWs(nodes[0].url('/solo'));
+    await h.sleep(300);
+    h.checkEq(redis.cli('PUBSUB', 'NUMSUB', 'uringws:solo').split('\n')[1], '1', 'subscribers of a room with members on one node');
+    h.checkEq(redis.cli('PUBSUB', 'NUMSUB', 'uringws:big').split('\n')[1], '3', 'subscribers of a room on three nodes');
+    h.checkEq(redis.cli('PUBSUB', 'NUMSUB', 'uringws:nobody').split('\n')[1], '0', 'subscribers of a room nobody is in');
+    solo.close();
+    await h.pollUntil(() => redis.cli('PUBSUB', 'NUMSUB', 'uringws:solo').split('\n')[1] === '0', 6000,
+        () => 'the last member left: the node unsubscribes after its linger');
+}
+
+// SIGKILL one node: the members of the other two keep getting everything, in one order.
+async function killNode(nodes, clients, rng) {
+    const victim = nodes[2];
+    victim.stopping = true;
+    victim.proc.kill('SIGKILL');
+    await victim.exited;
+    const live = clients.filter((c) => c.room === 'big' && !c.label.endsWith('@2'));
+    const cat = new Catalogue('big after the kill');
+    const trackers = live.map((c) => {
+        const t = new Tracker(c.label, cat);
+        c.ws.addEventListener('message', () => {}); // the old tracker ignores the rest
+        trackWebSocket(c.ws, t);
+        return t;
+    });
+    const senders = [live[0], live[1]];
+    const sends = [];
+    for (let k = 0; k < 30; k++) {
+        const s = senders[k % 2];
+        let bytes;
+        do bytes = Buffer.from(rng.text(rng.int(1, 500)), 'utf8');
+        while (!cat.add(s.label, false, bytes));
+        sends.push([s, bytes]);
+    }
+    for (const [s, b] of sends) s.ws.send(b.toString('utf8'));
+    await h.withTimeout(Promise.all(trackers.map((t) => t.completion())), 15000,
+        () => `after the kill: ${trackers.filter((t) => !t.complete).slice(0, 3).map((t) => `${t.label} ${t.count}/${t.expected}`).join(', ')}`);
+    const res = trackers.map((t) => t.result());
+    for (const r of res) h.check(r.errors.length === 0, r.errors.join('; '));
+    h.check(!compareOrders(cat, res), compareOrders(cat, res));
+}
+
+async function redisRestart(nodes, redis, clients) {
+    const live = clients.filter((c) => !c.label.endsWith('@2'));
+    const closes = live.map((c) => h.closed(c.ws));
+    await redis.kill();
+    for (const ev of await h.withTimeout(Promise.all(closes), 10000, 'members closed when Redis went away')) {
+        h.checkEq(ev.code, 1012, 'close code of a member whose room may have missed messages');
+    }
+    const hz = await h.httpRequest(nodes[0].port, '/healthz');
+    h.checkEq(hz.status, 503, '/healthz while Redis is down');
+    h.checkEq(hz.body.toString(), 'backplane down\n', '/healthz body while Redis is down');
+    const m = (await nodes[0].metrics()).values;
+    h.check(m.get('uringws_backplane_gaps_total') > 0, 'gaps counted');
+    h.checkEq(m.get('uringws_backplane_up'), 0, 'uringws_backplane_up while Redis is down');
+    const late = await h.connectWs(nodes[0].url('/big'));
+    const lc = h.closed(late);
+    late.send('while Redis is down');
+    h.checkEq((await h.withTimeout(lc, 5000, 'a write while down')).code, 1013, 'a write while Redis is down');
+    const r = await fetch(`http://127.0.0.1:${nodes[0].port}/api/publish/big`, { method: 'POST', body: 'x',
+        headers: { authorization: `Bearer ${KEY}` } });
+    h.checkEq(r.status, 503, 'API publish while Redis is down');
+    await redis.start(redis.port);
+    for (const n of nodes.slice(0, 2)) {
+        await h.pollUntil(async () => (await h.httpRequest(n.port, '/healthz')).status === 200, 15000,
+            () => 'a node came back after Redis restarted');
+    }
+    const a = await h.connectWs(nodes[0].url('/again'));
+    const b = await h.connectWs(nodes[1].url('/again'));
+    await h.sleep(300);
+    const got = new Promise((res) => b.addEventListener('message', (ev) => res(ev.data), { once: true }));
+    a.send('back');
+    h.checkEq(await h.withTimeout(got, 5000, 'a message across nodes after the restart'), 'back', 'after the restart');
+    a.close();
+    b.close();
+}
+
+h.run('backplane', async () => {
+    const o = h.parseOptions();
+    const rng = new Rng(o.seed);
+    const redis = await new Redis().start();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'uringws-bp-'));
+    fs.writeFileSync(path.join(dir, 'keys'), `${KEY}\n`);
+    const certs = T.makeCerts();
+    const tlsNode = await T.TlsServer.create(o.server, ['-c', '2', '-v', '--backplane', `redis://127.0.0.1:${redis.port}`,
+        '--api-key-file', path.join(dir, 'keys')], { certs });
+    const nodes = [await tlsNode.start(), await node(o, redis, ['--api-key-file', path.join(dir, 'keys')]).start(), await node(o, redis).start()];
+    try {
+        const clients = await traffic(nodes, tlsNode, rng);
+        await accounting(nodes, redis);
+        await killNode(nodes, clients, rng);
+        await redisRestart(nodes, redis, clients);
+        for (const c of clients) c.ws.close();
+        await nodes[0].stop();
+        await nodes[1].stop();
+    } finally {
+        redis.proc.kill('SIGKILL');
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+    for (const n of nodes.slice(0, 2)) h.check(!/[A-Za-z0-9]+-key-[0-9a-f]{16}/.test(n.log), 'the API key in a log');
+    return '3 nodes, 300 clients in 51 rooms, API publishes, NUMSUB accounting, node SIGKILL, Redis restart';
+});
