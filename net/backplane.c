@@ -128,7 +128,7 @@ int ws_backplane_parse(const char *url, ws_redis_target_t *t, char *err, size_t 
     memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
     t->addr_len = ai->ai_addrlen;
     freeaddrinfo(ai);
-    snprintf(t->where, sizeof t->where, "%s:%s", host, port);
+    snprintf(t->where, sizeof t->where, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
     return 0;
 }
 

@@ -1,7 +1,8 @@
 // Rooms across nodes through one Redis (started here: redis-server on a free port, no
 // persistence, stopped at the end). Three uringws nodes (-c 2 each; one with a TLS listener
 // and the API): 300 clients, 150 in one room spread over the nodes and 150 in 50 other rooms
-// (wss members included); members and the HTTP API publish at once. Every member of a room
+// (wss members included); members and the HTTP API publish at once. A number skipped in a
+// room's sequence closes that room's members with 1012. Every member of a room
 // gets every message of it, byte exact, in one order, per-sender order holding. Subscription
 // accounting: a room with members on one node has one subscriber in Redis, one on all three
 // nodes three (PUBSUB NUMSUB). A node killed with SIGKILL: the others miss nothing. Redis
@@ -120,6 +121,23 @@ async function accounting(nodes, redis) {
         () => 'the last member left: the node unsubscribes after its linger');
 }
 
+// A number skipped in a room's sequence (published into its channel by hand): the room's
+// members, on every node, are closed with 1012; other rooms are untouched.
+async function seqGap(nodes, redis, clients) {
+    const victims = clients.filter((c) => c.room === 'r/0');
+    const closes = victims.map((c) => h.closed(c.ws));
+    const before = (await nodes[0].metrics()).values.get('uringws_backplane_gaps_total');
+    const seq = Number(redis.cli('GET', 'uringws:r/0:seq'));
+    h.checkEq(seq, 5, 'the room\'s counter in Redis after its 5 messages');
+    redis.cli('PUBLISH', 'uringws:r/0', `${seq + 3} tskipped two`);
+    for (const ev of await h.withTimeout(Promise.all(closes), 5000, 'members of a room with a gap')) {
+        h.checkEq(ev.code, 1012, 'close code after a sequence gap');
+    }
+    for (const c of victims) c.gone = true;
+    h.check((await nodes[0].metrics()).values.get('uringws_backplane_gaps_total') > before, 'the gap is counted');
+    h.check(clients.filter((c) => c.room === 'r/1').every((c) => c.ws.readyState === 1), 'another room is untouched');
+}
+
 // SIGKILL one node: the members of the other two keep getting everything, in one order.
 async function killNode(nodes, clients, rng) {
     const victim = nodes[2];
@@ -152,7 +170,7 @@ async function killNode(nodes, clients, rng) {
 }
 
 async function redisRestart(nodes, redis, clients) {
-    const live = clients.filter((c) => !c.label.endsWith('@2'));
+    const live = clients.filter((c) => !c.label.endsWith('@2') && !c.gone);
     const closes = live.map((c) => h.closed(c.ws));
     await redis.kill();
     for (const ev of await h.withTimeout(Promise.all(closes), 10000, 'members closed when Redis went away')) {
@@ -199,6 +217,7 @@ h.run('backplane', async () => {
     try {
         const clients = await traffic(nodes, tlsNode, rng);
         await accounting(nodes, redis);
+        await seqGap(nodes, redis, clients);
         await killNode(nodes, clients, rng);
         await redisRestart(nodes, redis, clients);
         for (const c of clients) c.ws.close();
