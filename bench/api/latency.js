@@ -1,5 +1,7 @@
 // Fan-out latency from a publish to N subscribers, publishing through the HTTP API and through
-// a WebSocket member, in one run against one server (bench/api/run.sh). Each message carries
+// a WebSocket member, in one run against one server (bench/api/run.sh); with --ports the
+// subscribers are spread over several nodes (bench/cluster/run.sh) and without --key only
+// the member publishes. Each message carries
 // its send time (this process's monotonic clock); a subscriber records arrival - send. The
 // publisher sends open loop at --rate messages/s for --seconds each way; the subscribers and
 // both publishers live in this one process, so its own event loop is part of every number,
@@ -12,10 +14,13 @@ const { WebSocket } = require(path.join(__dirname, '../../tests/integration/node
 
 const { values: o } = parseArgs({ options: {
     port: { type: 'string' }, key: { type: 'string' }, subs: { type: 'string', default: '1000' },
+    ports: { type: 'string' }, label: { type: 'string', default: '' },
     rate: { type: 'string', default: '10' }, seconds: { type: 'string', default: '10' },
     size: { type: 'string', default: '128' },
 } });
 const port = Number(o.port);
+// Subscribers round robin over these ports (nodes); the publisher is on the first.
+const ports = o.ports ? o.ports.split(',').map(Number) : [port];
 const subs = Number(o.subs);
 const rate = Number(o.rate);
 const seconds = Number(o.seconds);
@@ -66,10 +71,15 @@ async function phase(name, members, send) {
 
 (async () => {
     const members = [];
-    for (let i = 0; i < subs; i++) members.push(await open(`ws://127.0.0.1:${port}/lat`));
-    const pub = await open(`ws://127.0.0.1:${port}/lat`); // a member too: it gets its own messages
+    for (let i = 0; i < subs; i++) members.push(await open(`ws://127.0.0.1:${ports[i % ports.length]}/lat`));
+    const pub = await open(`ws://127.0.0.1:${ports[0]}/lat`); // a member too: it gets its own messages
     pub.addEventListener('message', () => {});
-    let ok = await phase('client publish (WebSocket member)', members, (b) => pub.send(b));
+    await new Promise((r) => setTimeout(r, 500)); // backplane subscriptions confirmed
+    let ok = await phase(`${o.label}client publish (WebSocket member)`, members, (b) => pub.send(b));
+    if (!o.key) {
+        for (const ws of [...members, pub]) ws.close();
+        process.exit(ok ? 0 : 1);
+    }
     const headers = { authorization: `Bearer ${o.key}`, 'content-type': 'text/plain' };
     ok = (await phase('API publish (POST /api/publish, keep-alive)', members, (b) => {
         fetch(`http://127.0.0.1:${port}/api/publish/lat`, { method: 'POST', headers, body: b })
