@@ -148,6 +148,14 @@ static void on_timer(void *ctx, ws_timer_t *t)
     }
 }
 
+static void became_up(ws_redis_t *r)
+{
+    r->up = true;
+    r->backoff_ms = 0;
+    ws_log_info("backplane: %s connection to %s up", r->name, r->target->where);
+    r->ops->up(r->c, r);
+}
+
 /* Connected: AUTH and SELECT go first; their replies are the connection's. */
 static void connected(ws_redis_t *r)
 {
@@ -169,12 +177,8 @@ static void connected(ws_redis_t *r)
         r->handshake++;
     }
     arm(r, OP_RECV);
-    if (r->handshake == 0) {
-        r->up = true;
-        r->backoff_ms = 0;
-        ws_log_info("backplane: %s connection to %s up", r->name, t->where);
-        r->ops->up(r->c, r);
-    }
+    if (r->handshake == 0)
+        became_up(r);
 }
 
 static void handshake_reply(ws_redis_t *r, redisReply *rep)
@@ -187,12 +191,8 @@ static void handshake_reply(ws_redis_t *r, redisReply *rep)
         return fail(r, why);
     }
     freeReplyObject(rep);
-    if (--r->handshake == 0) {
-        r->up = true;
-        r->backoff_ms = 0;
-        ws_log_info("backplane: %s connection to %s up", r->name, r->target->where);
-        r->ops->up(r->c, r);
-    }
+    if (--r->handshake == 0)
+        became_up(r);
 }
 
 static void received(ws_redis_t *r, int n)

@@ -26,7 +26,7 @@
 #include "uringws/http.h"
 #include "uringws/parser.h"
 
-#define SLOT_SLACK   256 /* table room beyond max_conns for sockets that only get a 503 */
+#define SLOT_SLACK 256 /* table room beyond max_conns for sockets that only get a 503 */
 
 uint16_t ws_server_port(const ws_server_t *srv)
 {

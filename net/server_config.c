@@ -12,7 +12,6 @@
 #include "uringws/http.h"
 #include "uringws/parser.h"
 
-
 void ws_server_config_defaults(ws_server_config_t *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
