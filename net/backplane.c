@@ -210,6 +210,13 @@ static void subscribe(ws_backplane_t *bp, bp_chan_t *ch, bool on)
 
 /* ---- publishing ------------------------------------------------------------------------ */
 
+static int dropped(ws_backplane_t *bp, ws_block_t *b, int rc)
+{
+    ws_metric_inc(&bp->c->m->bp_dropped);
+    ws_block_unref(b);
+    return rc;
+}
+
 static int eval(ws_backplane_t *bp, bp_chan_t *ch, ws_block_t *b)
 {
     char seqkey[WS_ROOM_MAX + 80], chan[WS_ROOM_MAX + 80];
@@ -218,10 +225,8 @@ static int eval(ws_backplane_t *bp, bp_chan_t *ch, ws_block_t *b)
     size_t plen = b->len - b->header_len;
     /* The payload with its type in front: one copy here, one in the formatter. */
     char *arg = malloc(plen + 1);
-    if (!arg) {
-        ws_block_unref(b);
-        return -ENOMEM;
-    }
+    if (!arg)
+        return dropped(bp, b, -ENOMEM);
     arg[0] = b->opcode == WS_OP_TEXT ? 't' : 'b';
     memcpy(arg + 1, b->data + b->header_len, plen);
     ws_block_unref(b);
@@ -229,8 +234,10 @@ static int eval(ws_backplane_t *bp, bp_chan_t *ch, ws_block_t *b)
     size_t lens[6] = {4, sizeof script - 1, 1, sl, cl, plen + 1};
     int rc = ws_redis_command(&bp->pub, 6, argv, lens);
     free(arg);
-    if (rc < 0)
+    if (rc < 0) {
+        ws_metric_inc(&bp->c->m->bp_dropped);
         return rc;
+    }
     if (bp->rtt_len == bp->rtt_cap) {
         uint32_t cap = bp->rtt_cap ? bp->rtt_cap * 2 : 256;
         uint64_t *v = malloc(cap * sizeof(*v));
@@ -250,27 +257,26 @@ static int eval(ws_backplane_t *bp, bp_chan_t *ch, ws_block_t *b)
 
 int ws_backplane_publish(ws_backplane_t *bp, const char *name, size_t len, ws_block_t *b)
 {
-    if (!ws_backplane_up(bp)) {
-        ws_block_unref(b);
-        return -ENOTCONN;
-    }
+    if (bp->stopped || !ws_backplane_up(bp))
+        return dropped(bp, b, -ENOTCONN);
     bp_chan_t *ch = chan_get(bp, name, len, true);
-    if (!ch) {
-        ws_block_unref(b);
-        return -ENOMEM;
-    }
-    if (ch->state == SUBSCRIBING) {
+    if (!ch)
+        return dropped(bp, b, -ENOMEM);
+    /* With members here, nothing is published before the subscription is confirmed (an
+     * UNSUBSCRIBE may still be in flight, or the SUBSCRIBE not sent yet): the node would
+     * miss its own message. */
+    if (ch->want && ch->state != SUBSCRIBED) {
         if (ch->npend == ch->cap) {
             uint32_t cap = ch->cap ? ch->cap * 2 : 8;
             ws_block_t **v = realloc(ch->pend, cap * sizeof(*v));
-            if (!v) {
-                ws_block_unref(b);
-                return -ENOMEM;
-            }
+            if (!v)
+                return dropped(bp, b, -ENOMEM);
             ch->pend = v;
             ch->cap = cap;
         }
         ch->pend[ch->npend++] = b;
+        if (ch->state == IDLE)
+            subscribe(bp, ch, true);
         return 0;
     }
     int rc = eval(bp, ch, b);
@@ -290,6 +296,8 @@ static void arm_linger(ws_backplane_t *bp, uint64_t when)
 
 void ws_backplane_watch(ws_backplane_t *bp, const char *name, size_t len, bool on)
 {
+    if (bp->stopped)
+        return;
     bp_chan_t *ch = chan_get(bp, name, len, on);
     if (!ch) {
         if (on)
@@ -368,7 +376,9 @@ static void message(ws_backplane_t *bp, bp_chan_t *ch, const redisReply *msg)
         return;
     }
     ws_metric_inc(&bp->c->m->bp_in);
-    if (ch->have_seq && seq != ch->last_seq + 1) {
+    /* Number 1 after others: the counter expired (a week without messages) and began
+     * again; nothing was lost. */
+    if (ch->have_seq && seq != ch->last_seq + 1 && seq != 1) {
         char why[80];
         snprintf(why, sizeof why, "number %llu after %llu", seq, (unsigned long long)ch->last_seq);
         ch->last_seq = seq;
@@ -393,8 +403,7 @@ static void confirmed(ws_backplane_t *bp, bp_chan_t *ch, bool subscribed)
         ch->state = SUBSCRIBED;
         ws_metric_inc(&bp->c->m->bp_subs);
         for (uint32_t i = 0; i < ch->npend; i++)
-            if (eval(bp, ch, ch->pend[i]) < 0)
-                ws_metric_inc(&bp->c->m->bp_dropped);
+            (void)eval(bp, ch, ch->pend[i]); /* failures are counted there */
         ch->npend = 0;
         if (!ch->want && !ch->linger_until)
             subscribe(bp, ch, false);
@@ -475,7 +484,7 @@ static void on_down(ws_worker_t *c, ws_redis_t *r, const char *why)
         ws_metric_sub(&c->m->bp_up, 1);
     ws_metric_inc(&c->m->bp_reconnects);
     ws_redis_t *other = r == &bp->pub ? &bp->sub : &bp->pub;
-    if (other->fd >= 0)
+    if (other->target && other->fd >= 0)
         ws_redis_reset(other, "the other backplane connection was lost");
     bp->rtt_len = 0;
     for (unsigned i = 0; i < WS_BP_BUCKETS; i++) {
@@ -508,9 +517,16 @@ ws_backplane_t *ws_backplane_new(ws_worker_t *c, const ws_redis_target_t *t,
     bp->ops = ops;
     bp->target = t;
     ws_timer_init(&bp->linger, on_linger);
-    if (ws_redis_init(&bp->pub, c, t, &pub_ops, bp, "publish") < 0 ||
-        ws_redis_init(&bp->sub, c, t, &sub_ops, bp, "subscribe") < 0) {
-        ws_backplane_free(bp);
+    bp->pub.fd = bp->sub.fd = -1; /* on_down may look at the other before it starts */
+    if (ws_redis_init(&bp->pub, c, t, &pub_ops, bp, "publish") < 0) {
+        free(bp);
+        return NULL;
+    }
+    if (ws_redis_init(&bp->sub, c, t, &sub_ops, bp, "subscribe") < 0) {
+        ws_redis_close(&bp->pub);
+        ws_worker_handler_del(c, bp->pub.kind);
+        ws_redis_free(&bp->pub);
+        free(bp);
         return NULL;
     }
     return bp;
@@ -519,6 +535,8 @@ ws_backplane_t *ws_backplane_new(ws_worker_t *c, const ws_redis_target_t *t,
 void ws_backplane_stop(ws_backplane_t *bp)
 {
     bp->stopped = true;
+    if (atomic_exchange_explicit(bp->up, false, memory_order_acq_rel))
+        ws_metric_sub(&bp->c->m->bp_up, 1);
     ws_timer_del(&bp->c->wheel, &bp->linger);
     ws_redis_close(&bp->pub);
     ws_redis_close(&bp->sub);

@@ -70,6 +70,10 @@ static int head_done(ws_http_head_t *h, uint8_t *base, size_t len, bool in_h,
         return 0;
     }
     size_t hl = req->head_len;
+    if (blen > UINT32_MAX - hl) {
+        reject(out, 413); /* the request buffer counts in 32 bits */
+        return 0;
+    }
     if (len - hl >= blen) {
         if (in_h) {
             hand_over(h, hl, (size_t)blen, out);

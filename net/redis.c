@@ -20,6 +20,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define DEAD_MS        10000 /* connect, handshake, or unacknowledged bytes: then it failed */
 
 enum { OP_CONNECT, OP_SEND, OP_RECV };
 
@@ -44,10 +45,14 @@ static void fail(ws_redis_t *r, const char *why)
     if (r->fd < 0)
         return;
     bool was_up = r->up;
-    shutdown(r->fd, SHUT_RDWR); /* completes what is in flight; their generation is old */
+    /* SQEs not yet submitted name the fd by number: submit them before the number can be
+     * reused. Then shutdown completes what is in flight; their generation is old. */
+    io_uring_submit(&r->c->ring);
+    shutdown(r->fd, SHUT_RDWR);
     close(r->fd);
     r->fd = -1;
     r->up = false;
+    r->handshake = 0;
     r->gen++;
     r->send_armed = r->recv_armed = false;
     r->out_len = r->snd_len = r->snd_off = 0;
@@ -127,8 +132,15 @@ static void start(ws_redis_t *r)
         ws_timer_add(&r->c->wheel, &r->timer, r->c->now_ms + BACKOFF_MAX_MS);
         return;
     }
-    int one = 1;
+    /* A Redis that vanishes without a reset (a partition, a dead host) is noticed: idle
+     * connections by keepalive probes, unacknowledged sends by TCP_USER_TIMEOUT. */
+    int one = 1, idle = 5, intvl = 2, cnt = 3, user_timeout = DEAD_MS;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof(user_timeout));
     r->fd = fd;
     r->reader = redisReaderCreate();
     if (!r->reader) {
@@ -136,20 +148,26 @@ static void start(ws_redis_t *r)
         return;
     }
     arm(r, OP_CONNECT);
+    ws_timer_add(&r->c->wheel, &r->timer, r->c->now_ms + DEAD_MS); /* connect and handshake */
 }
 
 static void on_timer(void *ctx, ws_timer_t *t)
 {
     (void)ctx;
     ws_redis_t *r = ws_container_of(t, ws_redis_t, timer);
-    if (!r->closing && r->fd < 0) {
+    if (r->closing)
+        return;
+    if (r->fd < 0) {
         r->reconnects++;
         start(r);
+    } else if (!r->up) {
+        fail(r, "no answer within 10 s");
     }
 }
 
 static void became_up(ws_redis_t *r)
 {
+    ws_timer_del(&r->c->wheel, &r->timer);
     r->up = true;
     r->backoff_ms = 0;
     ws_log_info("backplane: %s connection to %s up", r->name, r->target->where);
@@ -281,8 +299,10 @@ void ws_redis_reset(ws_redis_t *r, const char *why)
 void ws_redis_close(ws_redis_t *r)
 {
     r->closing = true;
+    r->up = false;
     ws_timer_del(&r->c->wheel, &r->timer);
     if (r->fd >= 0) {
+        io_uring_submit(&r->c->ring);
         shutdown(r->fd, SHUT_RDWR);
         close(r->fd);
         r->fd = -1;
