@@ -138,9 +138,11 @@ int ws_jwt_key_new(const uint8_t *data, size_t len, ws_jwt_key_t **out, char *er
 {
     static const char pem[] = "-----BEGIN PUBLIC KEY-----";
     *out = NULL;
-    if (len >= sizeof(pem) - 1 && memcmp(data, pem, sizeof(pem) - 1) == 0)
+    /* A PEM block anywhere (text before it, a BOM, `openssl -text` output) is a PEM file,
+     * never a secret: a public key taken as an HS256 secret would let anyone sign. */
+    if (memmem(data, len, pem, sizeof(pem) - 1))
         return key_from_pem(data, len, out, err, errlen);
-    if (len >= 10 && memcmp(data, "-----BEGIN", 10) == 0)
+    if (memmem(data, len, "-----BEGIN", 10))
         return key_err(err, errlen, "a PEM file that is not a PUBLIC KEY (give the public key)");
     if (len && data[len - 1] == '\n')
         len--;

@@ -1,4 +1,4 @@
-/* Publishing over HTTP (net/api.h): a request body becomes one frame, built once and handed
+/* Publishing over HTTP (net/api.h): a request body becomes one frame per room, handed
  * to the room's home core by name (ws_broadcast_publish_name), which orders it with the
  * room's client messages. A batch is checked whole before any of it is published, so a 400
  * means nothing of it went out and a 200 means all of it did. */
@@ -20,7 +20,8 @@
 #include "uringws/http.h"
 #include "uringws/utf8.h"
 
-#define BATCH_MAX_PUBLISHES 10000 /* room x message pairs in one batch */
+#define BATCH_MAX_PUBLISHES 10000       /* room x message pairs in one batch */
+#define BATCH_MAX_BYTES     (64u << 20) /* their payload bytes: each pair is a frame of its own */
 
 /* A text message for text/... and application/json bodies, binary for any other type. */
 static bool text_type(const ws_http_request_t *req)
@@ -124,7 +125,7 @@ static const char *decode_data(json_t *o, item_t *it)
 
 /* One message object: {"room": ..} or {"rooms": [..]}, and its data; the publishes it adds
  * to *total. NULL or why not. */
-static const char *check_item(json_t *o, item_t *it, size_t *total)
+static const char *check_item(json_t *o, item_t *it, size_t *total, uint64_t *bytes)
 {
     if (!json_is_object(o))
         return "each message must be an object";
@@ -142,7 +143,10 @@ static const char *check_item(json_t *o, item_t *it, size_t *total)
     }
     if ((*total += n) > BATCH_MAX_PUBLISHES)
         return "a batch holds at most 10000 room messages";
-    return decode_data(o, it);
+    const char *why = decode_data(o, it);
+    if (!why && (*bytes += (uint64_t)n * it->len) > BATCH_MAX_BYTES)
+        why = "a batch carries at most 64 MiB of room messages (rooms x data)";
+    return why;
 }
 
 /* Publishes every checked item; the answer's list of rooms with their members. */
@@ -167,6 +171,7 @@ void ws_api_publish_batch(ws_worker_t *c, ws_conn_t *conn, const uint8_t *body, 
     json_t *j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, NULL);
     json_t *msgs = json_is_object(j) ? json_object_get(j, "messages") : NULL;
     size_t n = msgs ? (json_is_array(msgs) ? json_array_size(msgs) : 0) : 1, total = 0;
+    uint64_t bytes = 0;
     const char *why = !json_is_object(j) ? "body must be a JSON object"
                       : msgs && n == 0   ? "messages must be a non-empty array"
                                          : NULL;
@@ -174,7 +179,7 @@ void ws_api_publish_batch(ws_worker_t *c, ws_conn_t *conn, const uint8_t *body, 
     if (!why && !v)
         why = "out of memory";
     for (size_t i = 0; i < n && !why; i++)
-        why = check_item(msgs ? json_array_get(msgs, i) : j, &v[i], &total);
+        why = check_item(msgs ? json_array_get(msgs, i) : j, &v[i], &total, &bytes);
     if (why) {
         ws_api_reply_error(c, conn, WS_API_BATCH, strcmp(why, "out of memory") ? 400 : 503, why);
     } else {

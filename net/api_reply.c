@@ -30,9 +30,9 @@ static const char *extra_for(enum ws_api_route r, int status)
 void ws_api_reply_json(ws_worker_t *c, ws_conn_t *conn, enum ws_api_route route, int status,
                        void *obj)
 {
-    ws_metric_inc(&c->m->api_requests[route][ws_metrics_api_index(status)]);
     char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
     json_decref(obj);
+    ws_metric_inc(&c->m->api_requests[route][ws_metrics_api_index(text ? status : 503)]);
     if (!text) {
         ws_log_error("conn %u: out of memory for an API answer", conn->idx);
         conn->flags &= ~WS_CONN_F_KEEPALIVE;

@@ -23,6 +23,7 @@ void ws_pages_respond(ws_worker_t *c, ws_conn_t *conn, int status, const char *t
     uint8_t *buf = malloc(cap);
     if (!buf) {
         ws_log_error("conn %u: out of memory for a %zu-byte response", conn->idx, len);
+        conn->flags &= ~WS_CONN_F_KEEPALIVE; /* no answer: the connection ends, unanswered */
         return;
     }
     size_t n = ws_http_write_response_conn((char *)buf, cap, status, type, extra, body, len,
@@ -30,9 +31,12 @@ void ws_pages_respond(ws_worker_t *c, ws_conn_t *conn, int status, const char *t
     if (!n) {
         free(buf);
         ws_log_error("conn %u: response for status %d did not fit", conn->idx, status);
+        conn->flags &= ~WS_CONN_F_KEEPALIVE;
         return;
     }
-    (void)ws_conn_send_owned(c, conn, buf, (uint32_t)n); /* frees buf on failure */
+    /* Frees buf on failure; then the next pipelined answer must not take this one's place. */
+    if (ws_conn_send_owned(c, conn, buf, (uint32_t)n) < 0)
+        conn->flags &= ~WS_CONN_F_KEEPALIVE;
 }
 
 void ws_pages_error(ws_worker_t *c, ws_conn_t *conn, int status, const char *extra, ws_slice_t path)

@@ -50,7 +50,9 @@ static int apply_grant(ws_worker_t *c, ws_conn_t *conn, const ws_token_grant_t *
     if (g->sub[0] && !(conn->sub = strdup(g->sub)))
         return -ENOMEM;
     if (g->has_token && c->cfg->token_expiry == WS_TOKEN_EXPIRY_CLOSE) {
-        int64_t left = g->exp + (int64_t)c->cfg->token_leeway_s - (int64_t)time(NULL);
+        int64_t left = g->exp - (int64_t)time(NULL);
+        const int64_t max_s = 100LL * 365 * 86400; /* beyond a century: never, in practice */
+        left = left > max_s ? max_s : left + (int64_t)c->cfg->token_leeway_s;
         conn->t_exp = c->now_ms + (left > 0 ? (uint64_t)left * 1000 : 0);
         conn->flags |= WS_CONN_F_EXPIRES;
     }
@@ -132,9 +134,11 @@ void ws_routes_request(ws_worker_t *c, ws_conn_t *conn, const uint8_t *body, siz
         int st = hs.status;
         char resp[1024];
         size_t n = ws_handshake_response(&hs, resp, sizeof(resp));
-        ws_log_verbose("conn %u: rejected with %d: %s (target %.*s)", conn->idx, st,
-                       hs.error ? hs.error : "bad request",
-                       (int)(c->req.target.len > 200 ? 200 : c->req.target.len),
+        /* The path only: the query may hold a token. */
+        const uint8_t *q = memchr(c->req.target.base, '?', c->req.target.len);
+        size_t tl = q ? (size_t)(q - c->req.target.base) : c->req.target.len;
+        ws_log_verbose("conn %u: rejected with %d: %s (path %.*s)", conn->idx, st,
+                       hs.error ? hs.error : "bad request", (int)(tl > 200 ? 200 : tl),
                        (const char *)c->req.target.base);
         ws_metric_inc(&c->m->hs_errors[ws_metrics_hs_index(st)]);
         if (n)

@@ -330,8 +330,28 @@ static void test_keys_refused(void)
     CHECK(k == NULL);
 }
 
+/* A key file holding a PEM block behind other text is read as PEM, and a secret holding a
+ * PEM header is refused: a public key must never become an HS256 secret. */
+static void pem_anywhere(void)
+{
+    static const char secret_with_pem[] =
+        "0123456789abcdef0123456789abcdef -----BEGIN CERTIFICATE-----";
+    ws_jwt_key_t *k = NULL;
+    char err[128];
+    CHECK_INT(ws_jwt_key_new((const uint8_t *)secret_with_pem, sizeof secret_with_pem - 1, &k, err,
+                             sizeof err),
+              -EINVAL);
+    static const char text_then_pem[] =
+        "\n-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n";
+    CHECK_INT(ws_jwt_key_new((const uint8_t *)text_then_pem, sizeof text_then_pem - 1, &k, err,
+                             sizeof err),
+              -EINVAL);
+    CHECK(strstr(err, "PEM") != NULL);
+}
+
 int main(void)
 {
+    pem_anywhere();
     test_hs256();
     EVP_PKEY *rsa = gen_rsa(), *ec = gen_ec(NID_X9_62_prime256v1), *ed = gen_ed25519();
     test_public(WS_JWT_RS256, rsa);
