@@ -135,16 +135,6 @@ static bool split_target(ws_slice_t t, ws_slice_t *path, ws_slice_t *authority)
     return true;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Strict UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). A local
  * copy rather than ws_utf8_valid() so that the handshake does not depend on the SIMD UTF-8
  * module; room names are at most 64 bytes, where a plain loop is as fast as anything. */
@@ -181,6 +171,20 @@ static bool utf8_valid(const uint8_t *s, size_t n)
     return true;
 }
 
+const char *ws_handshake_room_check(const char *name, size_t n)
+{
+    if (n == 0 || n > WS_ROOM_MAX)
+        return n ? "room name longer than 64 bytes" : "empty room name";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f)
+            return "room name contains a control character";
+        if (c == '/' && (i == 0 || i + 1 == n || name[i + 1] == '/'))
+            return "empty segment in room name";
+    }
+    return utf8_valid((const uint8_t *)name, n) ? NULL : "room name is not valid UTF-8";
+}
+
 const char *ws_handshake_room_decode(ws_slice_t path, char room[WS_ROOM_MAX + 1], size_t *len)
 {
     const uint8_t *p = path.base, *end = p + path.len;
@@ -195,27 +199,25 @@ const char *ws_handshake_room_decode(ws_slice_t path, char room[WS_ROOM_MAX + 1]
     *len = 0;
     for (p++; p != end; p++) {
         int c = *p;
-        if (c == '/' && (n == 0 || room[n - 1] == '/' || p + 1 == end))
-            return "empty segment in room name";
         if (c == '%') {
             int hi, lo;
-            if (end - p < 3 || (hi = hexval(p[1])) < 0 || (lo = hexval(p[2])) < 0)
+            if (end - p < 3 || (hi = ws_http_hex_digit(p[1])) < 0 ||
+                (lo = ws_http_hex_digit(p[2])) < 0)
                 return "bad percent-escape in room name";
             c = hi << 4 | lo;
             p += 2;
-            /* Checked after decoding, so "%00" is refused like the raw byte; '/' separates
-             * segments only as itself, so that a room has one spelling. */
+            /* '/' separates segments only as itself, so that a room has one spelling. */
             if (c == '/')
                 return "room name contains an escaped '/'";
         }
-        if (c < 0x20 || c == 0x7f)
-            return "room name contains a control character";
         if (n == WS_ROOM_MAX)
             return "room name longer than 64 bytes";
         room[n++] = (char)c;
     }
-    if (!utf8_valid((const uint8_t *)room, n))
-        return "room name is not valid UTF-8";
+    /* The rest is checked after decoding, so "%00" is refused like the raw byte. */
+    const char *why = ws_handshake_room_check(room, n);
+    if (why)
+        return why;
     room[n] = '\0';
     *len = n;
     return NULL;

@@ -283,7 +283,7 @@ int ws_http_body_length(const ws_http_request_t *req, const ws_http_limits_t *li
     return 0;
 }
 
-static int hex_digit(uint8_t ch)
+int ws_http_hex_digit(int ch)
 {
     if (ch >= '0' && ch <= '9')
         return ch - '0';
@@ -298,7 +298,8 @@ static long unescape(const uint8_t *v, const uint8_t *end, char *out, size_t cap
     for (const uint8_t *p = v; p < end; p++) {
         int ch = *p;
         if (ch == '%') {
-            int hi = end - p > 2 ? hex_digit(p[1]) : -1, lo = end - p > 2 ? hex_digit(p[2]) : -1;
+            int hi = end - p > 2 ? ws_http_hex_digit(p[1]) : -1,
+                lo = end - p > 2 ? ws_http_hex_digit(p[2]) : -1;
             if (hi < 0 || lo < 0)
                 return -EINVAL;
             ch = hi << 4 | lo;

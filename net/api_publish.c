@@ -77,19 +77,6 @@ void ws_api_publish_room(ws_worker_t *c, ws_conn_t *conn, ws_slice_t room, const
 
 /* ---- batches --------------------------------------------------------------------------- */
 
-/* A room name as JSON gives it (already decoded): what ws_handshake_room_decode accepts. */
-static bool name_ok(const char *s, size_t n)
-{
-    if (n == 0 || n > WS_ROOM_MAX || s[0] == '/' || s[n - 1] == '/')
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f || (ch == '/' && s[i + 1] == '/'))
-            return false;
-    }
-    return ws_utf8_valid((const uint8_t *)s, n);
-}
-
 typedef struct item {
     json_t *rooms; /* borrowed: an array of strings, or one string */
     uint8_t opcode;
@@ -138,7 +125,8 @@ static const char *check_item(json_t *o, item_t *it, size_t *total, uint64_t *by
         return "rooms must be a non-empty array of room names";
     for (size_t i = 0; i < n; i++) {
         json_t *r = room ? room : json_array_get(rooms, i);
-        if (!json_is_string(r) || !name_ok(json_string_value(r), json_string_length(r)))
+        if (!json_is_string(r) ||
+            ws_handshake_room_check(json_string_value(r), json_string_length(r)))
             return "a room name must be 1..64 bytes, no control characters or empty segments";
     }
     if ((*total += n) > BATCH_MAX_PUBLISHES)

@@ -18,6 +18,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "room.h"
 #include "worker.h"
 #include "uringws/frame.h"
 
@@ -134,14 +135,6 @@ int ws_backplane_parse(const char *url, ws_redis_target_t *t, char *err, size_t 
 
 /* ---- channels -------------------------------------------------------------------------- */
 
-static uint64_t name_hash(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static bp_chan_t **slot(ws_backplane_t *bp, const char *name, size_t len, uint64_t h)
 {
     bp_chan_t **pp = &bp->bucket[h % WS_BP_BUCKETS];
@@ -152,7 +145,7 @@ static bp_chan_t **slot(ws_backplane_t *bp, const char *name, size_t len, uint64
 
 static bp_chan_t *chan_get(ws_backplane_t *bp, const char *name, size_t len, bool create)
 {
-    uint64_t h = name_hash(name, len);
+    uint64_t h = ws_room_hash(name, len);
     bp_chan_t **pp = slot(bp, name, len, h);
     if (*pp || !create || len > WS_ROOM_MAX)
         return *pp;

@@ -38,6 +38,9 @@ typedef struct ws_handshake {
  * spelling), no control characters, valid UTF-8, at most WS_ROOM_MAX bytes. NULL with
  * room[0..*len) NUL-terminated, or why not. */
 const char *ws_handshake_room_decode(ws_slice_t path, char room[WS_ROOM_MAX + 1], size_t *len);
+/* The rules on a decoded name (name[0..n)): 1..WS_ROOM_MAX bytes, no control characters, no
+ * empty segment, valid UTF-8. NULL, or why not. */
+const char *ws_handshake_room_check(const char *name, size_t n);
 
 /* Fills hs from req. Returns 0 when the request is acceptable, hs->status saying how: 101 for
  * a valid upgrade, 0 for a plain HTTP request; or -EINVAL when it is refused, hs->status then

@@ -84,6 +84,8 @@ bool ws_http_eq_ci(ws_slice_t s, const char *lit);
  * chunked bodies are not supported). */
 WS_WARN_UNUSED int ws_http_body_length(const ws_http_request_t *req, const ws_http_limits_t *lim,
                                        uint64_t *len, int *status);
+/* The value of a hex digit (either case), or -1. */
+int ws_http_hex_digit(int ch);
 /* The value of the first query parameter `name` in a request-target ("/x?a=1&name=v"),
  * percent-decoded ('+' stays '+') into out[0..cap): its length, 0 when the parameter is
  * absent or empty, or -EINVAL for a bad escape or a value longer than cap. */
