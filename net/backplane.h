@@ -3,7 +3,9 @@
  * has members on any core of this node (unsubscribing after a linger when the last leaves),
  * publishes each message for the room through a Lua script that numbers it atomically and
  * PUBLISHes it, and delivers what comes back on the subscription, its own messages too, in
- * Redis's order. Gaps in the numbering, and lost connections, apply --backplane-gap. The
+ * Redis's order. With a Redis Cluster, a room's channel and counter share a hash slot and
+ * live on the master that serves it (sharded pub/sub). Gaps in the numbering, and lost
+ * connections or subscriptions, apply --backplane-gap. The
  * layer above hears of messages and gaps only through the ops it handed in. */
 #ifndef URINGWS_NET_BACKPLANE_H
 #define URINGWS_NET_BACKPLANE_H
@@ -28,30 +30,58 @@ typedef struct ws_backplane_ops {
     void (*gap)(struct ws_worker *c, const char *name, size_t len);
 } ws_backplane_ops_t;
 
-#define WS_BP_BUCKETS 4096
+#define WS_BP_BUCKETS   4096
+#define WS_BP_SEEDS_MAX 16
+
+/* --backplane, parsed: one Redis (cluster false, seed[0]) or the seed nodes of a Cluster,
+ * each with the URL's user and password. */
+typedef struct ws_backplane_conf {
+    bool cluster;
+    unsigned nseeds;
+    ws_redis_target_t seed[WS_BP_SEEDS_MAX];
+} ws_backplane_conf_t;
+
+struct bp_link;
+struct ws_cluster_map;
 
 typedef struct ws_backplane {
     struct ws_worker *c;
     const ws_backplane_ops_t *ops;
-    const ws_redis_target_t *target;
-    ws_redis_t pub, sub;
-    _Atomic bool *up; /* both connections up (the server's flag for this core: other cores
-                         read it before they publish) */
+    const ws_backplane_conf_t *conf;
+    _Atomic bool *up; /* every link up (the server's flag for this core: other cores read it
+                         before they publish) */
+    unsigned kind;    /* the handler kind of all its connections */
+    const struct bp_link_ops *lops;
+    /* Links: [0] for one Redis; one per Cluster master ever seen (closed when it no longer
+     * serves slots), and the Cluster's map of slots to links. */
+    struct bp_link **link;
+    unsigned nlinks;
+    uint16_t *slot_link;        /* [WS_CLUSTER_SLOTS]: index in link, or WS_CLUSTER_NO_NODE */
+    struct ws_cluster_map *map; /* scratch for a CLUSTER SLOTS reply */
+    bool have_map;
+    /* Cluster: the topology connection, to a seed or a known master, rotating on failure. */
+    ws_redis_t ctl;
+    ws_redis_target_t ctl_target;
+    unsigned ctl_next;
+    bool ctl_asked;  /* CLUSTER SLOTS in flight */
+    bool ctl_again;  /* ask again when it is answered (a redirection came meanwhile) */
+    bool ctl_failed; /* the last answer was refused (logged once) */
+    ws_timer_t refresh;
+    struct bp_ring *reroute; /* bp_flight_t: publishes redirected, sent once the map is new */
     struct bp_chan *bucket[WS_BP_BUCKETS];
     uint32_t nchans;
     ws_timer_t linger; /* unsubscribes rooms whose linger passed */
     bool linger_armed;
-    uint64_t *rtt; /* send times (us) of the publishes awaiting their reply, a ring */
-    uint32_t rtt_head, rtt_len, rtt_cap;
     bool stopped;
 } ws_backplane_t;
 
-/* Parses --backplane (redis://[user:pass@]host:port[/db]) and resolves the host. 0, or
+/* Parses --backplane (redis://[user:pass@]host:port[/db] or
+ * redis-cluster://[user:pass@]host:port[,host:port...]) and resolves the hosts. 0, or
  * -EINVAL with why in err (never the password). */
-int ws_backplane_parse(const char *url, ws_redis_target_t *t, char *err, size_t errlen);
+int ws_backplane_parse(const char *url, ws_backplane_conf_t *conf, char *err, size_t errlen);
 
-/* Starts core c's backplane (its two connections). NULL without memory. */
-ws_backplane_t *ws_backplane_new(struct ws_worker *c, const ws_redis_target_t *t,
+/* Starts core c's backplane (its connections). NULL without memory. */
+ws_backplane_t *ws_backplane_new(struct ws_worker *c, const ws_backplane_conf_t *conf,
                                  const ws_backplane_ops_t *ops, _Atomic bool *up);
 /* Stops (server stop): connections shut down, queued publishes dropped. */
 void ws_backplane_stop(ws_backplane_t *bp);

@@ -488,8 +488,8 @@ static const ws_backplane_ops_t backplane_ops = {
 
 void ws_loop_run(ws_worker_t *c)
 {
-    if (c->srv->bp_target &&
-        !(c->bp = ws_backplane_new(c, c->srv->bp_target, &backplane_ops, &c->srv->bp_up[c->id]))) {
+    if (c->srv->bp_conf &&
+        !(c->bp = ws_backplane_new(c, c->srv->bp_conf, &backplane_ops, &c->srv->bp_up[c->id]))) {
         ws_log_error("core %u: cannot start the backplane: stopping", c->id);
         c->err = -ENOMEM;
         begin_stop(c);

@@ -37,7 +37,7 @@ static void arm(ws_redis_t *r, unsigned op)
         io_uring_prep_recv(sqe, r->fd, r->rbuf, sizeof(r->rbuf), 0);
         r->recv_armed = true;
     }
-    io_uring_sqe_set_data64(sqe, ws_ud_make(r->kind, op, r->gen));
+    io_uring_sqe_set_data64(sqe, ws_ud_make(r->kind, r->id * 4 + op, r->gen));
 }
 
 static void fail(ws_redis_t *r, const char *why)
@@ -250,13 +250,11 @@ static void sent(ws_redis_t *r, int n)
         flush(r);
 }
 
-static void on_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
+void ws_redis_cqe(ws_redis_t *r, const ws_cqe_t *e)
 {
-    (void)c;
-    ws_redis_t *r = owner;
     if (!ws_ud_gen_eq(e->ud, r->gen) || r->fd < 0 || r->closing)
         return; /* a completion of an earlier connection */
-    switch (ws_ud_idx(e->ud)) {
+    switch (ws_ud_idx(e->ud) % 4) {
     case OP_CONNECT:
         if (e->res < 0)
             return fail(r, strerror(-e->res));
@@ -272,8 +270,9 @@ static void on_cqe(ws_worker_t *c, void *owner, const ws_cqe_t *e)
     }
 }
 
-int ws_redis_init(ws_redis_t *r, ws_worker_t *c, const ws_redis_target_t *t,
-                  const ws_redis_ops_t *ops, void *owner, const char *name)
+void ws_redis_init(ws_redis_t *r, ws_worker_t *c, const ws_redis_target_t *t,
+                   const ws_redis_ops_t *ops, void *owner, const char *name, unsigned kind,
+                   uint32_t id)
 {
     memset(r, 0, sizeof(*r));
     r->c = c;
@@ -282,13 +281,10 @@ int ws_redis_init(ws_redis_t *r, ws_worker_t *c, const ws_redis_target_t *t,
     r->target = t;
     r->name = name;
     r->fd = -1;
+    r->kind = kind;
+    r->id = id;
     ws_timer_init(&r->timer, on_timer);
-    int kind = ws_worker_handler_add(c, on_cqe, r, name);
-    if (kind < 0)
-        return kind;
-    r->kind = (unsigned)kind;
     start(r);
-    return 0;
 }
 
 void ws_redis_reset(ws_redis_t *r, const char *why)
@@ -300,6 +296,10 @@ void ws_redis_close(ws_redis_t *r)
 {
     r->closing = true;
     r->up = false;
+    r->handshake = 0;
+    r->send_armed = r->recv_armed = false;
+    r->out_len = r->snd_len = r->snd_off = 0;
+    r->gen++;
     ws_timer_del(&r->c->wheel, &r->timer);
     if (r->fd >= 0) {
         io_uring_submit(&r->c->ring);
@@ -307,6 +307,17 @@ void ws_redis_close(ws_redis_t *r)
         close(r->fd);
         r->fd = -1;
     }
+    redisReaderFree(r->reader);
+    r->reader = NULL;
+}
+
+void ws_redis_open(ws_redis_t *r)
+{
+    if (!r->closing)
+        return;
+    r->closing = false;
+    r->backoff_ms = 0;
+    start(r);
 }
 
 void ws_redis_free(ws_redis_t *r)

@@ -149,7 +149,9 @@ static void free_server(ws_server_t *srv)
     ws_jwt_key_free(srv->token_key);
     free(srv->token_issuer);
     free(srv->bp_prefix);
-    free(srv->bp_target);
+    if (srv->bp_conf)
+        explicit_bzero(srv->bp_conf, sizeof(*srv->bp_conf)); /* the Redis password */
+    free(srv->bp_conf);
     free(srv->bp_up);
     free(srv->token_audience);
     ws_api_keys_free(srv->api_keys);
@@ -204,9 +206,9 @@ static int server_new(const ws_server_config_t *cfg_in, ws_server_t **out)
         return -ENOMEM;
     if (cfg->backplane_url) {
         char err[256];
-        if (!(srv->bp_target = calloc(1, sizeof(*srv->bp_target))))
+        if (!(srv->bp_conf = calloc(1, sizeof(*srv->bp_conf))))
             return -ENOMEM;
-        if ((rc = ws_backplane_parse(cfg->backplane_url, srv->bp_target, err, sizeof err)) < 0) {
+        if ((rc = ws_backplane_parse(cfg->backplane_url, srv->bp_conf, err, sizeof err)) < 0) {
             ws_log_error("%s", err);
             return rc;
         }

@@ -8,9 +8,12 @@
 
 static void good(const char *url, const char *user, const char *pass, int db, const char *where)
 {
-    ws_redis_target_t t;
+    ws_backplane_conf_t conf;
     char err[256] = "";
-    REQUIRE_MSG(ws_backplane_parse(url, &t, err, sizeof err) == 0, "%s: %s", url, err);
+    REQUIRE_MSG(ws_backplane_parse(url, &conf, err, sizeof err) == 0, "%s: %s", url, err);
+    CHECK(!conf.cluster);
+    CHECK_INT(conf.nseeds, 1);
+    const ws_redis_target_t t = conf.seed[0];
     CHECK(strcmp(t.user, user) == 0);
     CHECK(strcmp(t.pass, pass) == 0);
     CHECK_INT(t.db, db);
@@ -20,9 +23,9 @@ static void good(const char *url, const char *user, const char *pass, int db, co
 
 static void bad(const char *url)
 {
-    ws_redis_target_t t;
+    ws_backplane_conf_t conf;
     char err[256] = "";
-    CHECK(ws_backplane_parse(url, &t, err, sizeof err) == -EINVAL);
+    CHECK(ws_backplane_parse(url, &conf, err, sizeof err) == -EINVAL);
     CHECK(err[0] != '\0');
     CHECK(strstr(err, "s3cret") == NULL);
 }
