@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "bp_internal.h"
+#include "cluster.h"
 #include "log.h"
 #include "metrics.h"
 #include "worker.h"
@@ -60,8 +61,17 @@ static void subscribe_wanted(ws_backplane_t *bp)
 static void set_up(ws_backplane_t *bp)
 {
     bool up = !bp->stopped && ws__bp_links_all_up(bp);
-    if (atomic_exchange_explicit(bp->up, up, memory_order_acq_rel) != up)
-        ws_metric_add(&bp->c->m->bp_up, up ? 1 : -1);
+    if (atomic_exchange_explicit(bp->up, up, memory_order_acq_rel) != up) {
+        if (up)
+            ws_metric_inc(&bp->c->m->bp_up);
+        else
+            ws_metric_sub(&bp->c->m->bp_up, 1);
+    }
+    for (unsigned s = 0; bp->slots_up && s < WS_CLUSTER_SLOTS; s++) {
+        uint16_t i = bp->have_map ? bp->slot_link[s] : WS_CLUSTER_NO_NODE;
+        bool v = !bp->stopped && i != WS_CLUSTER_NO_NODE && bp->link[i]->up;
+        atomic_store_explicit(&bp->slots_up[s], v, memory_order_release);
+    }
 }
 
 static void gone(ws_backplane_t *bp, bp_chan_t *ch)
@@ -84,7 +94,8 @@ static int dropped(ws_backplane_t *bp, ws_block_t *b, int rc)
 
 int ws_backplane_publish(ws_backplane_t *bp, const char *name, size_t len, ws_block_t *b)
 {
-    if (bp->stopped || !ws_backplane_up(bp))
+    if (bp->stopped ||
+        !ws_backplane_room_up(bp->up, bp->slots_up, bp->c->cfg->backplane_prefix, name, len))
         return dropped(bp, b, -ENOTCONN);
     bp_chan_t *ch = ws__bp_chan_get(bp, name, len, true);
     if (!ch)
@@ -336,12 +347,14 @@ static const bp_link_ops_t link_ops = {
 /* ---- start and stop -------------------------------------------------------------------- */
 
 ws_backplane_t *ws_backplane_new(ws_worker_t *c, const ws_backplane_conf_t *conf,
-                                 const ws_backplane_ops_t *ops, _Atomic bool *up)
+                                 const ws_backplane_ops_t *ops, _Atomic bool *up,
+                                 _Atomic uint8_t *slots_up)
 {
     ws_backplane_t *bp = calloc(1, sizeof(*bp));
     if (!bp)
         return NULL;
     bp->up = up;
+    bp->slots_up = slots_up;
     bp->c = c;
     bp->ops = ops;
     bp->conf = conf;

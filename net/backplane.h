@@ -48,9 +48,10 @@ typedef struct ws_backplane {
     struct ws_worker *c;
     const ws_backplane_ops_t *ops;
     const ws_backplane_conf_t *conf;
-    _Atomic bool *up; /* every link up (the server's flag for this core: other cores read it
-                         before they publish) */
-    unsigned kind;    /* the handler kind of all its connections */
+    _Atomic bool *up; /* every link up (the server's flag for this core: /healthz, and other
+                         cores before they publish) */
+    _Atomic uint8_t *slots_up; /* Cluster: the server's row for this core, a slot's master up */
+    unsigned kind;             /* the handler kind of all its connections */
     const struct bp_link_ops *lops;
     /* Links: [0] for one Redis; one per Cluster master ever seen (closed when it no longer
      * serves slots), and the Cluster's map of slots to links. */
@@ -72,6 +73,7 @@ typedef struct ws_backplane {
     uint32_t nchans;
     ws_timer_t linger; /* unsubscribes rooms whose linger passed */
     bool linger_armed;
+    uint64_t refused_log_ms, refused_quiet; /* publishes refused: when to log next, unlogged */
     bool stopped;
 } ws_backplane_t;
 
@@ -82,7 +84,8 @@ int ws_backplane_parse(const char *url, ws_backplane_conf_t *conf, char *err, si
 
 /* Starts core c's backplane (its connections). NULL without memory. */
 ws_backplane_t *ws_backplane_new(struct ws_worker *c, const ws_backplane_conf_t *conf,
-                                 const ws_backplane_ops_t *ops, _Atomic bool *up);
+                                 const ws_backplane_ops_t *ops, _Atomic bool *up,
+                                 _Atomic uint8_t *slots_up);
 /* Stops (server stop): connections shut down, queued publishes dropped. */
 void ws_backplane_stop(ws_backplane_t *bp);
 void ws_backplane_free(ws_backplane_t *bp);
@@ -96,6 +99,21 @@ static inline bool ws_backplane_flag_up(_Atomic bool *up)
 static inline bool ws_backplane_up(const ws_backplane_t *bp)
 {
     return ws_backplane_flag_up(bp->up);
+}
+
+/* The Cluster hash slot of room name[0..len)'s channel under prefix. */
+unsigned ws_backplane_keyslot(const char *prefix, const char *name, size_t len);
+
+/* Whether a publish into room name[0..len) can go through the backplane of the core whose
+ * flags these are (any core may ask): every link up, or with a Cluster (slots not NULL)
+ * the master of the room's slot. */
+static inline bool ws_backplane_room_up(_Atomic bool *up, _Atomic uint8_t *slots,
+                                        const char *prefix, const char *name, size_t len)
+{
+    if (!slots)
+        return ws_backplane_flag_up(up);
+    return atomic_load_explicit(&slots[ws_backplane_keyslot(prefix, name, len)],
+                                memory_order_acquire) != 0;
 }
 
 /* The room's members on this node: present (on) or gone (off). */

@@ -65,6 +65,13 @@ static bp_chan_t **slot(ws_backplane_t *bp, const char *name, size_t len, uint64
     return pp;
 }
 
+unsigned ws_backplane_keyslot(const char *prefix, const char *name, size_t len)
+{
+    char key[WS_ROOM_MAX + 80];
+    int n = snprintf(key, sizeof key, "%s:{%.*s}", prefix, (int)len, name);
+    return n > 0 && (size_t)n < sizeof key ? ws_cluster_keyslot(key, (size_t)n) : 0;
+}
+
 bp_chan_t *ws__bp_chan_get(ws_backplane_t *bp, const char *name, size_t len, bool create)
 {
     uint64_t h = ws_room_hash(name, len);
@@ -77,9 +84,7 @@ bp_chan_t *ws__bp_chan_get(ws_backplane_t *bp, const char *name, size_t len, boo
     ch->hash = h;
     ch->len = (uint8_t)len;
     memcpy(ch->name, name, len);
-    char key[WS_ROOM_MAX + 80];
-    size_t kl = ws__bp_chan_key(bp, ch, false, key, sizeof key);
-    ch->slot = (uint16_t)ws_cluster_keyslot(key, kl);
+    ch->slot = (uint16_t)ws_backplane_keyslot(bp->c->cfg->backplane_prefix, name, len);
     *pp = ch;
     bp->nchans++;
     return ch;

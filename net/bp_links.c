@@ -40,10 +40,10 @@ static void conn_down(ws_worker_t *c, ws_redis_t *r, const char *why)
     (void)c;
     bp_link_t *l = r->owner;
     l->up = false;
+    l->bp->lops->down(l, why);
     ws_redis_t *other = r == &l->pub ? &l->sub : &l->pub;
     if (other->fd >= 0)
         ws_redis_reset(other, "the other backplane connection was lost");
-    l->bp->lops->down(l, why);
     ws__bp_links_refresh(l->bp);
 }
 

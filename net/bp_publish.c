@@ -133,7 +133,17 @@ static void refused(bp_link_t *l, bp_flight_t *f, const redisReply *rep)
     }
     if (kind == 1 || (rep->len >= 8 && memcmp(rep->str, "TRYAGAIN", 8) == 0))
         return reroute_later(bp, f);
-    ws_log_error("backplane: publish in room '%s' refused by Redis: %.200s", f->ch->name, rep->str);
+    /* A Cluster that lost a slot refuses every write (CLUSTERDOWN, under
+     * cluster-require-full-coverage yes): one line a second says so. */
+    if (bp->c->now_ms >= bp->refused_log_ms) {
+        ws_log_error("backplane: publish in room '%s' refused by Redis: %.200s (%llu more "
+                     "refused in the last second)",
+                     f->ch->name, rep->str, (unsigned long long)bp->refused_quiet);
+        bp->refused_log_ms = bp->c->now_ms + 1000;
+        bp->refused_quiet = 0;
+    } else {
+        bp->refused_quiet++;
+    }
     settle(bp, f, false);
 }
 

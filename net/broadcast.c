@@ -7,6 +7,7 @@
 #include <errno.h>
 
 #include "backplane.h"
+#include "cluster.h"
 #include "keycount.h"
 #include "log.h"
 #include "conn_send.h"
@@ -182,6 +183,14 @@ static void home_fanout(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
         deliver_local(c, r, b);
 }
 
+static bool room_up(ws_worker_t *c, unsigned home, const char *name, size_t len)
+{
+    _Atomic uint8_t *slots = c->srv->bp_slots;
+    return ws_backplane_room_up(&c->srv->bp_up[home],
+                                slots ? slots + (size_t)home * WS_CLUSTER_SLOTS : NULL,
+                                c->cfg->backplane_prefix, name, len);
+}
+
 /* Home core: a message for the room `name` (r is its struct here, NULL when this node has no
  * members). One node: numbered here and fanned out. With the backplane: to Redis, which
  * numbers it and sends it back to every node with members, this one too; while the
@@ -190,7 +199,7 @@ static void home_fanout(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
 static void home_publish_name(ws_worker_t *c, ws_room_t *r, const char *name, size_t len,
                               ws_block_t *b)
 {
-    if (c->bp && ws_backplane_up(c->bp)) {
+    if (c->bp && room_up(c, c->id, name, len)) {
         (void)ws_backplane_publish(c->bp, name, len, b); /* failures are counted there */
         return;
     }
@@ -212,12 +221,13 @@ static void home_publish(ws_worker_t *c, ws_room_t *r, ws_block_t *b)
     home_publish_name(c, r, r->name, r->name_len, b);
 }
 
-/* Whether a publish into a room homed on `home` is refused now: the backplane of that core
- * is down and --backplane-down is refuse. */
-static bool refused(ws_worker_t *c, unsigned home)
+/* Whether a publish into room `name` homed on `home` is refused now: the backplane of that
+ * core cannot route it (it is down; with a Cluster: the master of the room's slot is) and
+ * --backplane-down is refuse. */
+static bool refused(ws_worker_t *c, unsigned home, const char *name, size_t len)
 {
     return c->bp && c->cfg->backplane_down == WS_BACKPLANE_DOWN_REFUSE &&
-           !ws_backplane_flag_up(&c->srv->bp_up[home]);
+           !room_up(c, home, name, len);
 }
 
 void ws_broadcast_from_backplane(ws_worker_t *c, const char *name, size_t len, uint64_t seq,
@@ -309,7 +319,7 @@ void ws_broadcast_leave(ws_worker_t *c, ws_conn_t *conn)
 int ws_broadcast_publish(ws_worker_t *c, ws_conn_t *conn, ws_block_t *b)
 {
     ws_room_t *r = conn->room;
-    if (!r || refused(c, r->home)) {
+    if (!r || refused(c, r->home, r->name, r->name_len)) {
         ws_block_unref(b);
         return r ? -ENOTCONN : 0;
     }
@@ -330,7 +340,7 @@ int ws_broadcast_publish_name(ws_worker_t *c, const char *name, size_t len, ws_b
     }
     uint64_t h = ws_room_hash(name, len);
     unsigned home = ws_room_home(h, c->ncores);
-    if (refused(c, home)) {
+    if (refused(c, home, name, len)) {
         ws_block_unref(b);
         return -ENOTCONN;
     }

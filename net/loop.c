@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "backplane.h"
+#include "cluster.h"
 #include "broadcast.h"
 #include "conn_send.h"
 #include "disconnect.h"
@@ -489,7 +490,9 @@ static const ws_backplane_ops_t backplane_ops = {
 void ws_loop_run(ws_worker_t *c)
 {
     if (c->srv->bp_conf &&
-        !(c->bp = ws_backplane_new(c, c->srv->bp_conf, &backplane_ops, &c->srv->bp_up[c->id]))) {
+        !(c->bp = ws_backplane_new(
+              c, c->srv->bp_conf, &backplane_ops, &c->srv->bp_up[c->id],
+              c->srv->bp_slots ? c->srv->bp_slots + (size_t)c->id * WS_CLUSTER_SLOTS : NULL))) {
         ws_log_error("core %u: cannot start the backplane: stopping", c->id);
         c->err = -ENOMEM;
         begin_stop(c);

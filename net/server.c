@@ -18,6 +18,7 @@
 #include "tls_server.h"
 #include "token.h"
 #include "backplane.h"
+#include "cluster.h"
 #include "probe.h"
 #include "listener.h"
 #include "log.h"
@@ -153,6 +154,7 @@ static void free_server(ws_server_t *srv)
         explicit_bzero(srv->bp_conf, sizeof(*srv->bp_conf)); /* the Redis password */
     free(srv->bp_conf);
     free(srv->bp_up);
+    free(srv->bp_slots);
     free(srv->token_audience);
     ws_api_keys_free(srv->api_keys);
     ws_tls_server_free(srv); /* after the cores: every session is gone */
@@ -214,6 +216,10 @@ static int server_new(const ws_server_config_t *cfg_in, ws_server_t **out)
         }
         cfg->backplane_url = NULL;
         if (!(srv->bp_up = calloc(srv->ncores, sizeof(*srv->bp_up))))
+            return -ENOMEM;
+        if (srv->bp_conf->cluster &&
+            !(srv->bp_slots =
+                  calloc((size_t)srv->ncores * WS_CLUSTER_SLOTS, sizeof(*srv->bp_slots))))
             return -ENOMEM;
     }
     if (!(cfg->backplane_prefix = srv->bp_prefix = strdup(cfg->backplane_prefix)))

@@ -40,6 +40,8 @@ struct ws_server {
     struct ws_backplane_conf *bp_conf;       /* --backplane; NULL: one node */
     char *bp_prefix;                     /* the copy cfg.backplane_prefix points to */
     _Atomic bool *bp_up;                 /* [ncores]: each core's backplane is up */
+    _Atomic uint8_t *bp_slots;           /* Cluster: [ncores][WS_CLUSTER_SLOTS], 1 where that
+                                            core has a master up for the slot */
     /* Start-up: every core sets up, then waits until all have (`go`); a failure anywhere
      * (start_err) stops them all before any loop runs. */
     pthread_mutex_t start_lock;

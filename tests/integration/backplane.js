@@ -12,103 +12,17 @@
 'use strict';
 
 const crypto = require('node:crypto');
-const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const h = require('./lib/harness');
 const T = require('./lib/tlsutil');
 const { Rng, Catalogue, Tracker, trackWebSocket, compareOrders } = require('./lib/messages');
+const { Redis, traffic } = require('./lib/backplane');
 
 const KEY = 'backplane-test-key-' + crypto.randomBytes(8).toString('hex');
 
-class Redis {
-    async start(port) {
-        this.port = port || (await h.freePort());
-        this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '',
-            '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
-        this.proc.on('error', (e) => h.abort(`redis-server: ${e.message} (scripts/deps.sh --test installs it)`));
-        this.exited = new Promise((r) => this.proc.on('exit', r));
-        await h.pollUntil(() => {
-            try {
-                return execFileSync('redis-cli', ['-p', String(this.port), 'PING']).toString().trim() === 'PONG';
-            } catch (e) {
-                return false;
-            }
-        }, 10000, () => 'redis-server did not answer PING', 50);
-        return this;
-    }
-
-    cli(...args) {
-        return execFileSync('redis-cli', ['-p', String(this.port), ...args]).toString().trim();
-    }
-
-    async kill() {
-        this.proc.kill('SIGKILL');
-        await this.exited;
-    }
-}
-
 const node = (o, redis, extra = []) => new h.Server(o.server, ['-c', '2', '-v', '--backplane', `redis://127.0.0.1:${redis.port}`, ...extra]);
-
-async function traffic(nodes, tlsNode, rng) {
-    const rooms = ['big'];
-    for (let i = 0; i < 50; i++) rooms.push(`r/${i}`);
-    const cats = Object.fromEntries(rooms.map((r) => [r, new Catalogue(r)]));
-    const clients = [];
-    for (let i = 0; i < 300; i++) {
-        const room = i < 150 ? 'big' : rooms[1 + ((i - 150) % 50)];
-        const n = nodes[i % 3];
-        const tls = n === tlsNode && i % 6 === 0;
-        const url = `/${room}`;
-        const ws = tls ? await T.connectWss(n.wssUrl(url), { ca: n.certs.ca }) : await h.connectWs(n.url(url));
-        clients.push({ label: `c${i}${tls ? 's' : ''}@${nodes.indexOf(n)}`, room, ws });
-    }
-    await h.sleep(300); // subscriptions confirmed
-    const plan = [];
-    const add = (room, sender, send) => {
-        for (;;) {
-            const binary = rng.chance(0.3);
-            const bytes = binary ? rng.bytes(rng.int(1, 3000)) : Buffer.from(rng.text(rng.int(0, 2000)), 'utf8');
-            if (cats[room].add(sender, binary, bytes)) return plan.push({ room, binary, bytes, send });
-        }
-    };
-    for (let s = 0; s < 6; s++) for (let k = 0; k < 20; k++) add('big', `m${s}`, clients[s]);
-    for (let k = 0; k < 20; k++) add('big', 'api', null);
-    for (let i = 1; i <= 50; i++) for (let k = 0; k < 5; k++) add(rooms[i], 'm', clients.find((c) => c.room === rooms[i]));
-    const trackers = clients.map((c) => {
-        const t = new Tracker(c.label, cats[c.room], { others: Object.values(cats).filter((x) => x !== cats[c.room]) });
-        trackWebSocket(c.ws, t);
-        return { t, c };
-    });
-    const api = plan.filter((p) => !p.send);
-    const members = plan.filter((p) => p.send);
-    await Promise.all([
-        (async () => {
-            for (const m of members) {
-                m.send.ws.send(m.binary ? m.bytes : m.bytes.toString('utf8'));
-                if (rng.chance(0.1)) await h.sleep(1);
-            }
-        })(),
-        (async () => {
-            for (const m of api) {
-                const r = await fetch(`http://127.0.0.1:${tlsNode.port}/api/publish/big`, { method: 'POST', body: m.bytes,
-                    headers: { authorization: `Bearer ${KEY}`, 'content-type': m.binary ? 'application/octet-stream' : 'text/plain' } });
-                h.checkEq(r.status, 200, 'API publish through the backplane');
-                await r.arrayBuffer();
-            }
-        })(),
-    ]);
-    await h.withTimeout(Promise.all(trackers.map(({ t }) => t.completion())), 30000,
-        () => `deliveries: ${trackers.filter(({ t }) => !t.complete).slice(0, 5).map(({ t }) => `${t.label} ${t.count}/${t.expected}`).join(', ')}`);
-    for (const room of rooms) {
-        const res = trackers.filter(({ c }) => c.room === room).map(({ t }) => t.result());
-        for (const r of res) h.check(r.errors.length === 0, r.errors.join('; '));
-        const diff = compareOrders(cats[room], res);
-        h.check(!diff, `room ${room}: ${diff}`);
-    }
-    return clients;
-}
 
 async function accounting(nodes, redis) {
     const solo = await h.connectWs(nodes[0].url('/solo'));
@@ -146,12 +60,6 @@ async function killNode(nodes, clients, rng) {
     await victim.exited;
     const live = clients.filter((c) => c.room === 'big' && !c.label.endsWith('@2'));
     const cat = new Catalogue('big after the kill');
-    const trackers = live.map((c) => {
-        const t = new Tracker(c.label, cat);
-        c.ws.addEventListener('message', () => {}); // the old tracker ignores the rest
-        trackWebSocket(c.ws, t);
-        return t;
-    });
     const senders = [live[0], live[1]];
     const sends = [];
     for (let k = 0; k < 30; k++) {
@@ -161,6 +69,13 @@ async function killNode(nodes, clients, rng) {
         while (!cat.add(s.label, false, bytes));
         sends.push([s, bytes]);
     }
+    // The trackers expect what the catalogue holds when they are made: all of it.
+    const trackers = live.map((c) => {
+        const t = new Tracker(c.label, cat);
+        c.ws.addEventListener('message', () => {}); // the old tracker ignores the rest
+        trackWebSocket(c.ws, t);
+        return t;
+    });
     for (const [s, b] of sends) s.ws.send(b.toString('utf8'));
     await h.withTimeout(Promise.all(trackers.map((t) => t.completion())), 15000,
         () => `after the kill: ${trackers.filter((t) => !t.complete).slice(0, 3).map((t) => `${t.label} ${t.count}/${t.expected}`).join(', ')}`);
@@ -215,7 +130,7 @@ h.run('backplane', async () => {
         '--api-key-file', path.join(dir, 'keys')], { certs });
     const nodes = [await tlsNode.start(), await node(o, redis, ['--api-key-file', path.join(dir, 'keys')]).start(), await node(o, redis).start()];
     try {
-        const clients = await traffic(nodes, tlsNode, rng);
+        const clients = await traffic(nodes, tlsNode, rng, KEY);
         await accounting(nodes, redis);
         await seqGap(nodes, redis, clients);
         await killNode(nodes, clients, rng);
