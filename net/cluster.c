@@ -82,7 +82,8 @@ int ws_cluster_parse_redirect(const char *err, size_t len, ws_cluster_node_t *n)
                                                         : 0;
     if (!kind)
         return 0;
-    const char *sp = memchr(err + 4, ' ', len - 4); /* after the slot */
+    size_t word = kind == 1 ? 6 : 4;
+    const char *sp = memchr(err + word, ' ', len - word); /* after the slot */
     const char *colon = NULL;
     for (const char *p = err + len; sp && p > sp; p--)
         if (p[-1] == ':') {
