@@ -47,5 +47,6 @@ case "${1:-}" in
 --test) npm_modules "$here/tests/integration" "the integration tests" ;;
 --bench)
     npm_modules "$here/tests/integration" "bench/peers/check.js (undici)"
-    npm_modules "$here/bench/peers/node-ws" "the node-ws peer" ;;
+    npm_modules "$here/bench/peers/node-ws" "the node-ws peer"
+    npm_modules "$here/bench/peers/node-ws-redis" "the node-ws + Redis peer (ioredis)" ;;
 esac

@@ -206,7 +206,8 @@ static const opt_t options[] = {
      "one of the keys in FILE, one per line",
      .kind = OPT_TEXT, FIELD(api_key_file), .section = SEC_ACCESS},
     {"backplane", 0, "URL",
-     "rooms span every node on the same Redis: redis://[user:pass@]host:port[/db]",
+     "rooms span every node on the same Redis: redis://[user:pass@]host:port[/db], or "
+     "Redis Cluster: redis-cluster://[user:pass@]host:port[,host:port...]",
      .kind = OPT_TEXT, FIELD(backplane_url), .section = SEC_CLUSTER},
     {"backplane-prefix", 0, "P", "Redis channel and key prefix (default {})", .kind = OPT_TEXT,
      FIELD(backplane_prefix), .section = SEC_CLUSTER},
@@ -346,9 +347,15 @@ static void print_version(cli_t *cli, const opt_t *o, const char *val)
 /* The field's default as the option would take it: "16m", "30s", "close", "off". */
 static void format_default(const opt_t *o, const ws_server_config_t *d, char *buf, size_t len)
 {
-    if (o->kind == OPT_TEXT || o->kind == OPT_CHARS || o->kind == OPT_FN)
-        return; /* no number to format: the help text says the default in words */
     const char *field = (const char *)d + o->off;
+    if (o->kind == OPT_TEXT) { /* a text with a default: "uringws" */
+        const char *text;
+        memcpy(&text, field, sizeof(text));
+        snprintf(buf, len, "%s", text ? text : "");
+        return;
+    }
+    if (o->kind == OPT_CHARS || o->kind == OPT_FN)
+        return; /* no number to format: the help text says the default in words */
     uint64_t v = o->kind == OPT_TRUE || o->kind == OPT_FALSE ? *(const bool *)field
                                                              : load_uint(field, o->width);
     static const char units[] = "kmg";
