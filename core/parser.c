@@ -215,7 +215,7 @@ static int close_frame(ws_parser_t *ps, const uint8_t *payload, size_t len,
     size_t rlen = 0;
     if (len >= 2) {
         code = ((unsigned)payload[0] << 8) | payload[1];
-        if (!ws_frame_close_code_valid(code))
+        if (!ws_frame_close_code_valid(code) && !(code && code == ps->sent_close))
             return fail(ps, WS_CLOSE_PROTOCOL_ERROR);
         reason = payload + 2;
         rlen = len - 2;

@@ -136,6 +136,7 @@ void ws_conn_close(ws_worker_t *c, ws_conn_t *conn, unsigned code, const char *w
     if (drop_queue)
         ws_conn_send_drop(c, conn, false);
     ws_conn_closing(c, conn);
+    conn->parser.sent_close = (uint16_t)code; /* its echo is the peer's answer */
     if (ws_conn_send_close_frame(c, conn, code, why) < 0) {
         /* No memory for 2..125 bytes: give up on the handshake, just end the stream. */
         conn->flags |= WS_CONN_F_FLUSH_CLOSE;

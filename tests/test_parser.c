@@ -566,6 +566,25 @@ static void test_rejections(void)
         reject_frame(0x88, body, 2, KEY, PROTO);
     }
     reject_frame(0x88, "\x03\xe8\xc3\x28", 4, KEY, INVALID);
+    {
+        /* The echo of a close this side sent with 1012 is an answer; 1013 still is not. */
+        ws_parser_t ps;
+        ws_parser_init(&ps, NULL);
+        ps.sent_close = 1012;
+        uint8_t echo[] = {0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xf4 ^ 2};
+        size_t used = 0;
+        CHECK_INT(ws_parser_feed(&ps, echo, sizeof echo, &used, &(ws_parser_callbacks_t){0}, NULL),
+                  0);
+        CHECK(ps.closed);
+        ws_parser_free(&ps);
+        ws_parser_init(&ps, NULL);
+        ps.sent_close = 1012;
+        uint8_t other[] = {0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xf5 ^ 2};
+        CHECK_INT(
+            ws_parser_feed(&ps, other, sizeof other, &used, &(ws_parser_callbacks_t){0}, NULL),
+            -EPROTO);
+        ws_parser_free(&ps);
+    }
     reject_frame(0x88, "\x03\xe8ok\xe2\x82", 6, KEY, INVALID);
 
     buf_reset(&bad);

@@ -80,6 +80,11 @@ typedef struct ws_parser {
     /* 0 while error is 0; else the close code to answer with: 1002, 1007 or 1009 after
      * -EPROTO, 1011 after -ENOMEM, 1000 after WS_PARSER_CLOSED. */
     uint16_t close_code;
+    /* The code of the close this side sent (0: none). A peer echoing it is answering, not
+     * breaking the protocol, even where the code is one RFC 6455 keeps off the wire: the
+     * server sends the IANA-registered 1012 (service restart) and 1013 (try again later),
+     * and browsers and Node's ws echo them. */
+    uint16_t sent_close;
 } ws_parser_t;
 
 /* cfg NULL means the defaults: 16 MiB messages, WS_FRAME_REQUIRE_MASK, no kept buffer. */
