@@ -94,12 +94,18 @@ static int dropped(ws_backplane_t *bp, ws_block_t *b, int rc)
 
 int ws_backplane_publish(ws_backplane_t *bp, const char *name, size_t len, ws_block_t *b)
 {
-    if (bp->stopped ||
-        !ws_backplane_room_up(bp->up, bp->slots_up, bp->c->cfg->backplane_prefix, name, len))
+    if (bp->stopped)
         return dropped(bp, b, -ENOTCONN);
     bp_chan_t *ch = ws__bp_chan_get(bp, name, len, true);
     if (!ch)
         return dropped(bp, b, -ENOMEM);
+    /* The room's route, from its cached slot (what the slot flags say, without hashing the
+     * name again). */
+    bp_link_t *l = ws__bp_link_for(bp, ch);
+    if (!l || !l->up) {
+        ws__bp_chan_maybe_free(bp, ch);
+        return dropped(bp, b, -ENOTCONN);
+    }
     /* With members here, nothing is published before the subscription is confirmed (an
      * UNSUBSCRIBE may still be in flight, or the SUBSCRIBE not sent yet): the node would
      * miss its own message. */
@@ -239,14 +245,14 @@ static void confirmed(ws_backplane_t *bp, bp_chan_t *ch, bool subscribed)
 static void sub_error(bp_link_t *l, bp_chan_t *ch, const redisReply *rep)
 {
     ws_backplane_t *bp = l->bp;
-    bool was_sub = ch->state == BP_UNSUBSCRIBING;
+    bool unsub = ch->state == BP_UNSUBSCRIBING;
     gone(bp, ch);
     if (rep->len >= 6 && (memcmp(rep->str, "MOVED ", 6) == 0 || memcmp(rep->str, "ASK ", 4) == 0)) {
         ws__bp_links_refresh(bp);
         ws__bp_chan_maybe_free(bp, ch);
         return;
     }
-    ws_log_error("backplane: %s '%s' refused by %s: %.200s", was_sub ? "unsubscribe" : "subscribe",
+    ws_log_error("backplane: %s '%s' refused by %s: %.200s", unsub ? "unsubscribe" : "subscribe",
                  ch->name, l->target.where, rep->str);
     ws__bp_chan_drop_pending(bp, ch);
     if (ch->want)

@@ -65,11 +65,20 @@ static bp_chan_t **slot(ws_backplane_t *bp, const char *name, size_t len, uint64
     return pp;
 }
 
+/* A room's key in buf: "<prefix>:<room>" or, tagged, "<prefix>:{<room>}", then ":seq" for
+ * its counter. Its length, or 0 when it does not fit. */
+static size_t key(char *buf, size_t cap, const char *prefix, bool tag, const char *name, size_t len,
+                  bool seq)
+{
+    int n = snprintf(buf, cap, "%s:%s%.*s%s%s", prefix, tag ? "{" : "", (int)len, name,
+                     tag ? "}" : "", seq ? ":seq" : "");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
 unsigned ws_backplane_keyslot(const char *prefix, const char *name, size_t len)
 {
-    char key[WS_ROOM_MAX + 80];
-    int n = snprintf(key, sizeof key, "%s:{%.*s}", prefix, (int)len, name);
-    return n > 0 && (size_t)n < sizeof key ? ws_cluster_keyslot(key, (size_t)n) : 0;
+    char buf[WS_ROOM_MAX + 80];
+    return ws_cluster_keyslot(buf, key(buf, sizeof buf, prefix, true, name, len, false));
 }
 
 bp_chan_t *ws__bp_chan_get(ws_backplane_t *bp, const char *name, size_t len, bool create)
@@ -114,10 +123,7 @@ void ws__bp_chan_maybe_free(ws_backplane_t *bp, bp_chan_t *ch)
 size_t ws__bp_chan_key(const ws_backplane_t *bp, const bp_chan_t *ch, bool seq, char *buf,
                        size_t cap)
 {
-    bool tag = bp->conf->cluster;
-    int n = snprintf(buf, cap, "%s:%s%.*s%s%s", bp->c->cfg->backplane_prefix, tag ? "{" : "",
-                     (int)ch->len, ch->name, tag ? "}" : "", seq ? ":seq" : "");
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    return key(buf, cap, bp->c->cfg->backplane_prefix, bp->conf->cluster, ch->name, ch->len, seq);
 }
 
 const char *ws__bp_chan_room(const ws_backplane_t *bp, const redisReply *chan, size_t *len)

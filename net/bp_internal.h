@@ -97,5 +97,7 @@ void ws__bp_publish_free(ws_backplane_t *bp);
 
 /* bp_url.c: a numeric host (as a Cluster announces its nodes) into t; -EINVAL for a name. */
 int ws__bp_target_numeric(ws_redis_target_t *t, const char *host, int port);
+/* "host:port", or "[host]:port" for IPv6: a target's `where`, what links are found by. */
+void ws__bp_where(char *buf, size_t cap, const char *host, const char *port);
 
 #endif

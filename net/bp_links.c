@@ -114,8 +114,9 @@ static bp_link_t *find_where(ws_backplane_t *bp, const char *where)
 
 bp_link_t *ws__bp_link_find(ws_backplane_t *bp, const char *host, int port)
 {
-    char where[sizeof bp->ctl_target.where];
-    snprintf(where, sizeof where, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    char where[sizeof bp->ctl_target.where], ps[8];
+    snprintf(ps, sizeof ps, "%d", port);
+    ws__bp_where(where, sizeof where, host, ps);
     bp_link_t *l = find_where(bp, where);
     return l && l->open ? l : NULL;
 }

@@ -37,9 +37,9 @@ static const char *userinfo(const char *p, ws_redis_target_t *t, char *err, size
     return at + 1;
 }
 
-static void set_where(ws_redis_target_t *t, const char *host, const char *port)
+void ws__bp_where(char *buf, size_t cap, const char *host, const char *port)
 {
-    snprintf(t->where, sizeof t->where, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+    snprintf(buf, cap, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
 }
 
 /* host[:port] (host a name, IPv4 or [IPv6]) of p[0..n) into t, resolved. */
@@ -75,7 +75,7 @@ static int host_port(const char *p, size_t n, ws_redis_target_t *t, char *err, s
     memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
     t->addr_len = ai->ai_addrlen;
     freeaddrinfo(ai);
-    set_where(t, host, port);
+    ws__bp_where(t->where, sizeof t->where, host, port);
     return 0;
 }
 
@@ -144,6 +144,6 @@ int ws__bp_target_numeric(ws_redis_target_t *t, const char *host, int port)
     memcpy(&t->addr, ai->ai_addr, ai->ai_addrlen);
     t->addr_len = ai->ai_addrlen;
     freeaddrinfo(ai);
-    set_where(t, host, ps);
+    ws__bp_where(t->where, sizeof t->where, host, ps);
     return 0;
 }

@@ -84,12 +84,7 @@ int ws_cluster_parse_redirect(const char *err, size_t len, ws_cluster_node_t *n)
         return 0;
     size_t word = kind == 1 ? 6 : 4;
     const char *sp = memchr(err + word, ' ', len - word); /* after the slot */
-    const char *colon = NULL;
-    for (const char *p = err + len; sp && p > sp; p--)
-        if (p[-1] == ':') {
-            colon = p - 1;
-            break;
-        }
+    const char *colon = sp ? memrchr(sp, ':', (size_t)(err + len - sp)) : NULL;
     if (!sp || !colon || colon == sp + 1 || (size_t)(colon - sp - 1) >= sizeof n->host)
         return 0;
     char port[8];

@@ -40,11 +40,9 @@ static void arm(ws_redis_t *r, unsigned op)
     io_uring_sqe_set_data64(sqe, ws_ud_make(r->kind, r->id * 4 + op, r->gen));
 }
 
-static void fail(ws_redis_t *r, const char *why)
+/* Ends the socket (r->fd >= 0) and everything tied to it. */
+static void end_socket(ws_redis_t *r)
 {
-    if (r->fd < 0)
-        return;
-    bool was_up = r->up;
     /* SQEs not yet submitted name the fd by number: submit them before the number can be
      * reused. Then shutdown completes what is in flight; their generation is old. */
     io_uring_submit(&r->c->ring);
@@ -58,6 +56,14 @@ static void fail(ws_redis_t *r, const char *why)
     r->out_len = r->snd_len = r->snd_off = 0;
     redisReaderFree(r->reader);
     r->reader = NULL;
+}
+
+static void fail(ws_redis_t *r, const char *why)
+{
+    if (r->fd < 0)
+        return;
+    bool was_up = r->up;
+    end_socket(r);
     if (r->closing)
         return;
     r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -295,20 +301,9 @@ void ws_redis_reset(ws_redis_t *r, const char *why)
 void ws_redis_close(ws_redis_t *r)
 {
     r->closing = true;
-    r->up = false;
-    r->handshake = 0;
-    r->send_armed = r->recv_armed = false;
-    r->out_len = r->snd_len = r->snd_off = 0;
-    r->gen++;
     ws_timer_del(&r->c->wheel, &r->timer);
-    if (r->fd >= 0) {
-        io_uring_submit(&r->c->ring);
-        shutdown(r->fd, SHUT_RDWR);
-        close(r->fd);
-        r->fd = -1;
-    }
-    redisReaderFree(r->reader);
-    r->reader = NULL;
+    if (r->fd >= 0)
+        end_socket(r); /* without a socket, its failure reset the rest already */
 }
 
 void ws_redis_open(ws_redis_t *r)

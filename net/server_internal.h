@@ -37,7 +37,7 @@ struct ws_server {
     ws_jwt_key_t *token_key;     /* --token-key; NULL: tokens are not looked at */
     char *token_issuer, *token_audience; /* copies cfg's point to */
     ws_api_keys_t *api_keys;             /* --api-key-file; NULL: the API is off */
-    struct ws_backplane_conf *bp_conf;       /* --backplane; NULL: one node */
+    struct ws_backplane_conf *bp_conf;   /* --backplane; NULL: one node */
     char *bp_prefix;                     /* the copy cfg.backplane_prefix points to */
     _Atomic bool *bp_up;                 /* [ncores]: each core's backplane is up */
     _Atomic uint8_t *bp_slots;           /* Cluster: [ncores][WS_CLUSTER_SLOTS], 1 where that
